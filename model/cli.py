@@ -1,0 +1,60 @@
+"""`p2t train`: train MinimalLLM on a data directory built by `p2t data build`.
+
+Registered under the `p2t` group by `from p2t_model.cli import train`; also `python -m p2t_model.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .config import load_config_file, merge, preset
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Directory with train.jsonl (and optionally valid_random.jsonl, valid_compositional.jsonl).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory: checkpoints, tokenizer, train_log.jsonl, loss.png.")
+@click.option("--preset", "preset_name", default="50m", show_default=True, type=click.Choice(["50m", "tiny"]),
+              help="Base configuration (model and training).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="JSON or TOML file with tables `model` and `train` overriding the preset.")
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out (exact resume).")
+@click.option("--max-steps", type=int, help="Override train.max_steps.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model (default: config).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, device, compile_, quiet):
+    """Train the LLM engine's model on (canonical Python, Triton) pairs.
+
+    Prints the exact parameter count, then a progress bar with loss, tokens/s and MFU; validation
+    losses every eval interval; checkpoints (safetensors + JSON, atomic) into --out.
+
+    \b
+    Example:
+      p2t train --data data/ --out runs/50m --max-steps 5000
+      p2t train --data data/ --out runs/50m --resume
+      p2t train --data data/ --out /tmp/tiny --preset tiny --device cpu --max-steps 20
+    """
+    from p2t_core.errors import P2TError
+
+    from .train import train as run_training
+
+    try:
+        model_cfg, train_cfg = preset(preset_name)
+        if config_file:
+            model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
+        if compile_ is not None:
+            train_cfg.compile = compile_
+        result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
+                              device=device, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    except (P2TError, ValueError, FileNotFoundError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
+
+
+if __name__ == "__main__":
+    train()

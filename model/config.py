@@ -1,0 +1,161 @@
+"""Configuration of MinimalLLM and of its training: two dataclasses, each value with its reason.
+
+`ModelConfig()` is the shipped ~50M model; `preset("tiny")` is the CPU test model. A config file
+(JSON or TOML) has two optional tables, `model` and `train`, whose keys are the field names below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class ModelConfig:
+    # Byte-level BPE over Python + Triton source: 8192 covers the identifiers, keywords and the
+    # indentation runs of both languages; a larger vocab mostly buys rare names at 0.5M params/1k.
+    vocab_size: int = 8192
+    # A unit's canonical prompt plus its Triton module is ~300-1500 tokens; 2048 leaves headroom
+    # for multi-kernel modules. RoPE means nothing here is learned per position.
+    context: int = 2048
+    # 512 wide x 12 deep: the usual ~50M shape (GPT-2-small's depth at 2/3 of its width);
+    # depth matters more than width for the long-range copying that code translation needs.
+    d_model: int = 512
+    n_layer: int = 12
+    # 8 heads of 64: the head size FlashAttention kernels are fastest at, and RoPE wants it even.
+    n_head: int = 8
+    # SwiGLU hidden size 1792 = 3.5 x d_model (a multiple of 128 for tensor cores). Three matrices
+    # of 512x1792 cost about what GELU's 4x costs with two, and SwiGLU trains better per FLOP.
+    ffn_hidden: int = 1792
+    # RoPE base 10000: the standard; positions here never exceed 2048, so no extension is needed.
+    rope_base: float = 10000.0
+    # RMSNorm epsilon; the norm runs in fp32, so a small value is safe.
+    norm_eps: float = 1e-6
+    # No dropout: the corpus is generated, large and deduplicated; we stop early, we do not regularize.
+    dropout: float = 0.0
+    # Output head tied to the token embedding (same storage): saves vocab x d_model = 4.2M params.
+    tie_embeddings: bool = True
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of n_head {self.n_head}")
+        if (self.d_model // self.n_head) % 2:
+            raise ValueError("RoPE needs an even head size")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+
+@dataclass
+class TrainConfig:
+    # 24 sequences x 4 accumulation steps = 96 per optimizer step: with ~1k-token pairs that is
+    # ~100k tokens per step; 24 x 2048 fits an H100 in bf16 without activation checkpointing.
+    micro_batch: int = 24
+    grad_accum: int = 4
+    # ~5000 steps x 96 pairs: several epochs of a 100k-pair corpus, where the validation loss flattens.
+    max_steps: int = 5000
+    # Muon's learning rate is in units of "spectral norm per step"; 0.02 is the value Muon was tuned
+    # at for models of this size, momentum 0.95 with Nesterov likewise.
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.01
+    # AdamW drives the embedding (tied head), norms and biases: 3e-3 is safe for a 512-wide
+    # embedding; beta2 0.95 reacts quickly to the loss spikes of early training.
+    adam_lr: float = 3e-3
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    adam_eps: float = 1e-8
+    # No decay on the embedding, norms and biases (decaying gains and embeddings hurts).
+    adam_weight_decay: float = 0.0
+    # Linear warmup for 200 steps (Adam's moments settle), then cosine to 10% of peak.
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    # Clip the global gradient norm at 1.0: the cheap insurance against a bad batch.
+    grad_clip: float = 1.0
+    # Validate every 250 steps on 20 micro-batches of each held-out split: a few seconds each time.
+    eval_interval: int = 250
+    eval_batches: int = 20
+    # A checkpoint every 500 steps, keeping the last 2 (each ~0.6 GB with the optimizer state).
+    ckpt_interval: int = 500
+    keep_checkpoints: int = 2
+    log_interval: int = 10
+    seed: int = 1337
+    # "auto": bf16 autocast where the GPU has it, fp16 + GradScaler where not, fp32 on CPU.
+    dtype: str = "auto"
+    # torch.compile the model: ~1.3x on H100 after a minute of compiling; off for tests and CPU.
+    compile: bool = False
+    # Sequences are padded to a multiple of 64 tokens: fewer distinct shapes for compiled kernels.
+    pad_multiple: int = 64
+    # Length-bucketing: sort pairs by length within windows of 50 micro-batches, so padding is small
+    # while the order stays random at the scale of an optimizer step.
+    bucket_window: int = 50
+    # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
+    # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.
+    peak_flops: float = 720e12
+    # BPE vocabulary target when the tokenizer is trained on the corpus (defaults to model.vocab_size).
+    tokenizer_vocab: int | None = None
+
+
+PRESETS: dict[str, tuple[dict, dict]] = {
+    # The shipped model: the dataclass defaults.
+    "50m": ({}, {}),
+    # A CPU test model of ~0.1M params: two layers of 64, a 512-token vocabulary, a 256 context.
+    "tiny": (
+        dict(vocab_size=512, context=256, d_model=64, n_layer=2, n_head=4, ffn_hidden=192),
+        dict(micro_batch=4, grad_accum=2, max_steps=50, warmup_steps=5, eval_interval=25, eval_batches=2,
+             ckpt_interval=25, log_interval=5, muon_lr=0.02, adam_lr=3e-3, pad_multiple=8, bucket_window=4),
+    ),
+}
+
+
+def _build(cls, values: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    values = dict(values)
+    if "adam_betas" in values:
+        values["adam_betas"] = tuple(values["adam_betas"])
+    return cls(**values)
+
+
+def preset(name: str) -> tuple[ModelConfig, TrainConfig]:
+    """The (model, train) configs of a named preset: `tiny` or `50m`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    m, t = PRESETS[name]
+    return _build(ModelConfig, m), _build(TrainConfig, t)
+
+
+def merge(model: ModelConfig, train: TrainConfig, overrides: dict) -> tuple[ModelConfig, TrainConfig]:
+    """Apply `{"model": {...}, "train": {...}}` on top of configs; unknown keys are an error."""
+    unknown = sorted(set(overrides) - {"model", "train"})
+    if unknown:
+        raise ValueError(f"config file: unknown top-level keys {unknown}; expected tables 'model' and 'train'")
+    m = _build(ModelConfig, {**asdict(model), **overrides.get("model", {})})
+    t = _build(TrainConfig, {**asdict(train), **overrides.get("train", {})})
+    return m, t
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a JSON or TOML config file into `{"model": {...}, "train": {...}}`."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    return json.loads(text)
+
+
+def to_dict(cfg) -> dict:
+    return asdict(cfg)
+
+
+def model_config_from_dict(d: dict) -> ModelConfig:
+    return _build(ModelConfig, d)
+
+
+def train_config_from_dict(d: dict) -> TrainConfig:
+    return _build(TrainConfig, d)

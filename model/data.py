@@ -1,0 +1,175 @@
+"""Loading the (Python, Triton) pairs and batching them.
+
+A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line
+is `{"prompt", "target", "family", "style", "hash", ...}`. Pairs are tokenized once, pairs longer than
+the context are dropped (and counted), and batches are length-bucketed: shuffle by seed, sort by length
+within windows of `window` batches, cut into batches, shuffle the batches. The loader's position is two
+integers (epoch, cursor), so a checkpoint can resume it exactly. With `rank`/`world_size` each process
+sees a disjoint, equally long share of every epoch's batches (for torchrun / DDP).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .model import IGNORE_INDEX
+from .tokenizer import P2TTokenizer
+
+SPLITS = ("train", "valid_random", "valid_compositional")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not JSON: {e}") from None
+            if "prompt" not in row or "target" not in row:
+                raise ValueError(f"{path}:{n}: a pair needs 'prompt' and 'target'")
+            rows.append(row)
+    return rows
+
+
+class PairDataset:
+    """Tokenized pairs of one split; `dropped` counts the pairs that do not fit the context."""
+
+    def __init__(self, rows: list[dict], tokenizer: P2TTokenizer, context: int, name: str = ""):
+        self.name = name
+        encoded = tokenizer.encode_pairs([r["prompt"] for r in rows], [r["target"] for r in rows])
+        self.ids: list[list[int]] = []
+        self.masks: list[list[int]] = []
+        self.meta: list[dict] = []
+        self.dropped = 0
+        for row, (ids, mask) in zip(rows, encoded, strict=True):
+            if len(ids) - 1 > context:  # the model reads ids[:-1] and predicts ids[1:]
+                self.dropped += 1
+                continue
+            self.ids.append(ids)
+            self.masks.append(mask)
+            self.meta.append({k: row.get(k) for k in ("family", "style", "hash")})
+        self.lengths = [len(i) - 1 for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(self.lengths)
+
+
+def load_split(data_dir: str | Path, split: str, tokenizer: P2TTokenizer, context: int) -> PairDataset | None:
+    """The split's dataset, or None when its file is absent (held-out splits are optional)."""
+    path = Path(data_dir) / f"{split}.jsonl"
+    if not path.exists():
+        if split == "train":
+            raise FileNotFoundError(f"no {path}: the data directory needs train.jsonl (see `p2t data build`)")
+        return None
+    return PairDataset(read_jsonl(path), tokenizer, context, name=split)
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # (B, T) input ids, pad-filled
+    y: torch.Tensor  # (B, T) next-token targets, IGNORE_INDEX on prompt tokens and padding
+    n_tokens: int  # real (non-pad) input tokens
+    n_targets: int  # positions that carry loss
+
+    def to(self, device) -> Batch:
+        nb = torch.device(device).type == "cuda"
+        return Batch(self.x.to(device, non_blocking=nb), self.y.to(device, non_blocking=nb),
+                     self.n_tokens, self.n_targets)
+
+
+def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int) -> Batch:
+    T = max(ds.lengths[i] for i in index)
+    T = min(-(-T // pad_multiple) * pad_multiple, context)  # round up: fewer distinct shapes
+    x = torch.full((len(index), T), pad_id, dtype=torch.long)
+    y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
+    for row, i in enumerate(index):
+        ids = torch.tensor(ds.ids[i], dtype=torch.long)
+        mask = torch.tensor(ds.masks[i], dtype=torch.bool)
+        n = len(ids) - 1
+        x[row, :n] = ids[:-1]
+        y[row, :n] = torch.where(mask[1:], ids[1:], IGNORE_INDEX)
+    return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()))
+
+
+class BatchLoader:
+    """An endless, resumable, shardable stream of length-bucketed batches over one dataset."""
+
+    def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
+                 shuffle: bool = True, window: int = 50, pad_multiple: int = 64, rank: int = 0, world_size: int = 1):
+        if len(ds) == 0:
+            raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
+        self.seed, self.shuffle, self.window, self.pad_multiple = seed, shuffle, window, pad_multiple
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.cursor = 0, 0
+        self._plan_epoch: int | None = None
+        self._plan: list[list[int]] = []
+
+    def epoch_plan(self, epoch: int) -> list[list[int]]:
+        """This rank's batches (lists of pair indices) for an epoch; a pure function of (seed, epoch, rank)."""
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        order = list(range(len(self.ds)))
+        if self.shuffle:
+            rng.shuffle(order)
+        span = self.batch_size * self.window
+        batches = []
+        for s in range(0, len(order), span):
+            chunk = sorted(order[s:s + span], key=lambda i: self.ds.lengths[i])
+            batches += [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        if self.shuffle:
+            rng.shuffle(batches)
+        while len(batches) < self.world_size:  # a tiny split still gives every rank a batch
+            batches += batches
+        per_rank = len(batches) // self.world_size  # equal counts: ranks step in lockstep
+        return batches[self.rank::self.world_size][:per_rank]
+
+    def _current_plan(self) -> list[list[int]]:
+        if self._plan_epoch != self.epoch:
+            self._plan, self._plan_epoch = self.epoch_plan(self.epoch), self.epoch
+        return self._plan
+
+    def __len__(self) -> int:  # batches per epoch on this rank
+        return len(self.epoch_plan(0))
+
+    def next_batch(self) -> Batch:
+        plan = self._current_plan()
+        if self.cursor >= len(plan):
+            self.epoch, self.cursor = self.epoch + 1, 0
+            plan = self._current_plan()
+        index = plan[self.cursor]
+        self.cursor += 1
+        return collate(self.ds, index, self.pad_id, self.pad_multiple, self.context)
+
+    def __iter__(self):
+        while True:
+            yield self.next_batch()
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+
+
+def fixed_batches(ds: PairDataset, batch_size: int, pad_id: int, context: int, n: int, pad_multiple: int = 64,
+                  rank: int = 0, world_size: int = 1) -> list[Batch]:
+    """The same n batches every time (seeded sample, length-bucketed): for validation losses."""
+    loader = BatchLoader(ds, batch_size, pad_id, context, seed=0, shuffle=True, window=n or 1,
+                         pad_multiple=pad_multiple, rank=rank, world_size=world_size)
+    plan = loader.epoch_plan(0)[:n]
+    return [collate(ds, index, pad_id, pad_multiple, context) for index in plan]

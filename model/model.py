@@ -1,0 +1,243 @@
+"""MinimalLLM: a decoder-only transformer, readable in one sitting.
+
+token ids -> embedding -> n_layer x [RMSNorm -> attention (RoPE, causal SDPA) -> + ; RMSNorm -> SwiGLU -> +]
+-> RMSNorm -> output head (the embedding matrix itself) -> logits.
+
+Shapes: B batch, T sequence, C d_model, nh heads, hs head size, V vocabulary.
+Decoding keeps a `KVCache`; `forward(idx, kv_cache=cache, start_pos=p)` appends to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+
+IGNORE_INDEX = -100  # targets with this value (prompt and padding) carry no loss
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        xf = x.float()  # normalize in fp32 even under autocast
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (xf * self.weight.float()).type_as(x)
+
+
+def rope_tables(head_dim: int, length: int, base: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of angle pos * base**(-2i/hs), each (length, hs/2), fp32."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)  # (L, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[i], x[i + hs/2]) of x (B, nh, T, hs) by the angles of its T positions."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half].float(), x[..., half:].float()  # (B, nh, T, hs/2) each
+    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.type_as(x)
+
+
+class KVCache:
+    """Keys and values of every layer for up to `max_len` positions: (n_layer, B, nh, max_len, hs) each."""
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype):
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_len = max_len
+
+    def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
+        """Store k, v (B, nh, T, hs) at positions start..start+T; return all keys/values up to there."""
+        end = start + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; asked for {end}")
+        self.k[layer, :, :, start:end] = k
+        self.v[layer, :, :, start:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]  # (B, nh, end, hs)
+
+    def repeat(self, n: int) -> KVCache:
+        """The same cache for n copies of each sequence (after a batch-1 prefill)."""
+        self.k = self.k.repeat_interleave(n, dim=1)
+        self.v = self.v.repeat_interleave(n, dim=1)
+        return self
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        dropout = self.dropout if self.training else 0.0
+        if kv_cache is not None:
+            k_all, v_all = kv_cache.update(layer, start_pos, k, v)  # (B, nh, start_pos + T, hs)
+        if kv_cache is None or start_pos == 0:  # training, or a prefill: plain causal attention
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
+        elif T == 1:  # one new token sees every cached position
+            y = F.scaled_dot_product_attention(q, k_all, v_all)
+        else:  # a chunk after a prefix: causal with an offset, which is_causal (top-left aligned) is not
+            mask = torch.ones(T, start_pos + T, dtype=torch.bool, device=x.device).tril(diagonal=start_pos)
+            y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
+        self.up = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
+        self.down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, ffn) -> (B, T, C)
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg)
+
+    def forward(self, x, cos, sin, layer, kv_cache, start_pos):
+        x = x + self.attn(self.norm1(x), cos, sin, layer, kv_cache, start_pos)
+        return x + self.ffn(self.norm2(x))
+
+
+class MinimalLLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight  # one Parameter, one storage
+        cos, sin = rope_tables(cfg.head_dim, cfg.context, cfg.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (context, hs/2)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # residual outputs scaled down: variance stays ~1 with depth
+            if name.endswith(("attn.proj.weight", "ffn.down.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(m):
+        if isinstance(m, nn.Linear | nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def num_params(self) -> int:
+        """Exact count of distinct parameters (the tied embedding/head counted once)."""
+        return sum(p.numel() for p in self.parameters())  # parameters() already yields a shared one once
+
+    def reset_rope(self, device=None):
+        """Recompute the RoPE tables (after building on the meta device and materializing with to_empty)."""
+        cos, sin = rope_tables(self.config.head_dim, self.config.context, self.config.rope_base, device=device)
+        self.rope_cos, self.rope_sin = cos, sin
+
+    def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int = 0, reduction="mean"):
+        """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100."""
+        B, T = idx.shape
+        if start_pos + T > self.config.context:
+            raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
+        cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs/2)
+        sin = self.rope_sin[start_pos:start_pos + T]
+        x = self.tok_emb(idx)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, i, kv_cache, start_pos)
+        x = self.norm(x)
+        logits = self.lm_head(x)  # (B, T, V)
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                               ignore_index=IGNORE_INDEX, reduction=reduction)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                 stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None
+                 ) -> list[list[int]]:
+        """Decode `num_samples` continuations of one prompt with a KV cache.
+
+        temperature == 0 is greedy; otherwise sample from softmax(logits / temperature) restricted to
+        the smallest set of tokens whose probability reaches top_p. Each returned list holds the new
+        tokens only, cut before `stop_id` (which is not included).
+        """
+        device = self.rope_cos.device
+        prompt = torch.as_tensor(prompt_ids, dtype=torch.long, device=device).view(1, -1)  # (1, P)
+        P = prompt.shape[1]
+        max_new_tokens = min(max_new_tokens, self.config.context - P)
+        if max_new_tokens <= 0:
+            return [[] for _ in range(num_samples)]
+        dtype = self.tok_emb.weight.dtype
+        if device.type == "cuda" and dtype == torch.float32:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        cache = KVCache(self.config, 1, P + max_new_tokens, device, dtype)
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (1, V): prefill once, then copy
+        cache.repeat(num_samples)
+        logits = logits.expand(num_samples, -1)  # (N, V)
+        out = torch.empty(num_samples, 0, dtype=torch.long, device=device)
+        done = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        for i in range(max_new_tokens):
+            nxt = self._pick(logits.float(), temperature, top_p, generator)  # (N,)
+            if stop_id is not None:
+                nxt = torch.where(done, torch.full_like(nxt, stop_id), nxt)
+                done |= nxt == stop_id
+            out = torch.cat((out, nxt[:, None]), dim=1)
+            if stop_id is not None and bool(done.all()) or i == max_new_tokens - 1:
+                break
+            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+                logits = self(nxt[:, None], kv_cache=cache, start_pos=P + i)[:, -1]  # (N, V)
+        result = []
+        for row in out.tolist():
+            if stop_id is not None and stop_id in row:
+                row = row[:row.index(stop_id)]
+            result.append(row)
+        return result
+
+    @staticmethod
+    def _pick(logits, temperature, top_p, generator):
+        if temperature == 0:
+            return logits.argmax(-1)
+        probs = F.softmax(logits / temperature, dim=-1)  # (N, V)
+        if top_p < 1.0:
+            sorted_p, order = probs.sort(dim=-1, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p < top_p  # a token stays if the mass before it is < top_p
+            sorted_p = sorted_p * keep
+            choice = torch.multinomial(sorted_p, 1, generator=generator)  # (N, 1), renormalized by multinomial
+            return order.gather(-1, choice).squeeze(-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def flops_per_token(cfg: ModelConfig, n_params: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N for the weight matmuls (forward 2N, backward 4N; N includes the
+    tied head, whose matmul is real work) plus 12 * n_layer * d_model * seq_len for attention's
+    QK^T and AV (the PaLM convention, which does not halve for causality)."""
+    return 6 * n_params + 12 * cfg.n_layer * cfg.d_model * seq_len
+
+
+def mfu(cfg: ModelConfig, n_params: int, seq_len: int, tokens_per_s: float, peak_flops: float = 720e12) -> float:
+    """Model FLOPs utilization: achieved model FLOP/s over the accelerator's peak."""
+    return flops_per_token(cfg, n_params, seq_len) * tokens_per_s / peak_flops

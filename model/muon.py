@@ -1,0 +1,100 @@
+"""Muon: momentum whose update is orthogonalized by a Newton-Schulz iteration, for 2-D hidden weights.
+
+For a weight matrix W with gradient G, Muon keeps a momentum buffer M (Nesterov), replaces the
+update by the nearest (semi-)orthogonal matrix U V^T of its SVD U S V^T, approximately, with five
+steps of a quintic Newton-Schulz iteration in bf16, and steps W -= lr * scale * U V^T. All singular
+directions then move at the same rate, which is what makes it faster than Adam on hidden matrices.
+Embeddings, the output head, norms and biases are not matrices in that sense: AdamW takes them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import TrainConfig
+
+NS_COEFFS = (3.4445, -4.7750, 2.0315)  # quintic tuned to push singular values in (0, 1] towards ~[0.7, 1.2]
+
+
+def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """Approximate U V^T for G = U S V^T (G is (..., rows, cols)); the result is bf16."""
+    a, b, c = NS_COEFFS
+    X = G.bfloat16()
+    tall = X.size(-2) > X.size(-1)
+    if tall:  # iterate on the wide orientation: X X^T is then the smaller Gram matrix
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)  # Frobenius norm >= spectral norm: singular values <= 1
+    for _ in range(steps):
+        A = X @ X.mT  # (r, r)
+        B = b * A + c * (A @ A)
+        X = a * X + B @ X  # X <- a X + b (X X^T) X + c (X X^T)^2 X
+    return X.mT if tall else X
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon for 2-D parameters. lr is the spectral size of a step; weight_decay is decoupled (W *= 1 - lr wd)."""
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
+                 weight_decay: float = 0.0, ns_steps: int = 5):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov,
+                                      weight_decay=weight_decay, ns_steps=ns_steps))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(f"Muon takes 2-D parameters only; got shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(g, dtype=torch.float32)
+                buf = state["momentum_buffer"]
+                buf.mul_(mom).add_(g)  # M <- mu M + G
+                update = g.float().add(buf, alpha=mom) if group["nesterov"] else buf  # Nesterov: G + mu M
+                ortho = newton_schulz(update, steps=group["ns_steps"])
+                scale = max(1.0, p.size(0) / p.size(1)) ** 0.5  # tall matrices: keep per-element RMS comparable
+                if wd:
+                    p.mul_(1 - lr * wd)
+                p.add_(ortho.to(p.dtype), alpha=-lr * scale)
+        return loss
+
+
+def split_params(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
+    """(muon, adamw) named parameters: 2-D weights of the transformer blocks go to Muon; the
+    embedding (and the head tied to it, or an untied head), norms and biases go to AdamW."""
+    muon, adamw = [], []
+    for name, p in model.named_parameters():  # a tied parameter is yielded once, under its first name
+        if not p.requires_grad:
+            continue
+        hidden_matrix = p.ndim == 2 and name.startswith("blocks.")
+        (muon if hidden_matrix else adamw).append((name, p))
+    return muon, adamw
+
+
+def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """[Muon, AdamW] over the model's parameters; asserts each parameter is in exactly one of them."""
+    muon, adamw = split_params(model)
+    ids = [id(p) for _, p in muon] + [id(p) for _, p in adamw]
+    every = {id(p) for p in model.parameters() if p.requires_grad}
+    assert len(ids) == len(set(ids)), "a parameter is in both optimizer groups"
+    assert set(ids) == every, "a parameter is in no optimizer group"
+    opts = [
+        Muon([p for _, p in muon], lr=cfg.muon_lr, momentum=cfg.muon_momentum, weight_decay=cfg.muon_weight_decay),
+        torch.optim.AdamW([p for _, p in adamw], lr=cfg.adam_lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
+                          weight_decay=cfg.adam_weight_decay),
+    ]
+    for opt in opts:
+        for group in opt.param_groups:
+            group["base_lr"] = group["lr"]  # the schedule multiplies base_lr
+    return opts

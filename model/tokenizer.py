@@ -1,0 +1,104 @@
+"""Byte-level BPE over the corpus (prompts and targets), with the four special tokens of the format
+
+    <|py|> canonical Python <|triton|> Triton module <|end|>      (<|pad|> fills batches)
+
+Byte-level means any text round-trips exactly, whatever characters it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+PAD, PY, TRITON, END = "<|pad|>", "<|py|>", "<|triton|>", "<|end|>"
+SPECIALS = [PAD, PY, TRITON, END]  # ids 0..3, in this order
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class P2TTokenizer:
+    def __init__(self, tok: Tokenizer):
+        self.tok = tok
+        ids = [tok.token_to_id(s) for s in SPECIALS]
+        if any(i is None for i in ids):
+            raise ValueError(f"tokenizer lacks special tokens {SPECIALS}")
+        self.pad_id, self.py_id, self.triton_id, self.end_id = ids
+
+    # --- building, saving, loading -------------------------------------------------------------
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2) -> P2TTokenizer:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tok.train_from_iterator(texts, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def train_on_jsonl(cls, path: str | Path, vocab_size: int = 8192) -> P2TTokenizer:
+        """Train on the prompts and targets of a JSONL split (train.jsonl)."""
+
+        def texts():
+            with open(path) as f:
+                for line in f:
+                    if line.strip():
+                        row = json.loads(line)
+                        yield row["prompt"]
+                        yield row["target"]
+
+        return cls.train(texts(), vocab_size=vocab_size)
+
+    def save(self, path: str | Path) -> None:
+        """Write tokenizer.json (path may be the file or its directory)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILE
+        self.tok.save(str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> P2TTokenizer:
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILE
+        return cls(Tokenizer.from_file(str(path)))
+
+    def to_str(self) -> str:
+        return self.tok.to_str()
+
+    @classmethod
+    def from_str(cls, s: str) -> P2TTokenizer:
+        return cls(Tokenizer.from_str(s))
+
+    # --- encoding ------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=True)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """What the model is given at inference: <|py|> prompt <|triton|>."""
+        return [self.py_id, *self.encode(prompt), self.triton_id]
+
+    def encode_pair(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
+        """ids of <|py|> prompt <|triton|> target <|end|>, and a mask that is 1 on target and <|end|> only."""
+        p, t = self.encode_prompt(prompt), [*self.encode(target), self.end_id]
+        return p + t, [0] * len(p) + [1] * len(t)
+
+    def encode_pairs(self, prompts: list[str], targets: list[str]) -> list[tuple[list[int], list[int]]]:
+        """encode_pair for many pairs at once (the Rust side encodes in parallel)."""
+        ps = self.tok.encode_batch(prompts, add_special_tokens=False)
+        ts = self.tok.encode_batch(targets, add_special_tokens=False)
+        out = []
+        for p, t in zip(ps, ts, strict=True):
+            p_ids = [self.py_id, *p.ids, self.triton_id]
+            t_ids = [*t.ids, self.end_id]
+            out.append((p_ids + t_ids, [0] * len(p_ids) + [1] * len(t_ids)))
+        return out

@@ -1,0 +1,292 @@
+"""The training loop of MinimalLLM.
+
+    for each step: set the learning rate (linear warmup, cosine decay to min_lr_ratio)
+                   accumulate gradients over grad_accum micro-batches (bf16 autocast on GPU)
+                   clip the global gradient norm; step Muon and AdamW
+                   every eval_interval: validation losses (+ the caller's eval_fn); every ckpt_interval: checkpoint
+
+The loss is the mean cross-entropy over the target tokens of the whole accumulated batch: each
+micro-batch contributes sum(loss) / (target tokens of all micro-batches), which is "divide by
+grad_accum" when micro-batches hold equal token counts and stays exact when they do not.
+Resuming restores weights, optimizer state, loader position and RNG states, so the next loss equals
+that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_optimizer_state,
+    load_weights,
+    resolve,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import ModelConfig, TrainConfig
+from .data import SPLITS, Batch, BatchLoader, fixed_batches, load_split
+from .model import MinimalLLM, flops_per_token
+from .muon import build_optimizers
+from .tokenizer import P2TTokenizer
+
+EvalFn = Callable[[MinimalLLM, P2TTokenizer, int], dict]
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def amp_dtype(device: torch.device, name: str = "auto") -> torch.dtype | None:
+    """The autocast dtype: bf16 where the GPU has it, else fp16 (with a GradScaler); None (fp32) on CPU."""
+    if name == "fp32" or device.type != "cuda":
+        return None
+    if name == "bf16" or name == "auto" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def lr_multiplier(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup over warmup_steps, then cosine from 1 to min_lr_ratio at max_steps."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None,
+                         scaler: torch.amp.GradScaler | None = None) -> float:
+    """Backward over micro-batches, normalized by their total target tokens; returns the mean loss."""
+    total = max(1, sum(b.n_targets for b in batches))
+    loss_sum = torch.zeros((), device=device)
+    for b in batches:
+        b = b.to(device)
+        with autocast(device, dtype):
+            loss = model(b.x, targets=b.y, reduction="sum") / total
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        loss_sum += loss.detach()
+    return float(loss_sum)
+
+
+@torch.no_grad()
+def evaluate(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None) -> float:
+    """Mean cross-entropy per target token over fixed batches."""
+    was_training = model.training
+    model.eval()
+    loss, n = 0.0, 0
+    for b in batches:
+        b = b.to(device)
+        with autocast(device, dtype):
+            loss += float(model(b.x, targets=b.y, reduction="sum"))
+        n += b.n_targets
+    model.train(was_training)
+    return loss / max(1, n)
+
+
+def plot_losses(history: list[dict], path: Path) -> bool:
+    """loss.png of the train and validation curves; False when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train", lw=0.8, alpha=0.8)
+    for split in SPLITS[1:]:
+        pts = [(h["step"], h[f"val_{split}"]) for h in history if f"val_{split}" in h]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=split)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats / target token)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
+
+
+@dataclass
+class TrainResult:
+    step: int
+    n_params: int
+    out_dir: Path
+    checkpoint: Path | None
+    history: list[dict] = field(default_factory=list)
+    dropped: dict = field(default_factory=dict)
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *,
+          resume: bool = False, max_steps: int | None = None, device: str | None = None,
+          eval_fn: EvalFn | None = None, progress: bool = True, log: Callable[[str], None] = print,
+          rank: int = 0, world_size: int = 1) -> TrainResult:
+    """Train (or resume training) into out_dir: checkpoints `step_NNNNNNNN/`, `latest`, `train_log.jsonl`,
+    `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    ck = None
+    if resume:
+        try:
+            resolve(out_dir)
+        except CheckpointError:
+            log(f"no checkpoint in {out_dir}; starting fresh")
+        else:
+            ck = load_checkpoint(out_dir)  # refuses a corrupted or truncated checkpoint
+            model_cfg, train_cfg = ck["model_config"], ck["train_config"] or train_cfg
+            log(f"resuming from {ck['dir']} at step {ck['step']}")
+    if max_steps is not None:
+        train_cfg.max_steps = max_steps
+    cfg = train_cfg
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # --- tokenizer and data ---
+    if ck is not None:
+        tokenizer = ck["tokenizer"]
+    else:
+        tokenizer = P2TTokenizer.train_on_jsonl(Path(data_dir) / "train.jsonl",
+                                                vocab_size=cfg.tokenizer_vocab or model_cfg.vocab_size)
+    if tokenizer.vocab_size > model_cfg.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model only {model_cfg.vocab_size}")
+    datasets = {s: load_split(data_dir, s, tokenizer, model_cfg.context) for s in SPLITS}
+    dropped = {s: ds.dropped for s, ds in datasets.items() if ds is not None}
+    for s, ds in datasets.items():
+        if ds is not None:
+            log(f"{s}: {len(ds):,} pairs, {ds.n_tokens:,} tokens, {ds.dropped:,} dropped (longer than "
+                f"{model_cfg.context} tokens)")
+    loader = BatchLoader(datasets["train"], cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=cfg.seed,
+                         window=cfg.bucket_window, pad_multiple=cfg.pad_multiple, rank=rank, world_size=world_size)
+    val_batches = {s: fixed_batches(ds, cfg.micro_batch, tokenizer.pad_id, model_cfg.context, cfg.eval_batches,
+                                    cfg.pad_multiple, rank, world_size)
+                   for s, ds in datasets.items() if s != "train" and ds is not None}
+
+    # --- model and optimizers ---
+    model = MinimalLLM(model_cfg).to(dev)
+    n_params = model.num_params()
+    log(f"MinimalLLM: {n_params:,} parameters ({model_cfg.n_layer} layers, d_model {model_cfg.d_model}, "
+        f"{model_cfg.n_head} heads, vocab {model_cfg.vocab_size}, context {model_cfg.context})")
+    optimizers = build_optimizers(model, cfg)
+    dtype = amp_dtype(dev, cfg.dtype)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    step, history = 0, []
+    if ck is not None:
+        load_weights(model, {k: v.to(dev) for k, v in ck["weights"].items()})
+        if ck["optim_tensors"] is None or "optimizers" not in ck:
+            raise CheckpointError(f"{ck['dir']}: has no optimizer state; it cannot be resumed (weights only)")
+        load_optimizer_state(optimizers, ck["optim_tensors"], ck["optimizers"])
+        loader.load_state_dict(ck["data_state"])
+        step, history = ck["step"], ck["history"]
+        if scaler is not None and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        if "rng" in ck:
+            set_rng_state(ck["rng"])
+    run = torch.compile(model) if cfg.compile else model
+
+    # --- the loop ---
+    log_path = out_dir / "train_log.jsonl"
+    log_file = open(log_path, "a") if rank == 0 else None
+
+    def record(entry: dict):
+        history.append(entry)
+        if log_file is not None:
+            log_file.write(json.dumps(entry) + "\n")
+            log_file.flush()
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
+    last_ckpt = None
+    try:
+        while step < cfg.max_steps:
+            t0 = time.perf_counter()
+            mult = lr_multiplier(step, cfg)
+            for opt in optimizers:
+                for g in opt.param_groups:
+                    g["lr"] = g["base_lr"] * mult
+            batches = [loader.next_batch() for _ in range(cfg.grad_accum)]
+            loss = accumulate_gradients(run, batches, dev, dtype, scaler)
+            if scaler is not None:
+                for opt in optimizers:
+                    scaler.unscale_(opt)
+            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            for opt in optimizers:
+                if scaler is not None:
+                    scaler.step(opt)
+                else:
+                    opt.step()
+            if scaler is not None:
+                scaler.update()
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            step += 1
+            dt = time.perf_counter() - t0
+            tokens = sum(b.n_tokens for b in batches) * world_size
+            seq = sum(b.x.shape[1] for b in batches) / len(batches)
+            tok_s = tokens / dt
+            mfu = flops_per_token(model_cfg, n_params, seq) * tok_s / cfg.peak_flops
+            entry = {"step": step, "loss": loss, "lr_mult": mult, "grad_norm": gnorm, "tokens_per_s": tok_s,
+                     "mfu": mfu, "epoch": loader.epoch, "time": time.time()}
+            if step % cfg.log_interval == 0 or step == cfg.max_steps or step == 1:
+                record(entry)
+            else:
+                history.append(entry)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{mult:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.1%}")
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+                ev = {"step": step}
+                for s, vb in val_batches.items():
+                    ev[f"val_{s}"] = evaluate(model, vb, dev, dtype)
+                if eval_fn is not None and rank == 0:
+                    model.eval()
+                    ev.update(eval_fn(model, tokenizer, step) or {})
+                    model.train()
+                record(ev)
+                msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.items())
+                (bar.write if bar is not None else log)(f"eval {msg}")
+                if rank == 0:
+                    plot_losses(history, out_dir / "loss.png")
+            if rank == 0 and (step % cfg.ckpt_interval == 0 or step == cfg.max_steps):
+                last_ckpt = save_checkpoint(
+                    out_dir, f"step_{step:08d}", model=model, tokenizer=tokenizer, model_cfg=model_cfg,
+                    train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
+                    history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
+                    keep=cfg.keep_checkpoints)
+    finally:
+        if bar is not None:
+            bar.close()
+        if log_file is not None:
+            log_file.close()
+    return TrainResult(step=step, n_params=n_params, out_dir=out_dir, checkpoint=last_ckpt, history=history,
+                       dropped=dropped)
