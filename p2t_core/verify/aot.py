@@ -1,0 +1,197 @@
+"""Ahead-of-time compile for sm_90 without a GPU.
+
+The candidate runs under the Triton interpreter while every kernel launch is recorded (argument types,
+constexpr values, num_warps/num_stages, and for autotuned kernels every config). The candidate file is then
+loaded a second time with the interpreter off, so its kernels are real `JITFunction`s, and each distinct
+launch signature is compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))`.
+Used inside the worker only.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+from p2t_core.verify.report import H100_SHARED_LIMIT, KernelResult
+
+_PTR = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64", "int64": "i64",
+        "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
+_OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg")
+
+
+def _describe(value: Any) -> tuple:
+    """A hashable description of one launch argument."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return ("ptr", _PTR.get(str(value.dtype).removeprefix("torch."), "fp32"))
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("int", value)
+    if isinstance(value, float):
+        return ("float", value)
+    if value is None:
+        return ("none", None)
+    return ("other", repr(value), value)
+
+
+class LaunchRecorder:
+    """Records kernel launches made under the interpreter; runs only the first config of autotuned kernels."""
+
+    def __init__(self) -> None:
+        self.launches: dict[tuple, dict] = {}
+
+    def record(self, name: str, arg_names: list[str], args: tuple, kwargs: dict) -> None:
+        named = dict(zip(arg_names, args))
+        named.update({k: v for k, v in kwargs.items() if k not in ("grid", "warmup")})
+        desc = {k: _describe(v) for k, v in named.items()}
+        key = (name, tuple(sorted((k, v[:2]) for k, v in desc.items())))
+        if key not in self.launches:
+            self.launches[key] = {"name": name, "args": desc}
+
+    def install(self) -> None:
+        from triton.runtime import autotuner, interpreter
+
+        recorder = self
+        orig_run = interpreter.InterpretedFunction.run
+
+        def run(self, *args, grid, warmup, **kwargs):
+            recorder.record(self.fn.__name__, self.arg_names, args, kwargs)
+            return orig_run(self, *args, grid=grid, warmup=warmup, **kwargs)
+
+        interpreter.InterpretedFunction.run = run
+
+        def autotuned_run(self, *args, **kwargs):
+            # Benchmarking configs under the interpreter is pointless: record every config, run the first.
+            self.nargs = dict(zip(self.arg_names, args))
+            configs = self.prune_configs(kwargs) if len(self.configs) > 1 else self.configs
+            base = _base_fn(self)
+            for cfg in configs[1:]:
+                recorder.record(base.__name__, base.arg_names, args, {**kwargs, **cfg.all_kwargs()})
+            cfg = configs[0]
+            self.best_config = cfg
+            if cfg.pre_hook is not None:
+                cfg.pre_hook({**self.nargs, **kwargs, **cfg.all_kwargs()})
+            try:
+                return self.fn.run(*args, **kwargs, **cfg.all_kwargs())
+            finally:
+                self.nargs = None
+
+        autotuner.Autotuner.run = autotuned_run
+
+
+def _base_fn(k):
+    while hasattr(k, "fn") and not callable(getattr(k, "__code__", None)) and hasattr(k.fn, "fn"):
+        k = k.fn
+    return k
+
+
+def _find_kernel(module, name: str):
+    """The JITFunction called `name` in `module` (possibly wrapped by autotune/heuristics)."""
+    from triton.runtime.jit import JITFunction
+
+    for obj in vars(module).values():
+        k = obj
+        for _ in range(5):
+            if isinstance(k, JITFunction):
+                if k.fn.__name__ == name:
+                    return k
+                break
+            k = getattr(k, "fn", None)
+            if k is None:
+                break
+    return None
+
+
+def compile_launches(jit_module, launches: list[dict]) -> list[KernelResult]:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    results: list[KernelResult] = []
+    target = GPUTarget("cuda", 90, 32)
+    for launch in launches:
+        name, args = launch["name"], launch["args"]
+        kr = KernelResult(name=name, signature={})
+        t0 = time.perf_counter()
+        kernel = _find_kernel(jit_module, name)
+        if kernel is None:
+            kr.error = f"kernel {name} is not a module-level @triton.jit function"
+            results.append(kr)
+            continue
+        signature, constexprs, options = {}, {}, {}
+        for k in _OPTIONS:
+            if k in args and args[k][1] is not None:
+                options[k] = args[k][1]
+        try:
+            for p in kernel.params:
+                if p.name in args:
+                    d = args[p.name]
+                elif p.has_default:
+                    d = _describe(p.default)
+                else:
+                    raise ValueError(f"argument {p.name} was not passed")
+                if p.is_constexpr or d[0] == "none":
+                    signature[p.name] = "constexpr"
+                    constexprs[p.name] = d[2] if d[0] == "other" else d[1]
+                elif d[0] == "ptr":
+                    signature[p.name] = "*" + d[1]
+                elif d[0] == "bool":
+                    signature[p.name] = "i1"
+                elif d[0] == "int":
+                    signature[p.name] = "i32" if -(2**31) <= d[1] < 2**31 else "i64"
+                elif d[0] == "float":
+                    signature[p.name] = "fp32"
+                else:
+                    signature[p.name] = "constexpr"
+                    constexprs[p.name] = d[2]
+            kr.signature = signature
+            kr.constexprs = {k: v if isinstance(v, (int, float, bool, str, type(None))) else repr(v)
+                             for k, v in constexprs.items()}
+            kr.num_warps = int(options.get("num_warps", 4))
+            kr.num_stages = int(options.get("num_stages", 3))
+            src = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+            compiled = triton.compile(src, target=target, options={k: v for k, v in options.items()})
+            kr.shared = int(compiled.metadata.shared)
+            kr.registers = _cubin_registers(compiled)
+            if kr.shared > H100_SHARED_LIMIT:
+                kr.error = f"needs {kr.shared} bytes of shared memory, the H100 limit is {H100_SHARED_LIMIT}"
+            else:
+                kr.ok = True
+        except Exception as exc:  # a compile error is this kernel's failure, not the worker's
+            msg = str(exc).strip() or type(exc).__name__
+            kr.error = f"{type(exc).__name__}: {msg[-1500:]}"
+        kr.duration_s = time.perf_counter() - t0
+        results.append(kr)
+    return results
+
+
+def _cubin_registers(compiled) -> int | None:
+    """Registers per thread, read from the EIATTR_REGCOUNT attribute of the cubin's .nv.info sections."""
+    try:
+        data = compiled.asm["cubin"]
+        if data[:4] != b"\x7fELF" or data[4] != 2:
+            return None
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        strtab = sections[shstrndx]
+        for sh in sections:
+            sec_name = data[strtab[4] + sh[0]:].split(b"\0", 1)[0]
+            if not sec_name.startswith(b".nv.info"):
+                continue
+            off, size = sh[4], sh[5]
+            pos = off
+            while pos + 4 <= off + size:
+                fmt, attr, length = struct.unpack_from("<BBH", data, pos)
+                if fmt == 0x04:  # EIFMT_SVAL: `length` bytes follow
+                    if attr == 0x2F and length >= 8:  # EIATTR_REGCOUNT: (function index, count)
+                        return struct.unpack_from("<II", data, pos + 4)[1]
+                    pos += 4 + length
+                else:  # EIFMT_NVAL / EIFMT_HVAL: the value is the 2 bytes already read
+                    pos += 4
+        return None
+    except Exception:
+        return None

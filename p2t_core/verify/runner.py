@@ -1,0 +1,149 @@
+"""Spawning the worker: clean environment, fresh temp cwd, timeouts, crash handling and restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import p2t_core
+
+# Importing torch and triton in a fresh worker takes a few seconds; this is not the candidate's time.
+STARTUP_TIMEOUT_S = 120.0
+# Restarts after a worker dies mid-way (crash or timeout) before the remaining cases are given up.
+MAX_RESTARTS = 2
+
+
+def triton_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "p2t" / "triton"
+
+
+def worker_env(backend: str, home: str) -> dict[str, str]:
+    """Only what the worker needs; nothing else is inherited (secrets stay out)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": home,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PYTHONPATH": str(Path(p2t_core.__file__).resolve().parent.parent),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    cache = triton_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        env["TRITON_CACHE_DIR"] = str(cache)
+    except OSError:
+        env["TRITON_CACHE_DIR"] = str(Path(home) / "triton-cache")
+    if backend in ("interpret", "aot"):
+        env["TRITON_INTERPRET"] = "1"
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return env
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def run_job(job: dict, timeout_s: float):
+    """Run one worker over `job`; yield its events. Raises WorkerDied(reason) on a timeout, crash or bad exit.
+
+    `timeout_s` bounds each step after startup: loading the candidate, each case, each compile.
+    """
+    with tempfile.TemporaryDirectory(prefix="p2t-verify-") as tmp:
+        home = os.path.join(tmp, "home")
+        work = os.path.join(tmp, "work")
+        os.mkdir(home)
+        os.mkdir(work)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "p2t_core.verify.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=work, env=worker_env(job["backend"], home), start_new_session=True, close_fds=True,
+        )
+        lines: queue.Queue = queue.Queue()
+        err_tail: list[bytes] = []
+
+        def read_out():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        def read_err():
+            for chunk in iter(lambda: proc.stderr.read(4096), b""):
+                err_tail.append(chunk)
+                if len(err_tail) > 16:
+                    del err_tail[0]
+
+        threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            try:
+                proc.stdin.write(json.dumps(job).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            budget = STARTUP_TIMEOUT_S
+            deadline = time.monotonic() + budget
+            step = "starting"
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    line = lines.get(timeout=max(remaining, 0.0)) if remaining > 0 else None
+                    timed_out = remaining <= 0
+                except queue.Empty:
+                    timed_out, line = True, None
+                if timed_out:
+                    _kill(proc)
+                    raise WorkerDied(f"timeout after {budget:g} s" + ("" if step == "case" else f" ({step})"))
+                if line is None:  # stdout closed: the worker exited
+                    rc = proc.wait()
+                    for t in threads:
+                        t.join(timeout=1)
+                    tail = b"".join(err_tail).decode(errors="replace").strip().splitlines()[-3:]
+                    if rc < 0:
+                        hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
+                        raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{hint}")
+                    raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(tail))
+                event = json.loads(line)
+                yield event
+                kind = event["event"]
+                if kind == "done":
+                    proc.wait(timeout=30)
+                    return
+                if kind in ("ready", "loaded", "case", "start", "compiling"):
+                    budget = timeout_s
+                    if kind == "compiling":  # sm_90 compiles: about a second each, the first one slower
+                        budget = max(timeout_s, 30.0 + 10.0 * event.get("count", 1))
+                    step = {"ready": "loading the candidate", "start": "case", "compiling": "sm_90 compile"}.get(
+                        kind, "case")
+                    deadline = time.monotonic() + budget
+        finally:
+            if proc.poll() is None:
+                _kill(proc)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass

@@ -1,0 +1,356 @@
+"""The verifier's worker: `python -m p2t_core.verify.worker`, a JSON job on stdin, JSON lines on stdout.
+
+Events, one JSON object a line: {"event": "ready"} after imports; {"event": "loaded"} or
+{"event": "load_error", "message"}; per case {"event": "start", "index"} then {"event": "case", ...CaseResult};
+{"event": "kernels", "kernels": [...]} for the aot backend; {"event": "done"}. The candidate's own prints go
+to stderr so they cannot corrupt the protocol. The parent enforces timeouts and restarts after crashes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import resource
+import sys
+import time
+import traceback
+
+
+def _emit_to(stream):
+    def emit(**event):
+        stream.write(json.dumps(event, default=str) + "\n")
+        stream.flush()
+
+    return emit
+
+
+def _vm_size_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _limit_memory(limit_mb: int) -> None:
+    """Cap the address space at what the imports use plus `limit_mb`, so a huge allocation fails in here."""
+    if limit_mb <= 0:
+        return
+    limit = _vm_size_bytes() + limit_mb * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _load(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _describe_exc(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {str(exc).strip()}"
+    low = text.lower()
+    if isinstance(exc, MemoryError) or "can't allocate memory" in low or "out of memory" in low \
+            or "cannot allocate memory" in low:
+        return "out of memory: " + text
+    return text
+
+
+def _short(text: str, n: int = 600) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _frame_hint(exc: BaseException, filename: str) -> str:
+    """`candidate.py:LINE` of the innermost frame in the candidate's file, if any."""
+    line = None
+    for fs in traceback.extract_tb(exc.__traceback__):
+        if fs.filename == filename:
+            line = fs.lineno
+    return f" (candidate line {line})" if line else ""
+
+
+class CaseRunner:
+    def __init__(self, job: dict, emit) -> None:
+        import torch
+
+        from p2t_core.signature import Signature
+        from p2t_core.verify.guard import AllocationGuard
+
+        self.torch = torch
+        self.job = job
+        self.emit = emit
+        self.sig = Signature.from_json(job["signature"])
+        self.backend = job["backend"]
+        self.device = torch.device("cuda" if self.backend == "cuda" else "cpu")
+        self.tolerances = job["tolerances"]
+        self.alloc = AllocationGuard()
+        self.reference = None
+        self.candidate = None
+        self.cand_path = os.path.abspath("candidate.py")
+
+    # -- loading --------------------------------------------------------------------------------------------
+    def load(self) -> str | None:
+        if self.job.get("reference_source") is not None:
+            with open("reference.py", "w") as f:
+                f.write(self.job["reference_source"])
+            try:
+                mod = _load("p2t_reference", os.path.abspath("reference.py"))
+                self.reference = getattr(mod, self.sig.unit)
+            except BaseException as exc:
+                return f"reference failed to load: {_describe_exc(exc)}"
+        with open(self.cand_path, "w") as f:
+            f.write(self.job["candidate_source"])
+        try:
+            mod = _load("p2t_candidate", self.cand_path)
+            self.cand_module = mod
+        except BaseException as exc:
+            return f"candidate failed to load: {_describe_exc(exc)}{_frame_hint(exc, self.cand_path)}"
+        if not hasattr(mod, self.sig.unit):
+            return f"candidate does not define {self.sig.unit}"
+        self.candidate = getattr(mod, self.sig.unit)
+        return None
+
+    # -- inputs ---------------------------------------------------------------------------------------------
+    def _values(self, case: dict):
+        torch = self.torch
+        from p2t_core.signature import TensorParam
+
+        gen = torch.Generator().manual_seed(case["seed"])
+        rng = random.Random(case["seed"])
+        dtype = getattr(torch, case["dtype"])
+        b = case["bindings"]
+
+        def tensor(dims, dt):
+            shape = tuple(b[d] if isinstance(d, str) else d for d in dims)
+            if dt.is_floating_point:
+                return torch.randn(shape, generator=gen).to(dt)
+            if dt == torch.bool:
+                return torch.randint(0, 2, shape, generator=gen).bool()
+            return torch.randint(0, 5, shape, generator=gen).to(dt)
+
+        def scalar(kind, default):
+            if default is not None:
+                return default
+            if kind == "float":
+                return round(rng.uniform(0.5, 2.0), 4)
+            if kind == "int":
+                return rng.randint(1, 4)
+            return rng.random() < 0.5
+
+        params = []
+        for p in self.sig.params:
+            if isinstance(p, TensorParam):
+                dt = dtype if p.dtype == "float" else getattr(torch, p.dtype)
+                params.append((p.name, "tensor", tensor(p.dims, dt)))
+            else:
+                params.append((p.name, "scalar", scalar(p.kind, p.default)))
+        init = {}
+        for a in self.sig.init_args:
+            init[a.name] = b[a.size_var] if a.size_var else scalar(a.kind, a.default)
+        mts = [(m.name, tensor(m.dims, dtype)) for m in self.sig.module_tensors]
+        return params, init, mts
+
+    def _instance(self, unit, init: dict, mts: list, convert):
+        if self.sig.kind != "module":
+            return unit
+        mod = unit(**init)
+        for name, value in mts:
+            _set_tensor(mod, name, convert(value))
+        return mod
+
+    def _call(self, fn, params, convert):
+        args = [convert(v) if kind == "tensor" else v for _, kind, v in params]
+        with self.torch.no_grad():
+            return fn(*args)
+
+    # -- one case -------------------------------------------------------------------------------------------
+    def run(self, case: dict) -> dict:
+        torch = self.torch
+        from p2t_core.verify.compare import compare_output
+        from p2t_core.verify.guard import guarded_input
+
+        result = {k: case[k] for k in ("index", "bindings", "dtype", "layout")}
+        dtype = getattr(torch, case["dtype"])
+        rtol = float(self.tolerances.get(case["dtype"], 1e-5))
+        if case["dtype"] == "float32" and self.job.get("tf32"):
+            rtol = max(rtol, float(self.tolerances.get("tf32", 1e-2)))
+        params, init, mts = self._values(case)
+
+        # The truth: float64 on CPU.
+        truth = eager = None
+        if self.reference is not None:
+            def up(t):
+                return t.double() if t.is_floating_point() else t.clone()
+            try:
+                truth = _as_list(self._call(self._instance(self.reference, init, mts, up), params, up))
+            except Exception as exc:
+                return {**result, "status": "skip", "message": f"reference raised {_short(_describe_exc(exc))}"}
+            try:  # torch eager in the tested dtype: the yardstick for the candidate's error
+                def same(t):
+                    return t.clone()
+                eager = _as_list(self._call(self._instance(self.reference, init, mts, same), params, same))
+            except Exception:
+                eager = None
+
+        # The candidate: guarded inputs on the device, guarded and poisoned allocations.
+        guarded = {}
+        try:
+            cand_mod = self._instance(self.candidate, init, [], lambda t: t)
+        except Exception as exc:
+            return {**result, "message": f"candidate __init__ raised {_short(_describe_exc(exc))}"
+                                         f"{_frame_hint(exc, self.cand_path)}"}
+        for name, value in mts:
+            g = guarded_input(value, "contiguous", self.device)
+            guarded[f"self.{name}"] = g
+            _set_tensor(cand_mod, name, g.view)
+        args = []
+        for name, kind, v in params:
+            if kind == "tensor":
+                g = guarded_input(v, case["layout"], self.device)
+                guarded[name] = g
+                args.append(g.view)
+            else:
+                args.append(v)
+        try:
+            with self.alloc.active(), torch.no_grad():
+                out = cand_mod(*args)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+        except Exception as exc:
+            return {**result, "message": f"candidate raised {_short(_describe_exc(exc))}"
+                                         f"{_frame_hint(exc, self.cand_path)}"}
+
+        # Memory safety first: inputs, then everything the candidate allocated.
+        for name, g in guarded.items():
+            if not g.unchanged():
+                n = g.span
+                from p2t_core.verify.guard import GUARD, bits
+                inside = not torch.equal(bits(g.buffer[GUARD:GUARD + n]), bits(g.snapshot[GUARD:GUARD + n]))
+                where = f"input modified: {name}" if inside else f"write outside the output (into the guard band of input {name})"
+                return {**result, "message": where}
+        for g in self.alloc.allocations:
+            if not g.guards_intact():
+                return {**result, "message": f"write outside the output: guard band of a {tuple(g.view.shape)} "
+                                             f"{str(g.view.dtype).removeprefix('torch.')} tensor the candidate "
+                                             f"allocated was overwritten"}
+        outs = _as_list(out)
+        if truth is None:  # aot-only runs: no reference
+            return {**result, "status": "pass", "message": "ran (no reference)"}
+        if len(outs) != len(truth):
+            return {**result, "message": f"returned {len(outs)} outputs, expected {len(truth)}"}
+        worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "tolerance": rtol}
+        for i, (o, t) in enumerate(zip(outs, truth)):
+            label = "output" if len(truth) == 1 else f"output {i}"
+            if not isinstance(o, torch.Tensor):
+                return {**result, "message": f"{label} is a {type(o).__name__}, expected a tensor"}
+            if not isinstance(t, torch.Tensor):
+                t = torch.as_tensor(t)
+            owner = self.alloc.owner(o)
+            if owner is not None and tuple(o.shape) == tuple(t.shape):
+                n = owner.poisoned_count(o)
+                if n:
+                    return {**result, "message": f"{label}: {n} of {o.numel()} elements never written "
+                                                 f"(still poisoned)"}
+            e = eager[i] if eager is not None and i < len(eager) and isinstance(eager[i], torch.Tensor) else None
+            v = compare_output(label, o, t, e, rtol)
+            for k, val in (("max_abs_err", v.max_abs), ("max_rel_err", v.max_rel), ("tolerance", v.tolerance)):
+                if val is not None:
+                    worst[k] = max(worst[k], val)
+            if not v.ok:
+                return {**result, **worst, "message": v.message}
+        return {**result, **worst, "status": "pass"}
+
+
+def _as_list(out) -> list:
+    if isinstance(out, (tuple, list)):
+        return list(out)
+    return [out]
+
+
+def _set_tensor(mod, name: str, value) -> None:
+    import torch
+
+    if name in mod._parameters:
+        mod._parameters[name] = torch.nn.Parameter(value, requires_grad=False)
+    elif name in mod._buffers:
+        mod._buffers[name] = value
+    else:
+        object.__setattr__(mod, name, value)
+
+
+def main() -> int:
+    # Keep a private copy of stdout for the protocol; anything else printed goes to stderr.
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    emit = _emit_to(proto)
+    job = json.loads(sys.stdin.read())
+    try:
+        import faulthandler
+
+        faulthandler.enable()
+    except Exception:
+        pass
+    import torch
+    import triton  # noqa: F401  (imported before the memory limit: its import maps a lot)
+
+    torch.randn(1 << 16).sum()  # start torch's thread pool before measuring the address space
+    recorder = None
+    if job["backend"] == "aot":
+        from p2t_core.verify.aot import LaunchRecorder
+
+        recorder = LaunchRecorder()
+        recorder.install()
+    elif job["backend"] == "interpret":
+        from p2t_core.verify.aot import LaunchRecorder
+
+        # Interpreted autotuning would benchmark every config: run the first one only.
+        LaunchRecorder().install()
+    _limit_memory(int(job.get("memory_limit_mb", 0)))
+    emit(event="ready")
+
+    runner = CaseRunner(job, emit)
+    err = runner.load()
+    if err:
+        emit(event="load_error", message=_short(err, 2000))
+        emit(event="done")
+        return 0
+    emit(event="loaded")
+    for case in job["cases"]:
+        emit(event="start", index=case["index"])
+        t0 = time.perf_counter()
+        try:
+            res = runner.run(case)
+        except Exception as exc:  # the verifier's own trouble with this case: still that case's failure
+            res = {k: case[k] for k in ("index", "bindings", "dtype", "layout")}
+            res["message"] = f"verifier error: {_short(_describe_exc(exc))}"
+        res.setdefault("status", "fail")
+        res["duration_s"] = time.perf_counter() - t0
+        emit(event="case", **res)
+    if recorder is not None:
+        emit(event="compiling", count=len(recorder.launches))
+        from p2t_core.verify.aot import compile_launches
+
+        os.environ["TRITON_INTERPRET"] = "0"
+        try:
+            jit_module = _load("p2t_candidate_jit", runner.cand_path)
+            kernels = [k.__dict__ for k in compile_launches(jit_module, list(recorder.launches.values()))]
+        except Exception as exc:
+            kernels = [{"name": "<module>", "signature": {}, "error": f"loading for compile: {_describe_exc(exc)}"}]
+        emit(event="kernels", kernels=kernels)
+    emit(event="done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
