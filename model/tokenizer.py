@@ -78,7 +78,22 @@ class P2TTokenizer:
         return self.tok.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text, add_special_tokens=False).ids
+        """Plain text to ids. A special token's spelling inside the text (a string literal "<|end|>")
+        is encoded as ordinary bytes, never as the control token, so decoding gives the text back."""
+        if not any(s in text for s in SPECIALS):
+            return self.tok.encode(text, add_special_tokens=False).ids
+        ids, rest = [], text
+        while rest:
+            at = min(((rest.find(s), s) for s in SPECIALS if s in rest), default=(-1, ""))
+            if at[0] < 0:
+                ids += self.tok.encode(rest, add_special_tokens=False).ids
+                break
+            i, special = at
+            for piece in (rest[:i], special[:2], special[2:]):  # "<|" and "end|>" are not special
+                if piece:
+                    ids += self.tok.encode(piece, add_special_tokens=False).ids
+            rest = rest[i + len(special):]
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=True)
@@ -87,6 +102,13 @@ class P2TTokenizer:
         """What the model is given at inference: <|py|> prompt <|triton|>."""
         return [self.py_id, *self.encode(prompt), self.triton_id]
 
+    def _encode_many(self, texts: list[str]) -> list[list[int]]:
+        out = [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+        for i, text in enumerate(texts):
+            if "<|" in text:  # rare: redo with special-token spellings escaped
+                out[i] = self.encode(text)
+        return out
+
     def encode_pair(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
         """ids of <|py|> prompt <|triton|> target <|end|>, and a mask that is 1 on target and <|end|> only."""
         p, t = self.encode_prompt(prompt), [*self.encode(target), self.end_id]
@@ -94,11 +116,11 @@ class P2TTokenizer:
 
     def encode_pairs(self, prompts: list[str], targets: list[str]) -> list[tuple[list[int], list[int]]]:
         """encode_pair for many pairs at once (the Rust side encodes in parallel)."""
-        ps = self.tok.encode_batch(prompts, add_special_tokens=False)
-        ts = self.tok.encode_batch(targets, add_special_tokens=False)
+        ps = self._encode_many(prompts)
+        ts = self._encode_many(targets)
         out = []
         for p, t in zip(ps, ts, strict=True):
-            p_ids = [self.py_id, *p.ids, self.triton_id]
-            t_ids = [*t.ids, self.end_id]
+            p_ids = [self.py_id, *p, self.triton_id]
+            t_ids = [*t, self.end_id]
             out.append((p_ids + t_ids, [0] * len(p_ids) + [1] * len(t_ids)))
         return out

@@ -144,9 +144,11 @@ class TrainResult:
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *,
           resume: bool = False, max_steps: int | None = None, device: str | None = None,
           eval_fn: EvalFn | None = None, progress: bool = True, log: Callable[[str], None] = print,
-          rank: int = 0, world_size: int = 1) -> TrainResult:
+          rank: int = 0, world_size: int = 1, stop_after: int | None = None) -> TrainResult:
     """Train (or resume training) into out_dir: checkpoints `step_NNNNNNNN/`, `latest`, `train_log.jsonl`,
-    `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate)."""
+    `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate).
+    `stop_after` ends the run (with a checkpoint) at that step without changing the schedule, which
+    `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -277,12 +279,15 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 (bar.write if bar is not None else log)(f"eval {msg}")
                 if rank == 0:
                     plot_losses(history, out_dir / "loss.png")
-            if rank == 0 and (step % cfg.ckpt_interval == 0 or step == cfg.max_steps):
+            stopping = stop_after is not None and step >= stop_after
+            if rank == 0 and (step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping):
                 last_ckpt = save_checkpoint(
                     out_dir, f"step_{step:08d}", model=model, tokenizer=tokenizer, model_cfg=model_cfg,
                     train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
                     history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
                     keep=cfg.keep_checkpoints)
+            if stopping:
+                break
     finally:
         if bar is not None:
             bar.close()

@@ -54,6 +54,19 @@ def write_split(path, rows):
             f.write(json.dumps(r) + "\n")
 
 
+@pytest.fixture(scope="session")
+def pairs():
+    return make_pairs()
+
+
+@pytest.fixture(scope="session")
+def tok(pairs):
+    """A tokenizer trained on the tiny pairs."""
+    from p2t_model.tokenizer import P2TTokenizer
+
+    return P2TTokenizer.train([t for r in pairs for t in (r["prompt"], r["target"])], vocab_size=400)
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     rows = make_pairs()

@@ -1,0 +1,72 @@
+"""Muon: Newton-Schulz orthogonalization and the optimizer groups."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from p2t_model import muon as muon_mod
+from p2t_model.config import preset
+from p2t_model.model import MinimalLLM
+from p2t_model.muon import Muon, build_optimizers, newton_schulz, split_params
+
+
+@pytest.mark.parametrize("shape", [(64, 256), (256, 64), (128, 128)])
+def test_newton_schulz_singular_values_near_one(shape):
+    torch.manual_seed(0)
+    r = min(shape)
+    u, _ = torch.linalg.qr(torch.randn(shape[0], r))
+    v, _ = torch.linalg.qr(torch.randn(shape[1], r))
+    s = torch.logspace(-1.3, 0, r)  # condition number 20
+    g = 3.0 * u @ torch.diag(s) @ v.T
+    out = newton_schulz(g)
+    assert out.dtype == torch.bfloat16 and out.shape == g.shape
+    sv = torch.linalg.svdvals(out.float())
+    assert sv.min() > 0.65 and sv.max() < 1.2, (sv.min(), sv.max())  # the quintic's band ~[0.68, 1.14]
+    # the singular directions are kept: U^T out V is diagonal, with gains in the same band
+    proj = u.T @ out.float() @ v
+    gains = proj.diag()
+    assert gains.min() > 0.6 and gains.max() < 1.25
+    assert (proj - torch.diag(gains)).abs().max() < 0.05
+
+
+def test_muon_step_uses_orthogonal_update_and_scale():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.zeros(32, 8))
+    opt = Muon([w], lr=0.1, momentum=0.0, nesterov=False)
+    w.grad = torch.randn(32, 8)
+    opt.step()
+    sv = torch.linalg.svdvals(w.detach())
+    scale = (32 / 8) ** 0.5
+    assert torch.all((sv > 0.6 * 0.1 * scale) & (sv < 1.25 * 0.1 * scale))
+
+
+def test_muon_rejects_vectors():
+    with pytest.raises(ValueError, match="2-D"):
+        Muon([torch.nn.Parameter(torch.zeros(4))])
+
+
+def test_group_assignment():
+    model = MinimalLLM(preset("tiny")[0])
+    muon, adamw = split_params(model)
+    muon_names, adam_names = {n for n, _ in muon}, {n for n, _ in adamw}
+    for i in range(model.config.n_layer):
+        for w in ("attn.qkv", "attn.proj", "ffn.gate", "ffn.up", "ffn.down"):
+            assert f"blocks.{i}.{w}.weight" in muon_names
+        assert {f"blocks.{i}.norm1.weight", f"blocks.{i}.norm2.weight"} <= adam_names
+    assert {"tok_emb.weight", "norm.weight"} <= adam_names
+    assert all(p.ndim == 2 for _, p in muon)
+    opts = build_optimizers(model, preset("tiny")[1])
+    assert isinstance(opts[0], Muon) and isinstance(opts[1], torch.optim.AdamW)
+    in_opts = [id(p) for o in opts for g in o.param_groups for p in g["params"]]
+    assert sorted(in_opts) == sorted(id(p) for p in model.parameters())
+
+
+def test_build_optimizers_asserts_each_parameter_in_exactly_one_group(monkeypatch):
+    model = MinimalLLM(preset("tiny")[0])
+    muon, adamw = split_params(model)
+    monkeypatch.setattr(muon_mod, "split_params", lambda m: (muon, adamw + muon[:1]))
+    with pytest.raises(AssertionError, match="both"):
+        build_optimizers(model, preset("tiny")[1])
+    monkeypatch.setattr(muon_mod, "split_params", lambda m: (muon, adamw[1:]))
+    with pytest.raises(AssertionError, match="no optimizer group"):
+        build_optimizers(model, preset("tiny")[1])
