@@ -66,6 +66,7 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
     results: dict[int, CaseResult] = {}
     kernels: list[KernelResult] = []
     error: str | None = None
+    launches: list[dict] = []
     pending = [c.to_dict() for c in cases]
     restarts = 0
     while pending:
@@ -82,8 +83,8 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
                     error = ev["message"]
                     for c in pending:
                         results[c["index"]] = _failed(c, error)
-                elif kind == "kernels":
-                    kernels = [KernelResult.from_dict(k) for k in ev["kernels"]]
+                elif kind == "launches":
+                    launches += [x for x in ev["launches"] if x not in launches]
             break
         except WorkerDied as died:
             reason = str(died)
@@ -97,6 +98,9 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
                 for c in pending:
                     results[c["index"]] = _failed(c, f"not run: {error}")
                 break
+    if backend == "aot" and launches:
+        kernels, compile_error = _compile(candidate_source, launches, timeout_s, memory_limit_mb)
+        error = error or compile_error
     ordered = [results[c.index] for c in cases if c.index in results]
     n_pass = sum(c.status == "pass" for c in ordered)
     n_fail = sum(c.status == "fail" for c in ordered)
@@ -108,6 +112,26 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
         error = "every case was skipped: nothing was verified"
     return VerifyReport(passed=passed, backend=backend, seed=seed, cases=ordered, kernels=kernels, error=error,
                         duration_s=time.perf_counter() - t0)
+
+
+def _compile(candidate_source: str, launches: list[dict], timeout_s: float,
+             memory_limit_mb: int) -> tuple[list[KernelResult], str | None]:
+    """The sm_90 compiles, in a fresh worker (the interpreter patches triton.language in place)."""
+    job = {"mode": "compile", "backend": "compile", "candidate_source": candidate_source, "launches": launches,
+           "memory_limit_mb": memory_limit_mb}
+    kernels: list[KernelResult] = []
+    try:
+        for ev in run_job(job, timeout_s):
+            if ev["event"] == "kernel":
+                kernels.append(KernelResult.from_dict(ev))
+            elif ev["event"] == "load_error":
+                return kernels, ev["message"]
+    except WorkerDied as died:
+        done = len(kernels)
+        name = launches[done]["name"] if done < len(launches) else "?"
+        kernels.append(KernelResult(name=name, signature={}, error=f"sm_90 compile: {died}"))
+        return kernels, f"sm_90 compile of {name}: {died}"
+    return kernels, None
 
 
 def _failed(case: dict, message: str) -> CaseResult:

@@ -4,7 +4,7 @@ The candidate runs under the Triton interpreter while every kernel launch is rec
 constexpr values, num_warps/num_stages, and for autotuned kernels every config). The candidate file is then
 loaded a second time with the interpreter off, so its kernels are real `JITFunction`s, and each distinct
 launch signature is compiled with `triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))`.
-Used inside the worker only.
+Recording happens in the interpreting worker; compiling in a second worker where the interpreter never ran.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ def _describe(value: Any) -> tuple:
         return ("float", value)
     if value is None:
         return ("none", None)
-    return ("other", repr(value), value)
+    import triton.language as tl
+
+    if isinstance(value, tl.dtype):
+        return ("dtype", value.name)
+    return ("other", repr(value))
 
 
 class LaunchRecorder:
@@ -44,10 +48,10 @@ class LaunchRecorder:
         self.launches: dict[tuple, dict] = {}
 
     def record(self, name: str, arg_names: list[str], args: tuple, kwargs: dict) -> None:
-        named = dict(zip(arg_names, args))
+        named = dict(zip(arg_names, args, strict=False))
         named.update({k: v for k, v in kwargs.items() if k not in ("grid", "warmup")})
         desc = {k: _describe(v) for k, v in named.items()}
-        key = (name, tuple(sorted((k, v[:2]) for k, v in desc.items())))
+        key = (name, tuple(sorted(desc.items())))
         if key not in self.launches:
             self.launches[key] = {"name": name, "args": desc}
 
@@ -65,7 +69,7 @@ class LaunchRecorder:
 
         def autotuned_run(self, *args, **kwargs):
             # Benchmarking configs under the interpreter is pointless: record every config, run the first.
-            self.nargs = dict(zip(self.arg_names, args))
+            self.nargs = dict(zip(self.arg_names, args, strict=False))
             configs = self.prune_configs(kwargs) if len(self.configs) > 1 else self.configs
             base = _base_fn(self)
             for cfg in configs[1:]:
@@ -105,55 +109,66 @@ def _find_kernel(module, name: str):
     return None
 
 
-def compile_launches(jit_module, launches: list[dict]) -> list[KernelResult]:
+def _plan(kernel, args: dict) -> tuple[dict, dict, dict]:
+    """(signature, constexprs, options) for ASTSource/triton.compile from one recorded launch."""
+    import triton.language as tl
+
+    signature, constexprs = {}, {}
+    options = {k: args[k][1] for k in _OPTIONS if k in args and args[k][1] is not None}
+    for p in kernel.params:
+        if p.name in args:
+            d = args[p.name]
+        elif p.has_default:
+            d = _describe(p.default)
+        else:
+            raise ValueError(f"argument {p.name} was not passed")
+        if d[0] == "other":
+            raise ValueError(f"cannot rebuild argument {p.name}={d[1]} for the compile")
+        if p.is_constexpr or d[0] in ("none", "dtype"):
+            signature[p.name] = "constexpr"
+            constexprs[p.name] = tl.dtype(d[1]) if d[0] == "dtype" else d[1]
+        elif d[0] == "ptr":
+            signature[p.name] = "*" + d[1]
+        elif d[0] == "bool":
+            signature[p.name] = "i1"
+        elif d[0] == "int":
+            signature[p.name] = "i32" if -(2**31) <= d[1] < 2**31 else "i64"
+        else:
+            signature[p.name] = "fp32"
+    return signature, constexprs, options
+
+
+def compile_launches(jit_module, launches: list[dict], on_result=None) -> list[KernelResult]:
+    """Compile each distinct recorded launch (same kernel, argument types, constexprs and options compile
+    once); must run in a process where the interpreter never ran (it patches `triton.language` in place).
+    `on_result(KernelResult)` is called after each compile."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     results: list[KernelResult] = []
+    seen: set[str] = set()
     target = GPUTarget("cuda", 90, 32)
     for launch in launches:
-        name, args = launch["name"], launch["args"]
+        name, args = launch["name"], {k: tuple(v) for k, v in launch["args"].items()}
         kr = KernelResult(name=name, signature={})
         t0 = time.perf_counter()
         kernel = _find_kernel(jit_module, name)
-        if kernel is None:
-            kr.error = f"kernel {name} is not a module-level @triton.jit function"
-            results.append(kr)
-            continue
-        signature, constexprs, options = {}, {}, {}
-        for k in _OPTIONS:
-            if k in args and args[k][1] is not None:
-                options[k] = args[k][1]
         try:
-            for p in kernel.params:
-                if p.name in args:
-                    d = args[p.name]
-                elif p.has_default:
-                    d = _describe(p.default)
-                else:
-                    raise ValueError(f"argument {p.name} was not passed")
-                if p.is_constexpr or d[0] == "none":
-                    signature[p.name] = "constexpr"
-                    constexprs[p.name] = d[2] if d[0] == "other" else d[1]
-                elif d[0] == "ptr":
-                    signature[p.name] = "*" + d[1]
-                elif d[0] == "bool":
-                    signature[p.name] = "i1"
-                elif d[0] == "int":
-                    signature[p.name] = "i32" if -(2**31) <= d[1] < 2**31 else "i64"
-                elif d[0] == "float":
-                    signature[p.name] = "fp32"
-                else:
-                    signature[p.name] = "constexpr"
-                    constexprs[p.name] = d[2]
+            if kernel is None:
+                raise LookupError(f"kernel {name} is not a module-level @triton.jit function")
+            signature, constexprs, options = _plan(kernel, args)
             kr.signature = signature
-            kr.constexprs = {k: v if isinstance(v, (int, float, bool, str, type(None))) else repr(v)
+            kr.constexprs = {k: v if isinstance(v, (int, float, bool, str, type(None))) else str(v)
                              for k, v in constexprs.items()}
             kr.num_warps = int(options.get("num_warps", 4))
             kr.num_stages = int(options.get("num_stages", 3))
+            key = repr((name, sorted(signature.items()), sorted(kr.constexprs.items()), sorted(options.items())))
+            if key in seen:
+                continue
+            seen.add(key)
             src = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
-            compiled = triton.compile(src, target=target, options={k: v for k, v in options.items()})
+            compiled = triton.compile(src, target=target, options=options)
             kr.shared = int(compiled.metadata.shared)
             kr.registers = _cubin_registers(compiled)
             if kr.shared > H100_SHARED_LIMIT:
@@ -165,6 +180,8 @@ def compile_launches(jit_module, launches: list[dict]) -> list[KernelResult]:
             kr.error = f"{type(exc).__name__}: {msg[-1500:]}"
         kr.duration_s = time.perf_counter() - t0
         results.append(kr)
+        if on_result is not None:
+            on_result(kr)
     return results
 
 

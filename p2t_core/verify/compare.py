@@ -105,6 +105,7 @@ def compare_output(name: str, cand: torch.Tensor, truth: torch.Tensor, eager: to
         pos = tuple(int(k) for k in fin.nonzero()[i])
         why = "elementwise" if ratio > mult else f"norm-wise ({norm_err:.2e} > {norm_allowed:.2e})"
         return Verdict(False, f"{name}: wrong values ({why}): max abs err {max_abs:.3e}, at {pos} got "
-                              f"{float(cf[i]):.6g} expected {float(tf[i]):.6g} (rtol {tol:.1e}, atol {atol * mult:.1e})",
+                              f"{float(cf[i]):.6g} expected {float(tf[i]):.6g} "
+                              f"(rtol {tol:.1e}, atol {atol * mult:.1e})",
                        max_abs, max_rel, tol)
     return Verdict(True, "", max_abs, max_rel, tol)

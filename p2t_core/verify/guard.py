@@ -53,7 +53,7 @@ def span(size: tuple[int, ...], stride: tuple[int, ...]) -> int:
     """Elements of storage a strided view touches (from its first element)."""
     if any(n == 0 for n in size):
         return 0
-    return 1 + sum((n - 1) * abs(s) for n, s in zip(size, stride))
+    return 1 + sum((n - 1) * abs(s) for n, s in zip(size, stride, strict=False))
 
 
 @dataclass

@@ -85,10 +85,11 @@ class VerifyReport:
                          _num(c.max_rel_err), _num(c.tolerance), _short(c.message)))
         lines = _table(rows)
         if self.kernels:
-            krows = [("kernel", "signature", "warps", "stages", "shared", "regs", "status")]
+            krows = [("kernel", "signature", "constexprs", "warps", "stages", "shared", "regs", "status")]
             for k in self.kernels:
-                sig = ",".join(f"{v}" for v in k.signature.values())
-                krows.append((k.name, _short(sig, 40), str(k.num_warps), str(k.num_stages),
+                sig = ",".join(v for v in k.signature.values() if v != "constexpr")
+                const = ",".join(f"{n}={v}" for n, v in k.constexprs.items())
+                krows.append((k.name, _short(sig, 40), _short(const, 30), str(k.num_warps), str(k.num_stages),
                               "-" if k.shared is None else str(k.shared),
                               "-" if k.registers is None else str(k.registers),
                               "ok" if k.ok else _short("FAIL " + k.error)))
@@ -110,4 +111,4 @@ def _short(text: str, n: int = 70) -> str:
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip() for r in rows]

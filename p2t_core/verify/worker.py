@@ -180,7 +180,6 @@ class CaseRunner:
         from p2t_core.verify.guard import guarded_input
 
         result = {k: case[k] for k in ("index", "bindings", "dtype", "layout")}
-        dtype = getattr(torch, case["dtype"])
         rtol = float(self.tolerances.get(case["dtype"], 1e-5))
         if case["dtype"] == "float32" and self.job.get("tf32"):
             rtol = max(rtol, float(self.tolerances.get("tf32", 1e-2)))
@@ -236,7 +235,8 @@ class CaseRunner:
                 n = g.span
                 from p2t_core.verify.guard import GUARD, bits
                 inside = not torch.equal(bits(g.buffer[GUARD:GUARD + n]), bits(g.snapshot[GUARD:GUARD + n]))
-                where = f"input modified: {name}" if inside else f"write outside the output (into the guard band of input {name})"
+                where = (f"input modified: {name}" if inside
+                         else f"write outside the output (into the guard band of input {name})")
                 return {**result, "message": where}
         for g in self.alloc.allocations:
             if not g.guards_intact():
@@ -249,7 +249,7 @@ class CaseRunner:
         if len(outs) != len(truth):
             return {**result, "message": f"returned {len(outs)} outputs, expected {len(truth)}"}
         worst = {"max_abs_err": 0.0, "max_rel_err": 0.0, "tolerance": rtol}
-        for i, (o, t) in enumerate(zip(outs, truth)):
+        for i, (o, t) in enumerate(zip(outs, truth, strict=False)):
             label = "output" if len(truth) == 1 else f"output {i}"
             if not isinstance(o, torch.Tensor):
                 return {**result, "message": f"{label} is a {type(o).__name__}, expected a tensor"}
@@ -305,6 +305,8 @@ def main() -> int:
     import triton  # noqa: F401  (imported before the memory limit: its import maps a lot)
 
     torch.randn(1 << 16).sum()  # start torch's thread pool before measuring the address space
+    if job.get("mode") == "compile":
+        return _compile_main(job, emit)
     recorder = None
     if job["backend"] == "aot":
         from p2t_core.verify.aot import LaunchRecorder
@@ -338,16 +340,28 @@ def main() -> int:
         res["duration_s"] = time.perf_counter() - t0
         emit(event="case", **res)
     if recorder is not None:
-        emit(event="compiling", count=len(recorder.launches))
-        from p2t_core.verify.aot import compile_launches
+        emit(event="launches", launches=list(recorder.launches.values()))
+    emit(event="done")
+    return 0
 
-        os.environ["TRITON_INTERPRET"] = "0"
-        try:
-            jit_module = _load("p2t_candidate_jit", runner.cand_path)
-            kernels = [k.__dict__ for k in compile_launches(jit_module, list(recorder.launches.values()))]
-        except Exception as exc:
-            kernels = [{"name": "<module>", "signature": {}, "error": f"loading for compile: {_describe_exc(exc)}"}]
-        emit(event="kernels", kernels=kernels)
+
+def _compile_main(job: dict, emit) -> int:
+    """Compile recorded launches for sm_90; TRITON_INTERPRET is unset here, so kernels are JITFunctions."""
+    from p2t_core.verify.aot import compile_launches
+
+    _limit_memory(int(job.get("memory_limit_mb", 0)))
+    emit(event="ready")
+    path = os.path.abspath("candidate.py")
+    with open(path, "w") as f:
+        f.write(job["candidate_source"])
+    try:
+        mod = _load("p2t_candidate", path)
+    except BaseException as exc:
+        emit(event="load_error", message=_short(f"candidate failed to load: {_describe_exc(exc)}", 2000))
+        emit(event="done")
+        return 0
+    emit(event="loaded")
+    compile_launches(mod, job["launches"], on_result=lambda kr: emit(event="kernel", **kr.__dict__))
     emit(event="done")
     return 0
 

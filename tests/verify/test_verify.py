@@ -1,0 +1,221 @@
+"""End-to-end verifier tests on the interpreter (CPU): correct candidates pass, planted bugs are caught."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from candidates import (
+    ELEMENTWISE_CAND,
+    ELEMENTWISE_REF,
+    ELEMENTWISE_SIG,
+    RMSNORM_CAND,
+    RMSNORM_REF,
+    RMSNORM_SIG,
+    ROWSUM_CAND,
+    ROWSUM_REF,
+    ROWSUM_SIG,
+    bug,
+)
+
+from p2t_core.verify import aot_compile_module, verify
+
+pytestmark = pytest.mark.timeout(120)
+
+ONE = dict(backend="interpret", dtypes=("float32",), shapes=[{"M": 5, "N": 37}], noncontiguous=False, seed=3)
+
+
+def _one_failure(report, needle: str):
+    assert not report.passed, report.render()
+    msgs = [c.message for c in report.failures] + [report.error or ""]
+    assert any(needle in m for m in msgs), report.render()
+
+
+def test_elementwise_passes_all_dtypes_shapes_layouts():
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="interpret", seed=11)
+    assert r.passed, r.render()
+    assert {c.dtype for c in r.cases} == {"float32", "float16", "bfloat16"}
+    assert {c.layout for c in r.cases} == {"contiguous", "strided", "transposed"}
+    sizes = [c.bindings for c in r.cases]
+    assert any(0 in b.values() for b in sizes) and any(set(b.values()) == {1} for b in sizes)
+    assert any(b["N"] >= 1000 for b in sizes)
+    assert all(c.status == "pass" for c in r.cases)
+    json.dumps(r.to_dict())
+    assert "PASSED" in r.render()
+
+
+def test_rowsum_reduction_passes():
+    r = verify(ROWSUM_REF, ROWSUM_CAND, ROWSUM_SIG, backend="interpret", seed=5)
+    assert r.passed, r.render()
+
+
+def test_module_with_eps_and_weight_passes():
+    r = verify(RMSNORM_REF, RMSNORM_CAND, RMSNORM_SIG, backend="interpret", seed=7)
+    assert r.passed, r.render()
+
+
+def test_module_weight_is_overwritten():
+    # A candidate that ignores the weight passes only if the weight were still ones: it must fail.
+    cand = RMSNORM_CAND.replace("y = y.to(OUT.dtype.element_ty).to(tl.float32) * w.to(tl.float32)",
+                                "y = y.to(OUT.dtype.element_ty).to(tl.float32)")
+    r = verify(RMSNORM_REF, cand, RMSNORM_SIG, backend="interpret", dtypes=("float32",),
+               shapes=[{"M": 3, "D": 33}], seed=1)
+    _one_failure(r, "wrong values")
+
+
+def test_missing_store_mask_is_a_write_outside_the_output():
+    cand = bug(ELEMENTWISE_CAND, STORE="tl.store(OUT + offs, out.to(OUT.dtype.element_ty))")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "write outside the output")
+
+
+def test_wrong_result_off_by_a_constant():
+    cand = bug(ELEMENTWISE_CAND, STORE="tl.store(OUT + offs, (out + 1e-3).to(OUT.dtype.element_ty), mask=mask)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "wrong values")
+
+
+def test_nan_produced():
+    cand = bug(ELEMENTWISE_CAND, STORE="out = tl.where(offs == 3, float('nan'), out)\n"
+                                       "tl.store(OUT + offs, out.to(OUT.dtype.element_ty), mask=mask)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "NaN where the reference has none")
+
+
+def test_output_element_never_written():
+    cand = bug(ELEMENTWISE_CAND, STORE="tl.store(OUT + offs, out.to(OUT.dtype.element_ty), mask=offs < n_elements - 1)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "never written")
+
+
+def test_hang_is_a_timeout():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="while True:\n    pass")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **{**ONE, "seed": 4}, timeout_s=2)
+    _one_failure(r, "timeout after 2 s")
+
+
+def test_segfault_is_a_crash():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="import ctypes\nctypes.string_at(0)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "worker crashed (signal 11)")
+
+
+def test_crash_in_one_case_leaves_the_others_to_a_fresh_worker():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="if x.shape[0] == 1:\n    import ctypes\n    ctypes.string_at(0)")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",),
+               shapes=[{"M": 1, "N": 5}, {"M": 3, "N": 5}], noncontiguous=False, seed=0)
+    assert [c.status for c in r.cases] == ["fail", "pass"], r.render()
+    assert "signal 11" in r.cases[0].message
+
+
+def test_exception_in_one_case_is_that_case_only():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="if x.shape[0] == 1:\n    raise ValueError('boom')")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",),
+               shapes=[{"M": 1, "N": 5}, {"M": 3, "N": 5}], noncontiguous=False, seed=0)
+    assert [c.status for c in r.cases] == ["fail", "pass"], r.render()
+    assert "ValueError: boom" in r.cases[0].message and "candidate line" in r.cases[0].message
+
+
+def test_huge_allocation_hits_the_memory_limit():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="big = torch.empty(2**33, dtype=torch.uint8)\nbig.fill_(1)")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE, memory_limit_mb=1024)
+    _one_failure(r, "out of memory")
+
+
+def test_modifying_an_input():
+    cand = bug(ELEMENTWISE_CAND, PRELUDE="y.mul_(1.0001)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "input modified: y")
+
+
+def test_wrong_output_dtype():
+    cand = bug(ELEMENTWISE_CAND, ALLOC="out = torch.empty((M, N), dtype=torch.float32, device=x.device)")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **{**ONE, "dtypes": ("float16",)})
+    _one_failure(r, "wrong dtype float32, expected float16")
+
+
+def test_wrong_output_shape():
+    cand = bug(ELEMENTWISE_CAND, RETURN="return out.reshape(-1)")
+    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "wrong shape (185,), expected (5, 37)")
+
+
+def test_reference_raising_skips_the_case():
+    ref = ROWSUM_REF + "\n\ndef rowsum_checked(x):\n    return x.sum(-1) + 0 * x.amax(-1)\n"
+    cand = ROWSUM_CAND + "\n\ndef rowsum_checked(x):\n    return rowsum(x)\n"
+    sig = type(ROWSUM_SIG)(unit="rowsum_checked", kind="function", params=ROWSUM_SIG.params)
+    r = verify(ref, cand, sig, backend="interpret", dtypes=("float32",), shapes=[{"M": 3, "N": 0}, {"M": 3, "N": 9}],
+               noncontiguous=False, seed=0)
+    assert r.passed, r.render()
+    assert [c.status for c in r.cases] == ["skip", "pass"]
+    assert r.cases[0].message.startswith("reference raised")
+
+
+def test_candidate_that_does_not_load():
+    r = verify(ELEMENTWISE_REF, "import torch\nraise ImportError('nope')\n", ELEMENTWISE_SIG, **ONE)
+    _one_failure(r, "candidate failed to load: ImportError: nope")
+
+
+def test_worker_environment_is_clean(monkeypatch, tmp_path):
+    monkeypatch.setenv("P2T_TEST_SECRET", "hunter2")
+    check = ("import os\n"
+             "assert 'P2T_TEST_SECRET' not in os.environ, 'secret leaked'\n"
+             f"assert os.environ['HOME'] != {str(__import__('pathlib').Path.home())!r}, 'real HOME'\n"
+             "assert os.environ.get('TRITON_INTERPRET') == '1'\n"
+             "assert os.getcwd().startswith(os.path.dirname(os.environ['HOME'])), os.getcwd()")
+    cand = bug(ELEMENTWISE_CAND, PRELUDE=check)
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE)
+    assert r.passed, r.render()
+
+
+def test_aot_compiles_for_sm90_and_reports_shared_memory():
+    kernels = aot_compile_module(ELEMENTWISE_CAND, ELEMENTWISE_SIG, dtypes=("float32", "bfloat16"))
+    assert kernels and all(k.ok for k in kernels), kernels
+    assert {k.signature["X"] for k in kernels} == {"*fp32", "*bf16"}
+    assert all(k.name == "_silu_axpy_0_kernel" and k.shared is not None for k in kernels)
+    assert kernels[0].signature["BLOCK"] == "constexpr" and kernels[0].constexprs["BLOCK"] == 256
+
+
+def test_aot_backend_reports_numerics_and_compiles():
+    r = verify(RMSNORM_REF, RMSNORM_CAND, RMSNORM_SIG, backend="aot", dtypes=("float16",),
+               shapes=[{"M": 3, "D": 33}, {"M": 2, "D": 1000}], noncontiguous=False, seed=2)
+    assert r.passed, r.render()
+    assert {k.constexprs["BLOCK"] for k in r.kernels} == {64, 1024}
+    assert all(k.ok and k.shared is not None for k in r.kernels)
+    assert "sm_90 compile: 2/2 ok" in r.render()
+
+
+AUTOTUNED = '''
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.autotune(configs=[triton.Config({"BLOCK": 128}, num_warps=4), triton.Config({"BLOCK": 512}, num_warps=8)],
+                 key=["n"])
+@triton.jit
+def _double_0_kernel(X, OUT, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(OUT + offs, tl.load(X + offs, mask=mask) * 2, mask=mask)
+
+
+def double(x):
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n = x.numel()
+    if n:
+        _double_0_kernel[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](x, out, n)
+    return out
+'''
+
+
+def test_aot_records_every_autotune_config():
+    from p2t_core.signature import Signature, TensorParam
+
+    sig = Signature(unit="double", kind="function", params=(TensorParam("x", ("N",)),))
+    r = verify("def double(x):\n    return x * 2\n", AUTOTUNED, sig, backend="aot", dtypes=("float32",),
+               shapes=[{"N": 300}], seed=0)
+    assert r.passed, r.render()
+    assert sorted((k.constexprs["BLOCK"], k.num_warps) for k in r.kernels) == [(128, 4), (512, 8)]
+
+
+@pytest.mark.gpu
+def test_cuda_backend_elementwise():
+    assert torch.cuda.is_available()
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="cuda", seed=1)
+    assert r.passed, r.render()
