@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from p2t_model.config import preset
+
+# One intra-op thread per test process: with `-n 2` on two cores, more threads only contend.
+torch.set_num_threads(1)
 
 UNARY = ["exp", "log", "sin", "cos", "sqrt", "abs", "sigmoid", "tanh"]
 BINARY = [("add", "+"), ("sub", "-"), ("mul", "*"), ("div", "/")]
@@ -65,6 +69,19 @@ def tok(pairs):
     from p2t_model.tokenizer import P2TTokenizer
 
     return P2TTokenizer.train([t for r in pairs for t in (r["prompt"], r["target"])], vocab_size=400)
+
+
+@pytest.fixture
+def make_data(tmp_path):
+    """make_data(train_rows, name) -> a data directory holding just train.jsonl."""
+
+    def make(rows, name="data2"):
+        d = tmp_path / name
+        d.mkdir()
+        write_split(d / "train.jsonl", rows)
+        return d
+
+    return make
 
 
 @pytest.fixture

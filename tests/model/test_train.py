@@ -1,0 +1,174 @@
+"""Training: overfitting, accumulation, exact resume, checkpoint integrity, load_model, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from p2t_model.checkpoint import CheckpointError, load_checkpoint, load_model, resolve
+from p2t_model.cli import train as train_cmd
+from p2t_model.config import preset
+from p2t_model.data import collate, load_split
+from p2t_model.model import MinimalLLM
+from p2t_model.train import accumulate_gradients, lr_multiplier, train
+
+
+def quiet(_msg):
+    pass
+
+
+def losses(history):
+    return {h["step"]: h["loss"] for h in history if "loss" in h}
+
+
+def test_tiny_model_overfits_a_few_pairs(tmp_path, pairs, tiny, make_data):
+    d = make_data(pairs[:4])
+    m, t = tiny
+    t.max_steps, t.warmup_steps, t.eval_interval, t.ckpt_interval, t.log_interval = 80, 5, 1000, 1000, 1000
+    t.micro_batch, t.grad_accum, t.muon_lr, t.adam_lr = 4, 1, 0.04, 1e-2
+    r = train(m, t, d, tmp_path / "run", progress=False, log=quiet)
+    ls = losses(r.history)
+    assert ls[1] > 5.0
+    assert ls[80] < 0.15 * ls[1], (ls[1], ls[80])
+
+
+def test_accumulating_4_micro_batches_equals_one_big_batch(data_dir, tok):
+    m, _ = preset("tiny")
+    ds = load_split(data_dir, "train", tok, m.context)
+    torch.manual_seed(0)
+    model = MinimalLLM(m)
+    index = list(range(8))
+
+    def grads(batches):
+        model.zero_grad(set_to_none=True)
+        loss = accumulate_gradients(model, batches, torch.device("cpu"))
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    big_loss, big = grads([collate(ds, index, tok.pad_id, 8, m.context)])
+    micro = [collate(ds, index[i:i + 2], tok.pad_id, 8, m.context) for i in range(0, 8, 2)]
+    small_loss, small = grads(micro)
+    assert abs(big_loss - small_loss) < 1e-5
+    for a, b in zip(big, small, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_lr_schedule_warms_up_then_decays():
+    _, t = preset("tiny")
+    t.warmup_steps, t.max_steps, t.min_lr_ratio = 10, 110, 0.1
+    mult = [lr_multiplier(s, t) for s in range(120)]
+    assert mult[0] == pytest.approx(0.1) and mult[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(mult[9:], mult[10:], strict=False))
+    assert mult[110] == pytest.approx(0.1) and mult[119] == pytest.approx(0.1)
+
+
+def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(data_dir, tiny, tmp_path):
+    m, t = tiny
+    full = train(m, t, data_dir, tmp_path / "full", progress=False, log=quiet)
+    first = train(m, t, data_dir, tmp_path / "cut", progress=False, log=quiet, stop_after=2)
+    assert first.step == 2 and (tmp_path / "cut" / "step_00000002").is_dir()
+    rest = train(m, t, data_dir, tmp_path / "cut", resume=True, progress=False, log=quiet)
+    a, b = losses(full.history), losses(rest.history)
+    assert rest.step == full.step == 6
+    for step in range(1, 7):
+        assert a[step] == b[step], (step, a[step], b[step])  # bitwise: same weights, data, RNG, optimizer state
+    log = [json.loads(line) for line in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines()]
+    assert {"val_valid_random", "val_valid_compositional"} <= {k for e in log for k in e}
+    assert (tmp_path / "full" / "loss.png").stat().st_size > 1000
+
+
+def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
+    m, t = tiny
+    t.max_steps = 3
+    calls = []
+
+    def eval_fn(model, tokenizer, step):
+        calls.append(step)
+        assert not model.training and tokenizer.end_id == 3
+        return {"pass_rate": 0.5}
+
+    r = train(m, t, data_dir, tmp_path / "run", progress=False, log=quiet, eval_fn=eval_fn)
+    assert calls == [3]
+    assert any(h.get("pass_rate") == 0.5 for h in r.history)
+
+
+@pytest.fixture
+def checkpoint(data_dir, tiny, tmp_path):
+    m, t = tiny
+    t.max_steps = 2
+    r = train(m, t, data_dir, tmp_path / "run", progress=False, log=quiet)
+    return r.checkpoint
+
+
+def test_load_model_restores_weights_tokenizer_and_tying(checkpoint):
+    ck = load_checkpoint(checkpoint.parent)  # a run directory resolves to its latest checkpoint
+    assert ck["dir"] == checkpoint and ck["step"] == 2 and ck["n_params"] < 1_000_000
+    model, tok = load_model(checkpoint.parent)
+    assert model.lm_head.weight.data_ptr() == model.tok_emb.weight.data_ptr()
+    assert torch.equal(model.tok_emb.weight, ck["weights"]["tok_emb.weight"])
+    out = model.generate(tok.encode_prompt("def f(x, y):\n    return x + y\n"), 5, stop_id=tok.end_id)
+    assert len(out) == 1 and len(out[0]) <= 5
+
+
+@pytest.mark.parametrize("damage", ["flip_weights", "truncate_weights", "truncate_optim", "truncate_manifest",
+                                    "delete_tokenizer"])
+def test_corrupted_or_truncated_checkpoint_is_refused(checkpoint, damage, data_dir, tiny):
+    path = {"flip_weights": "model.safetensors", "truncate_weights": "model.safetensors",
+            "truncate_optim": "optim.safetensors", "truncate_manifest": "manifest.json",
+            "delete_tokenizer": "tokenizer.json"}[damage]
+    f = checkpoint / path
+    data = f.read_bytes()
+    if damage.startswith("flip"):
+        f.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+    elif damage.startswith("truncate"):
+        f.write_bytes(data[: len(data) // 2])
+    else:
+        f.unlink()
+    expect = {"flip_weights": "sha256", "truncate_weights": "truncated", "truncate_optim": "truncated",
+              "truncate_manifest": "manifest", "delete_tokenizer": "missing"}[damage]
+    with pytest.raises(CheckpointError, match=expect):
+        load_checkpoint(checkpoint)
+    with pytest.raises(CheckpointError):
+        load_model(checkpoint)
+    m, t = tiny
+    with pytest.raises(CheckpointError):
+        train(m, t, data_dir, checkpoint.parent, resume=True, progress=False, log=quiet)
+
+
+def test_truncated_safetensors_header_is_named(checkpoint):
+    from p2t_model.checkpoint import check_safetensors
+
+    f = checkpoint / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:5])
+    with pytest.raises(CheckpointError, match="truncated safetensors"):
+        check_safetensors(f)
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        resolve(tmp_path)
+
+
+def test_cli_help_has_an_example():
+    r = CliRunner().invoke(train_cmd, ["--help"])
+    assert r.exit_code == 0 and "Example" in r.output and "--resume" in r.output
+
+
+def test_cli_trains_with_preset_and_toml_config(data_dir, tmp_path):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[model]\nd_model = 32\nn_head = 2\nffn_hidden = 64\n\n[train]\nmicro_batch = 3\n")
+    r = CliRunner().invoke(train_cmd, ["--data", str(data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                                       "--config", str(cfg), "--max-steps", "2", "--device", "cpu", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "parameters" in r.output and "done: step 2" in r.output
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck["model_config"].d_model == 32 and ck["train_config"].micro_batch == 3
+
+
+def test_cli_reports_bad_config_cleanly(data_dir, tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model": {"widht": 3}}))
+    r = CliRunner().invoke(train_cmd, ["--data", str(data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                                       "--config", str(cfg)])
+    assert r.exit_code == 2 and "unknown ModelConfig keys: widht" in r.output
