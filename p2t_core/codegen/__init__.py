@@ -1,0 +1,169 @@
+"""Codegen helpers shared by the lowerings: an indented-code writer, the per-kernel context, and the
+emitter that spells graph nodes as Triton expressions through the op registry."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from p2t_core.ir import BOOL, Node
+from p2t_core.ops import OpRegistry
+
+TL_DTYPES = {"float32": "tl.float32", "float16": "tl.float16", "bfloat16": "tl.bfloat16", "float64": "tl.float64"}
+
+
+class Writer:
+    """Lines of Python with an indentation level, as in TorchInductor's IndentedBuffer."""
+
+    def __init__(self, indent: int = 0):
+        self.lines: list[str] = []
+        self.level = indent
+
+    def line(self, text: str = "") -> None:
+        self.lines.append(("    " * self.level + text) if text else "")
+
+    def lines_(self, texts) -> None:
+        for t in texts:
+            self.line(t)
+
+    @contextlib.contextmanager
+    def indent(self):
+        self.level += 1
+        try:
+            yield
+        finally:
+            self.level -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+@dataclass
+class Kernel:
+    """What a plugin returns for a group: the kernel's source and the launcher lines that run it."""
+
+    name: str
+    source: str  # the @triton.jit function (with any @triton.autotune decorator)
+    launch: list[str]  # launcher statements: allocate the outputs (named by ctx.out_name) and launch
+    helpers: tuple[str, ...] = ()  # names of registry helpers the kernel calls
+
+
+@dataclass
+class LoweringContext:
+    """Everything a lowering needs besides the group: names, the registry, the launcher's environment."""
+
+    unit: str
+    kernel_name: str
+    registry: OpRegistry
+    launcher: LauncherEnv
+    autotune: bool = True
+    helpers: set[str] = field(default_factory=set)
+
+    def emitter(self, names: dict[int, str]) -> ExprEmitter:
+        return ExprEmitter(self, names)
+
+
+class LauncherEnv:
+    """Python expressions, inside the launcher function, for the values a kernel reads or writes."""
+
+    def __init__(self):
+        self.exprs: dict[int, str] = {}
+        self.dtypes: dict[str, str] = {}  # dtype atom -> expression
+        self.sizes: dict[str, str] = {}  # size variable -> expression
+        self.prelude: set[str] = set()  # launcher helpers (p2t_core.codegen.prelude) the module needs
+        self.counter = 0
+        self.used: set[str] = set()
+
+    def size(self, s) -> str:
+        return str(s) if isinstance(s, int) else self.sizes[s]
+
+    def fresh(self, prefix: str) -> str:
+        name = prefix
+        while name in self.used:
+            self.counter += 1
+            name = f"{prefix}_{self.counter}"
+        self.used.add(name)
+        return name
+
+    def tensor(self, node: Node) -> str:
+        return self.exprs[node.id]
+
+    def scalar(self, node: Node) -> str:
+        if node.op == "const":
+            return literal(node.attrs["value"])
+        return self.exprs[node.id]
+
+    def dtype(self, node: Node) -> str:
+        if node.dtype == BOOL:
+            return "torch.bool"
+        fixed = node.dtype.fixed
+        if fixed:
+            return f"torch.{fixed}"
+        atoms = sorted(node.dtype.atoms)
+        if not atoms:
+            return "torch.float32"
+        expr = self.dtypes[atoms[0]]
+        for atom in atoms[1:]:
+            other = self.dtypes[atom] if atom in self.dtypes else f"torch.{atom}"
+            expr = f"torch.promote_types({expr}, {other})"
+        return expr
+
+
+def literal(value) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float):
+        if value != value:
+            return 'float("nan")'
+        if value in (float("inf"), float("-inf")):
+            return 'float("inf")' if value > 0 else 'float("-inf")'
+        return repr(value)
+    return repr(value)
+
+
+class ExprEmitter:
+    """Spells member nodes as Triton statements; `names` maps node ids to kernel variable names."""
+
+    def __init__(self, ctx: LoweringContext, names: dict[int, str]):
+        self.ctx, self.names = ctx, names
+        self.counter = 0
+
+    def fresh(self) -> str:
+        self.counter += 1
+        return f"v{self.counter}"
+
+    def operand(self, node: Node) -> str:
+        if node.op == "const":
+            value = node.attrs["value"]
+            return literal(float(value) if isinstance(value, int) and not isinstance(value, bool) else value)
+        return self.names[node.id]
+
+    def emit(self, node: Node) -> str:
+        """Statement lines are returned by `lines`; this returns the expression for `node`."""
+        if node.op == "cast":
+            (x,) = node.inputs
+            target = node.attrs["to"]
+            v = self.operand(x)
+            if target == "bool":
+                return f"{v} != 0"
+            if x.dtype == BOOL:
+                return f"{v}.to(tl.float32)"
+            if target in ("float16", "bfloat16"):  # round as torch does, keep computing in fp32
+                return f"{v}.to({TL_DTYPES[target]}).to(tl.float32)"
+            return v
+        op = self.ctx.registry[node.op]
+        operands = dict(zip(node.attrs["operands"], (self.operand(i) for i in node.inputs), strict=True))
+        for name in op.static:
+            operands[name] = literal(node.attrs[name])
+        self.ctx.helpers.update(op.helpers)
+        return op.spell(operands)
+
+    def lines(self, nodes: list[Node]) -> list[str]:
+        out = []
+        for node in nodes:
+            if node.id in self.names:
+                continue
+            var = self.fresh()
+            out.append(f"{var} = {self.emit(node)}")
+            self.names[node.id] = var
+        return out

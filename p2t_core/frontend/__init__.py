@@ -1,0 +1,82 @@
+"""Frontend: Python source → one op graph and call signature per translation unit."""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+from p2t_core.frontend.lower import Frontend
+from p2t_core.frontend.units import ParsedFile, Unit, parse_file
+from p2t_core.ir import Graph
+from p2t_core.ops import OpRegistry
+from p2t_core.signature import Signature
+
+__all__ = ["ParsedFile", "Unit", "parse_file", "build_unit", "infer_ranks"]
+
+DEFAULT_RANK = 2  # an unconstrained tensor parameter is treated as a matrix; kernels are rank-generic anyway
+
+
+def build_unit(parsed: ParsedFile, unit: Unit, registry: OpRegistry, ranks: dict[str, int] | None = None
+               ) -> tuple[Graph, Signature]:
+    """`ranks` overrides the inferred rank of named tensor parameters (from `--shapes`)."""
+    return Frontend(parsed, registry, {**infer_ranks(unit), **(ranks or {})}).build(unit)
+
+
+def infer_ranks(unit: Unit) -> dict[str, int]:
+    """Guess each tensor parameter's rank from how the body uses it.
+
+    The graph needs a rank per input to infer shapes; Python does not say it. Exact hints come from
+    subscripts (`x[:, None]` means rank 1); otherwise the largest dim literal used anywhere (`dim=2`)
+    raises the default, and `bmm`/`mv` fix their operands.
+    """
+    fn = unit.node
+    if unit.kind == "module":
+        fn = next(s for s in unit.node.body.body if m.matches(s, m.FunctionDef(name=m.Name("forward"))))
+    names = {p.name.value for p in fn.params.params}
+    hints: dict[str, int] = {}
+    max_dim = [DEFAULT_RANK - 1]
+
+    class Scan(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            if m.matches(node.value, m.Name()) and node.value.value in names:
+                items = [e.slice for e in node.slice]
+                if any(m.matches(i, m.Index(value=m.Ellipsis())) for i in items):
+                    return
+                real = sum(1 for i in items if m.matches(i, m.Slice()))
+                if real and all(m.matches(i, m.Slice() | m.Index(value=m.Name("None"))) for i in items):
+                    hints[node.value.value] = real
+
+        def visit_Arg(self, node: cst.Arg) -> None:
+            if node.keyword is not None and node.keyword.value in ("dim", "axis", "dim0", "dim1"):
+                for v in _int_literals(node.value):
+                    max_dim[0] = max(max_dim[0], v if v >= 0 else -v - 1)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            callee = node.func
+            name = callee.attr.value if m.matches(callee, m.Attribute()) else getattr(callee, "value", "")
+            if name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "softmax", "log_softmax", "var",
+                        "std", "argmax", "argmin", "transpose", "unsqueeze", "logsumexp", "norm", "squeeze"):
+                for a in (a for a in node.args if a.keyword is None):  # the tensor operand is never a literal
+                    for v in _int_literals(a.value):
+                        max_dim[0] = max(max_dim[0], v if v >= 0 else -v - 1)
+            operands = [a.value.value for a in node.args if m.matches(a.value, m.Name()) and a.value.value in names]
+            if name in ("bmm", "baddbmm"):
+                for o in operands:
+                    hints.setdefault(o, 3)
+            elif name == "mv" and len(operands) == 2:
+                hints.setdefault(operands[0], 2)
+                hints.setdefault(operands[1], 1)
+
+    fn.visit(Scan())
+    default = max(DEFAULT_RANK, max_dim[0] + 1)
+    return {n: hints.get(n, default) for n in names}
+
+
+def _int_literals(expr) -> list[int]:
+    if m.matches(expr, m.Integer()):
+        return [int(expr.value)]
+    if m.matches(expr, m.UnaryOperation(operator=m.Minus(), expression=m.Integer())):
+        return [-int(expr.expression.value)]
+    if m.matches(expr, m.Tuple() | m.List()):
+        return [v for e in expr.elements for v in _int_literals(e.value)]
+    return []

@@ -1,0 +1,88 @@
+"""Find the translation units of a file: top-level functions and `torch.nn.Module` subclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
+
+from p2t_core.errors import SourceError
+
+MAX_SOURCE_BYTES = 2_000_000
+
+
+@dataclass
+class Unit:
+    name: str
+    kind: str  # "function" | "module"
+    node: cst.FunctionDef | cst.ClassDef
+    line: int
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    source: str
+    wrapper: MetadataWrapper
+    units: list[Unit]
+
+    def metadata(self):
+        return self._meta
+
+    def unit(self, name: str) -> Unit:
+        for u in self.units:
+            if u.name == name:
+                return u
+        names = ", ".join(u.name for u in self.units) or "none"
+        raise SourceError(f"no unit named {name!r} (units in this file: {names})", path=self.path)
+
+
+def parse_file(source: str | bytes, path: str = "<input>") -> ParsedFile:
+    if isinstance(source, bytes):
+        try:
+            source = source.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SourceError(f"not UTF-8 text (byte {e.start})", path=path) from None
+    if "\x00" in source:
+        raise SourceError("binary data (NUL byte) in the source", path=path)
+    if len(source) > MAX_SOURCE_BYTES:
+        raise SourceError(f"file too large ({len(source)} bytes; limit {MAX_SOURCE_BYTES})", path=path)
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as e:
+        raise SourceError(f"syntax error: {e.message}", path=path, line=e.raw_line, col=e.raw_column + 1) from None
+    except RecursionError:
+        raise SourceError("expression nested too deeply", path=path) from None
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    try:
+        meta = wrapper.resolve_many([QualifiedNameProvider, PositionProvider])
+    except RecursionError:
+        raise SourceError("expression nested too deeply", path=path) from None
+    units: list[Unit] = []
+    for stmt in module.body:
+        pos = meta[PositionProvider].get(stmt)
+        line = pos.start.line if pos else 1
+        if m.matches(stmt, m.FunctionDef()):
+            if stmt.name.value.startswith("_"):  # private helpers are not units
+                continue
+            units.append(Unit(stmt.name.value, "function", stmt, line))
+        elif m.matches(stmt, m.ClassDef()) and _is_module_class(stmt, meta[QualifiedNameProvider]):
+            units.append(Unit(stmt.name.value, "module", stmt, line))
+    parsed = ParsedFile(path, source, wrapper, units)
+    parsed._meta = meta
+    return parsed
+
+
+def _is_module_class(cls: cst.ClassDef, qnames) -> bool:
+    for base in cls.bases:
+        names = {q.name for q in _force(qnames.get(base.value, ()))}
+        if names & {"torch.nn.Module", "torch.nn.modules.module.Module"}:
+            return True
+    return False
+
+
+def _force(value):
+    """QualifiedNameProvider stores lazy values; call them to get the set."""
+    return value() if callable(value) else value
