@@ -70,7 +70,7 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
     pending = [c.to_dict() for c in cases]
     restarts = 0
     while pending:
-        current = None
+        current, fresh = None, None
         try:
             for ev in run_job({**job, "cases": pending}, timeout_s):
                 kind = ev["event"]
@@ -83,9 +83,19 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
                     error = ev["message"]
                     for c in pending:
                         results[c["index"]] = _failed(c, error)
+                elif kind == "restart":
+                    fresh = ev["reason"]
                 elif kind == "launches":
                     launches += [x for x in ev["launches"] if x not in launches]
-            break
+            if fresh is None:
+                break
+            # The worker asked for a fresh process (a poisoned CUDA context): run what is left in a new one.
+            pending = [c for c in pending if c["index"] not in results]
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                for c in pending:
+                    results[c["index"]] = _failed(c, f"not run: worker restarted {restarts} times; last: {fresh}")
+                break
         except WorkerDied as died:
             reason = str(died)
             if current is not None:

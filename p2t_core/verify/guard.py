@@ -130,6 +130,7 @@ class AllocationGuard:
 
     def __init__(self) -> None:
         self.allocations: list[Guarded] = []
+        self._busy = False
         self._originals = {name: getattr(torch, name) for name in (*self.EMPTY, *self.FILLED, *self.FULL)}
 
     def _wrap(self, name: str):
@@ -138,12 +139,15 @@ class AllocationGuard:
         like_fn = name.endswith("_like")
 
         def wrapper(*args, **kwargs):
-            if kwargs.get("out") is not None:
+            if kwargs.get("out") is not None or self._busy:
                 return orig(*args, **kwargs)
+            self._busy = True  # torch's Python meta functions may call torch.empty themselves
             try:
                 meta = orig(*args, **{**kwargs, "device": "meta"})
             except Exception:
                 return orig(*args, **kwargs)
+            finally:
+                self._busy = False
             dev = kwargs.get("device")
             if dev is not None:
                 device = torch.device(dev)

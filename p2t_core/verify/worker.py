@@ -48,6 +48,23 @@ def _limit_memory(limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _limit_cuda(torch, limit_mb: int) -> None:
+    """On a GPU the address-space limit would break CUDA's own reservations: initialise CUDA, cap device
+    memory through torch's allocator, and cap host memory on top of what CUDA mapped."""
+    if limit_mb <= 0:
+        return
+    torch.empty(1, device="cuda")
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, limit_mb * 2**20 / total))
+    _limit_memory(limit_mb)
+
+
+def _cuda_poisoned(message: str) -> bool:
+    low = message.lower()
+    return any(s in low for s in ("illegal memory access", "illegal address", "device-side assert",
+                                  "cuda error", "unspecified launch failure", "misaligned address"))
+
+
 def _load(name: str, path: str):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
@@ -255,6 +272,8 @@ class CaseRunner:
                 return {**result, "message": f"{label} is a {type(o).__name__}, expected a tensor"}
             if not isinstance(t, torch.Tensor):
                 t = torch.as_tensor(t)
+            if o.device.type != self.device.type:
+                return {**result, "message": f"{label} is on {o.device.type}, expected {self.device.type}"}
             owner = self.alloc.owner(o)
             if owner is not None and tuple(o.shape) == tuple(t.shape):
                 n = owner.poisoned_count(o)
@@ -318,7 +337,10 @@ def main() -> int:
 
         # Interpreted autotuning would benchmark every config: run the first one only.
         LaunchRecorder().install()
-    _limit_memory(int(job.get("memory_limit_mb", 0)))
+    if job["backend"] == "cuda":
+        _limit_cuda(torch, int(job.get("memory_limit_mb", 0)))
+    else:
+        _limit_memory(int(job.get("memory_limit_mb", 0)))
     emit(event="ready")
 
     runner = CaseRunner(job, emit)
@@ -339,6 +361,10 @@ def main() -> int:
         res.setdefault("status", "fail")
         res["duration_s"] = time.perf_counter() - t0
         emit(event="case", **res)
+        if job["backend"] == "cuda" and _cuda_poisoned(res.get("message", "")):
+            # An illegal address or a device-side assert poisons the CUDA context: ask for a fresh worker.
+            emit(event="restart", reason=res["message"])
+            break
     if recorder is not None:
         emit(event="launches", launches=list(recorder.launches.values()))
     emit(event="done")

@@ -219,3 +219,52 @@ def test_cuda_backend_elementwise():
     assert torch.cuda.is_available()
     r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="cuda", seed=1)
     assert r.passed, r.render()
+
+
+def test_missing_load_mask_reads_the_nan_guard_band():
+    cand = ROWSUM_CAND.replace("x = tl.load(X + row * sxm + cols * sxn, mask=cols < N, other=0.0)",
+                               "x = tl.load(X + row * sxm + cols * sxn)")
+    r = verify(ROWSUM_REF, cand, ROWSUM_SIG, **ONE)
+    _one_failure(r, "NaN where the reference has none")
+
+
+TUPLE_REF = '''
+import torch
+
+
+def split_stats(x):
+    return x.sum(-1), x * 2
+'''
+
+TUPLE_CAND = ROWSUM_CAND + '''
+
+@triton.jit
+def _split_stats_1_kernel(X, OUT, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask).to(tl.float32)  # no bf16 arithmetic in the interpreter
+    tl.store(OUT + offs, (x * 2).to(OUT.dtype.element_ty), mask=mask)
+
+
+def split_stats(x):
+    xc = x.contiguous()
+    twice = torch.empty_like(xc)
+    n = xc.numel()
+    if n:
+        _split_stats_1_kernel[(triton.cdiv(n, 128),)](xc, twice, n, BLOCK=128)
+    return rowsum(x), twice  #RETURN
+'''
+
+
+def test_tuple_outputs_compared_one_by_one():
+    from p2t_core.signature import Signature, TensorParam
+
+    sig = Signature(unit="split_stats", kind="function", params=(TensorParam("x", ("M", "N")),), n_outputs=2)
+    kw = dict(backend="interpret", dtypes=("float32", "bfloat16"), shapes=[{"M": 3, "N": 37}, {"M": 0, "N": 5}],
+              seed=1)
+    r = verify(TUPLE_REF, TUPLE_CAND, sig, **kw)
+    assert r.passed, r.render()
+    r = verify(TUPLE_REF, bug(TUPLE_CAND, RETURN="return rowsum(x), twice + 1"), sig, **kw)
+    _one_failure(r, "output 1: wrong values")
+    r = verify(TUPLE_REF, bug(TUPLE_CAND, RETURN="return (rowsum(x),)"), sig, **kw)
+    _one_failure(r, "returned 1 outputs, expected 2")
