@@ -55,7 +55,7 @@ _FORBIDDEN_KEYWORDS = {
     "break": "'break' is not allowed",
     "continue": "'continue' is not allowed",
     "import": "'import' is only allowed at the top level of the module",
-    "class": "classes are only allowed at the top level, deriving from torch.nn.Module",
+    "class": "classes are only allowed undecorated at the top level, deriving from torch.nn.Module",
     "def": "nested function definitions are not allowed",
 }
 
@@ -215,6 +215,9 @@ def _translate(exc: Exception, text: str) -> GrammarError:
             return GrammarError(line, col, _FORBIDDEN_KEYWORDS[word])
         if isinstance(start, int) and text[start: start + 2] == ":=":
             return GrammarError(line, col, "':=' (walrus) is not allowed")
+        end = getattr(tok, "end_pos", None)
+        if tok.type in ("_DEDENT", "_INDENT", "_NL") and isinstance(end, int) and text[end: end + 1] == "\t":
+            return GrammarError(line, col, "tab characters are not allowed; indent with spaces")
         if tok.type == "_DEDENT":
             return GrammarError(line, col, "unexpected end of block (unclosed bracket or truncated module?)")
         if expected and expected <= {"LPAR", "MINUS", "FALSE", "NONE", "TRUE", "DEC_NUMBER", "HEX_NUMBER",
