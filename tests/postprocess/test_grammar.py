@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -236,13 +237,28 @@ def test_grammar_file_is_package_data(tmp_path, monkeypatch):
     parse_module(HEADER)
 
 
+def realistic_module(min_lines: int = 300) -> str:
+    """Good-corpus modules glued together (renamed) until the text has at least `min_lines` lines."""
+    parts, i = [], 0
+    files = sorted((HERE / "good").glob("*.txt"))
+    bodies = [p.read_text().split("import triton.language as tl\n", 1)[1] for p in files]
+    names = re.compile(r"\b(_\w+_0_kernel|bias_gelu|row_sum|linear_relu|RMSNorm|_CONFIGS|_p2t_\w+)\b")
+    while sum(b.count("\n") for b in parts) < min_lines:
+        suffix = f"_{i}"
+        parts.append(names.sub(lambda m, s=suffix: m.group(1) + s, bodies[i % len(bodies)]))
+        i += 1
+    return "import math\n\nimport torch\nimport triton\nimport triton.language as tl\n" + "".join(parts)
+
+
 def test_parse_speed_300_lines():
-    src = (HERE / "good" / "bias_gelu.txt").read_text()
-    body = "".join(f"    v{i} = tl.where(x > {i}.0, x * {i} + b, tl.exp(-x)) // 3\n" for i in range(300))
-    big = src + "\n\n@triton.jit\ndef _big_kernel(X, B, N, BLOCK: tl.constexpr):\n" \
-        "    x = tl.load(X + tl.arange(0, BLOCK))\n    b = 1.0\n" + body
-    assert big.count("\n") > 300
-    parse_module(big)  # warm the parser
+    src = realistic_module(300)
+    assert src.count("\n") >= 300
+    parse_module(src)  # warm the parser
+    best = min(_timed(parse_module, src) for _ in range(3))
+    assert best < 0.1 * 3  # target 100 ms; slack for loaded CI machines
+
+
+def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
-    parse_module(big)
-    assert time.perf_counter() - t0 < 0.1 * 3  # 100 ms target, slack for loaded CI machines
+    fn(*args)
+    return time.perf_counter() - t0

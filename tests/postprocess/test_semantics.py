@@ -241,3 +241,10 @@ def test_check_result_shape():
     r = check_candidate(module(launcher_extra="y = eval('1')"))
     assert r.stage == "semantics" and r.violations and r.violations[0].line > 0
     assert check_candidate(module()).stage is None
+
+
+def test_realistic_300_line_module_passes_both_gates():
+    from tests.postprocess.test_grammar import realistic_module
+
+    result = check_candidate(realistic_module(300))
+    assert result.ok, str(result)
