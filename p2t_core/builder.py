@@ -63,7 +63,7 @@ class Builder:
         return UnsupportedError(what, hint, **self.where)
 
     # -- sources ------------------------------------------------------------------------------------
-    def node(self, op: str, inputs, shape: Shape, dtype: DType, **attrs) -> Node:
+    def node(self, op: str, inputs, shape: Shape, dtype: DType, /, **attrs) -> Node:
         loc = (self.where.get("line", 1), self.where.get("col", 1))
         return Node(op, tuple(inputs), self.sizes.shape(shape), dtype, attrs, loc=loc)
 
@@ -232,6 +232,11 @@ class Builder:
         if x.shape[d] != 1:
             return x if isinstance(x.shape[d], int) else self._squeeze_var(x, d)
         return self.reshape(x, x.shape[:d] + x.shape[d + 1 :])
+
+    def squeeze_dims(self, x: Node, dims) -> Node:
+        """Remove the given size-1 dims (as a reduce without keepdim would)."""
+        dims = {self.norm_dim(d, x.rank) for d in ((dims,) if isinstance(dims, int) else dims)}
+        return self.reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in dims))
 
     def _squeeze_var(self, x: Node, d: int) -> Node:
         raise self.unsupported(f"squeeze of dim {d} whose size is not known to be 1", "squeeze of size-1 dims")

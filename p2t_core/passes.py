@@ -58,6 +58,10 @@ def sink_unit_reshapes(graph: Graph) -> None:
             kept = tuple(1 if i in src.attrs["dims"] else s for i, s in enumerate(src.inputs[0].shape))
             if tuple(node.shape) == kept:
                 return Node(src.op, src.inputs, kept, src.dtype, {**src.attrs, "keepdim": True}, loc=src.loc)
+        if src.op in REDUCE_WITH_DIMS and src.attrs.get("keepdim"):
+            dropped = tuple(s for i, s in enumerate(src.inputs[0].shape) if i not in src.attrs["dims"])
+            if tuple(node.shape) == dropped:
+                return Node(src.op, src.inputs, dropped, src.dtype, {**src.attrs, "keepdim": False}, loc=src.loc)
         if src.op in SOURCE_OPS or src.op in ANCHOR_OPS or src.op in VIEWS or src.op == "size":
             return node
         inputs = []

@@ -102,9 +102,9 @@ class LauncherEnv:
         atoms = sorted(node.dtype.atoms)
         if not atoms:
             return "torch.float32"
-        expr = self.dtypes[atoms[0]]
-        for atom in atoms[1:]:
-            other = self.dtypes[atom] if atom in self.dtypes else f"torch.{atom}"
+        exprs = [self.dtypes.get(atom, f"torch.{atom}") for atom in atoms]
+        expr = exprs[0]
+        for other in exprs[1:]:
             expr = f"torch.promote_types({expr}, {other})"
         return expr
 

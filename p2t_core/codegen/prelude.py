@@ -47,21 +47,60 @@ def _p2t_layout(shape, tensors):
     return list(tensors), [1] * pad + sizes, flat, contiguous
 ''',
     "_p2t_rows": '''
-def _p2t_rows(t, shape, start, stop):
-    """View t, broadcast to shape, as (outer, reduced, inner) around dims [start, stop): (t, strides)."""
+def _p2t_rows(t, shape, dims):
+    """View t, broadcast to shape, as (outer, reduced, inner) around dims: (tensor, its 3 strides)."""
     shape = list(shape)
     e = t.expand(shape)
-    groups = [range(0, start), range(start, stop), range(stop, len(shape))]
+    if list(dims) == list(range(dims[0], dims[-1] + 1)):
+        groups = [range(0, dims[0]), range(dims[0], dims[-1] + 1), range(dims[-1] + 1, len(shape))]
+    else:  # reduced dims apart: rows are the other dims, in order
+        groups = [[d for d in range(len(shape)) if d not in dims], list(dims), []]
     strides = []
-    for dims in groups:
-        kept = [d for d in dims if shape[d] != 1]
-        stride = 0
+    for group in groups:
+        kept = [d for d in group if shape[d] != 1]
         for a, b in zip(kept, kept[1:]):
             if e.stride(a) != e.stride(b) * shape[b]:
-                return _p2t_rows(t.expand(shape).contiguous(), shape, start, stop)
-        if kept:
-            stride = e.stride(kept[-1])
-        strides.append(stride)
+                order = list(groups[0]) + list(groups[1]) + list(groups[2])
+                inverse = [order.index(d) for d in range(len(shape))]
+                return _p2t_rows(e.permute(order).contiguous().permute(inverse), shape, dims)
+        strides.append(e.stride(kept[-1]) if kept else 0)
     return e, strides
+''',
+    "_p2t_row_sizes": '''
+def _p2t_row_sizes(shape, dims):
+    """(outer, reduced, inner) element counts of a row view."""
+    outer, reduced, inner = 1, 1, 1
+    contiguous = list(dims) == list(range(dims[0], dims[-1] + 1))
+    for d in range(len(shape)):
+        if d in dims:
+            reduced = reduced * shape[d]
+        elif contiguous and d > dims[-1]:
+            inner = inner * shape[d]
+        else:
+            outer = outer * shape[d]
+    return outer, reduced, inner
+''',
+    "_p2t_keepdim": '''
+def _p2t_keepdim(t, shape, dims):
+    """A tensor in the reduced frame (dims removed), viewed with the reduced dims back as size 1."""
+    reduced = [s for d, s in enumerate(shape) if d not in dims]
+    t = t.expand(reduced)
+    for d in dims:
+        t = t.unsqueeze(d)
+    return t
+''',
+    "_p2t_empty_rows": '''
+def _p2t_empty_rows(shape, dims, dtype, device):
+    """An output of the full shape laid out so that its rows collapse (reduced dims innermost if apart)."""
+    if list(dims) == list(range(dims[0], dims[-1] + 1)):
+        return torch.empty(shape, dtype=dtype, device=device)
+    order = [d for d in range(len(shape)) if d not in dims] + list(dims)
+    inverse = [order.index(d) for d in range(len(shape))]
+    return torch.empty([shape[d] for d in order], dtype=dtype, device=device).permute(inverse)
+''',
+    "_p2t_mm_strides": '''
+def _p2t_mm_strides(t):
+    """(batch, rows, cols) strides of a 3-D view; 0 for a broadcast batch."""
+    return [0 if t.shape[0] == 1 else t.stride(0), t.stride(1), t.stride(2)]
 ''',
 }

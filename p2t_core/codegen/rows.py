@@ -1,0 +1,385 @@
+"""Lowering of a row group: reductions (and softmax) over dims D of a tensor of shape F, fused with
+their elementwise prologue and epilogue.
+
+The launcher views every tensor as (outer, R, inner) around D. One program handles one outer index and
+BLOCK_I inner positions, and walks R in tiles of BLOCK_R. Reductions that need another's result (the
+variance needs the mean) run in later passes over R; values of the whole tensor that use a reduction
+(`x / x.sum(-1, keepdim=True)`) are written in a final pass. When R fits in one tile (`SINGLE`), the
+kernel loads each row once and keeps it in registers for every pass.
+"""
+
+from __future__ import annotations
+
+from p2t_core.codegen import Kernel, LoweringContext, Writer
+from p2t_core.codegen.elementwise import kernel_scalars, pointer_name, wrap_args
+from p2t_core.ir import REDUCE_OPS, Node
+from p2t_core.schedule import KernelGroup, aligned
+
+MAX_SINGLE_R = 8192  # rows up to this length stay in registers (32 KB of fp32 over 8 warps)
+LOOP_BLOCK_R = 2048
+
+HELPERS = {
+    "_p2t_mul": "@triton.jit\ndef _p2t_mul(a, b):\n    return a * b\n",
+}
+
+
+class RowLowering:
+    def __init__(self, group: KernelGroup, ctx: LoweringContext, *, online_softmax: bool = True):
+        self.g, self.ctx, self.online = group, ctx, online_softmax
+        self.F = group.shape
+        self.dims = group.dims
+        self.reduced = tuple(s for i, s in enumerate(self.F) if i not in self.dims)
+        self.members = group.members
+        self.member_ids = {n.id for n in self.members}
+        self.tensors = [i for i in group.inputs if not (i.rank == 0 and i.op in ("const", "scalar", "size"))]
+        self.scalars = kernel_scalars(group)
+        self.full = self.classify()
+        self.depth = self.depths()
+        self.stats: dict[int, tuple[str, str]] = {}  # softmax anchor -> (row max, row sum) variable names
+
+    # -- analysis ---------------------------------------------------------------------------------
+    def varies_along_r(self, n: Node) -> bool:
+        """An input varies along R when its F-aligned shape is not 1 at a reduced dim."""
+        if not aligned(n.shape, self.F):
+            return False  # reduced-frame input: one value per row
+        pad = len(self.F) - n.rank
+        return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in self.dims)
+
+    def classify(self) -> set[int]:
+        full = {t.id for t in self.tensors if self.varies_along_r(t)}
+        for n in self.members:
+            if n.op in REDUCE_OPS:
+                continue
+            if n.op in ("softmax", "log_softmax") or any(i.id in full for i in n.inputs):
+                full.add(n.id)
+        return full
+
+    def depths(self) -> dict[int, int]:
+        """Pass index of each anchor: one more than the deepest anchor its inputs need."""
+        depth: dict[int, int] = {}
+        need: dict[int, int] = {}  # for every member: passes that must finish before it can be computed
+
+        def ready_after(n: Node) -> int:
+            if n.id not in self.member_ids:
+                return 0
+            return need[n.id]
+
+        for n in self.members:
+            before = max((ready_after(i) for i in n.inputs), default=0)
+            if self.is_anchor(n):
+                depth[n.id] = before
+                need[n.id] = before + (2 if n.op in ("softmax", "log_softmax") and not self.online else 1)
+            else:
+                need[n.id] = before
+        return depth
+
+    @staticmethod
+    def is_anchor(n: Node) -> bool:
+        return n.op in REDUCE_OPS or n.op in ("softmax", "log_softmax")
+
+    # -- kernel -----------------------------------------------------------------------------------
+    def lower(self) -> Kernel:
+        ctx = self.ctx
+        self.ptrs = [pointer_name(k, t) for k, t in enumerate(self.tensors)]
+        self.outs = [f"Out{k}_ptr" for k in range(len(self.g.outputs))]
+        scalar_args = [f"s{k}" for k in range(len(self.scalars))]
+        strides = [f"{p[:-4]}_s{a}" for p in self.ptrs + self.outs for a in "ori"]
+        params = [*self.ptrs, *scalar_args, *self.outs, "n_outer", "n_r", "n_inner", *strides,
+                  "WIDE: tl.constexpr", "SINGLE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
+        w = Writer()
+        w.line("@triton.jit")
+        w.line(f"def {ctx.kernel_name}(")
+        with w.indent():
+            w.lines_(wrap_args(params))
+        w.line("):")
+        with w.indent():
+            w.line("o = tl.program_id(0).to(tl.int64)")
+            w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
+            w.line("mask_i = offs_i < n_inner")
+            self.scalar_names = dict(zip((s.id for s in self.scalars), scalar_args, strict=True))
+            w.line("if SINGLE:")
+            with w.indent():
+                self.body(w, single=True)
+            w.line("else:")
+            with w.indent():
+                self.body(w, single=False)
+        ctx.helpers.update(h for h in HELPERS if h in w.text())
+        return Kernel(ctx.kernel_name, w.text(), self.launcher(), tuple(sorted(ctx.helpers)))
+
+    def addr(self, ptr: str, r: str | None) -> str:
+        base = f"{ptr} + o * {ptr[:-4]}_so + offs_i * {ptr[:-4]}_si"
+        return base if r is None else f"{base} + {r} * {ptr[:-4]}_sr"
+
+    def body(self, w: Writer, single: bool) -> None:
+        names: dict[int, str] = dict(self.scalar_names)
+        emitter = self.ctx.emitter(names)
+        self.emitter = emitter
+        # one value per row: inputs that do not vary along R
+        for k, t in enumerate(self.tensors):
+            if t.id not in self.full:
+                var = f"row{k}"
+                w.line(f"{var} = tl.load({self.addr(self.ptrs[k], None)}, mask=mask_i, other=0)" + self.upcast(t))
+                names[t.id] = var
+        anchors = [n for n in self.members if self.is_anchor(n)]
+        n_passes = max((self.depth[a.id] + 1 for a in anchors), default=0)
+        full_outputs = [o for o in self.g.outputs if o.id in self.full]
+        if single:
+            w.line("offs_r = tl.arange(0, BLOCK_R)[:, None]")
+            w.line("offs_r = offs_r.to(tl.int64) if WIDE else offs_r")
+            w.line("mask = (offs_r < n_r) & mask_i")
+            full_names = dict(names)
+            fe = self.ctx.emitter(full_names)
+            fe.counter = 1000
+            self.load_full(w, full_names)
+            for p in range(n_passes):
+                self.emit_rows(w, names, emitter)
+                for a in (a for a in anchors if self.depth[a.id] == p):
+                    self.single_anchor(w, a, names, full_names, fe)
+                full_names.update(names)
+            self.emit_rows(w, names, emitter)
+            full_names.update(names)
+            for o in full_outputs:
+                self.emit_full(w, [o], full_names, fe)
+                self.store(w, o, full_names[o.id], full=True)
+        else:
+            for p in range(n_passes):
+                self.emit_rows(w, names, emitter)
+                pass_anchors = [a for a in anchors if self.depth[a.id] == p]
+                for a in pass_anchors:
+                    self.init_acc(w, a)
+                w.line("for start in range(0, n_r, BLOCK_R):")
+                with w.indent():
+                    full_names = dict(names)
+                    fe = self.ctx.emitter(full_names)
+                    fe.counter = 1000 + 100 * p
+                    self.loop_header(w)
+                    self.load_full(w, full_names)
+                    for a in pass_anchors:
+                        self.update_acc(w, a, self.value_of(a, full_names, fe, w))
+                for a in pass_anchors:
+                    self.finish_acc(w, a, names)
+            self.emit_rows(w, names, emitter)
+            if full_outputs:
+                w.line("for start in range(0, n_r, BLOCK_R):")
+                with w.indent():
+                    full_names = dict(names)
+                    fe = self.ctx.emitter(full_names)
+                    fe.counter = 2000
+                    self.loop_header(w)
+                    self.load_full(w, full_names)
+                    for o in full_outputs:
+                        self.emit_full(w, [o], full_names, fe)
+                        self.store(w, o, full_names[o.id], full=True)
+        for o in self.g.outputs:
+            if o.id not in self.full:
+                self.store(w, o, names[o.id], full=False)
+
+    def loop_header(self, w: Writer) -> None:
+        w.line("offs_r = (start + tl.arange(0, BLOCK_R))[:, None]")
+        w.line("offs_r = offs_r.to(tl.int64) if WIDE else offs_r")
+        w.line("mask = (offs_r < n_r) & mask_i")
+
+    def upcast(self, t: Node) -> str:
+        return ".to(tl.float32)" if t.dtype.is_float else ""
+
+    def load_full(self, w: Writer, names: dict[int, str]) -> None:
+        for k, t in enumerate(self.tensors):
+            if t.id in self.full:
+                var = f"x{k}"
+                w.line(f"{var} = tl.load({self.addr(self.ptrs[k], 'offs_r')}, mask=mask, other=0)" + self.upcast(t))
+                names[t.id] = var
+
+    def emit_rows(self, w: Writer, names: dict[int, str], emitter) -> None:
+        """Per-row members whose inputs are all known by now."""
+        for n in self.members:
+            if n.id in names or n.id in self.full or self.is_anchor(n):
+                continue
+            if all(i.id in names or i.op == "const" for i in n.inputs):
+                w.lines_(emitter.lines([n]))
+
+    def full_closure(self, roots: list[Node], names: dict[int, str]) -> list[Node]:
+        out: list[Node] = []
+        seen: set[int] = set()
+
+        def visit(n: Node):
+            if n.id in seen or n.id in names or n.op == "const" or n.id not in self.member_ids:
+                return
+            seen.add(n.id)
+            for i in n.inputs:
+                visit(i)
+            out.append(n)
+
+        for r in roots:
+            visit(r)
+        return out
+
+    def store(self, w: Writer, o: Node, value: str, full: bool) -> None:
+        k = self.g.outputs.index(o)
+        ptr = self.outs[k]
+        if full:
+            w.line(f"tl.store({self.addr(ptr, 'offs_r')}, {value}.to({ptr}.dtype.element_ty), mask=mask)")
+        else:
+            w.line(f"tl.store({self.addr(ptr, None)}, {value}.to({ptr}.dtype.element_ty), mask=mask_i)")
+
+    # -- reductions in loops ----------------------------------------------------------------------
+    def acc(self, a: Node) -> str:
+        return f"acc{a.id}"
+
+    def init_acc(self, w: Writer, a: Node) -> None:
+        acc = self.acc(a)
+        shape = "[BLOCK_R, BLOCK_I]"
+        init = {"sum": "0.0", "prod": "1.0", "max": 'float("-inf")', "min": 'float("inf")',
+                "argmax": 'float("-inf")', "argmin": 'float("inf")'}
+        if a.op in ("softmax", "log_softmax"):
+            w.line(f"{acc}_m = tl.full({shape}, float(\"-inf\"), tl.float32)")
+            w.line(f"{acc}_s = tl.zeros({shape}, tl.float32)")
+            return
+        w.line(f"{acc} = tl.full({shape}, {init[a.op]}, tl.float32)")
+        if a.op in ("argmax", "argmin"):
+            w.line(f"{acc}_i = tl.zeros({shape}, tl.int32)")
+
+    def emit_full(self, w: Writer, roots: list[Node], names: dict[int, str], fe) -> None:
+        """Per-element members needed for `roots`; a softmax is spelled from its row statistics."""
+        for n in self.full_closure(roots, names):
+            if n.op in ("softmax", "log_softmax"):
+                m, s = self.stats[n.id]
+                x = fe.operand(n.inputs[0])
+                var = f"sm{n.id}"
+                if n.op == "softmax":
+                    w.line(f"{var} = tl.exp({x} - tl.where({m} == float(\"-inf\"), 0.0, {m})) / {s}")
+                else:
+                    w.line(f"{var} = {x} - tl.where({m} == float(\"-inf\"), 0.0, {m}) - tl.log({s})")
+                names[n.id] = var
+            else:
+                w.lines_(fe.lines([n]))
+
+    def value_of(self, a: Node, names, fe, w) -> str:
+        (x,) = a.inputs
+        self.emit_full(w, [x], names, fe)
+        v = fe.operand(x)
+        if x.id not in self.full:  # a per-row value reduced over R: broadcast it first
+            v = f"({v} + tl.zeros([BLOCK_R, BLOCK_I], tl.float32))"
+        return v
+
+    def update_acc(self, w: Writer, a: Node, v: str) -> None:
+        acc = self.acc(a)
+        if a.op == "sum":
+            w.line(f"{acc} += tl.where(mask, {v}, 0.0)")
+        elif a.op == "prod":
+            w.line(f"{acc} *= tl.where(mask, {v}, 1.0)")
+        elif a.op in ("max", "min"):
+            fill = '"-inf"' if a.op == "max" else '"inf"'
+            fn = "tl.maximum" if a.op == "max" else "tl.minimum"
+            w.line(f"{acc} = {fn}({acc}, tl.where(mask, {v}, float({fill})), propagate_nan=tl.PropagateNan.ALL)")
+        elif a.op in ("argmax", "argmin"):
+            cmp = ">" if a.op == "argmax" else "<"
+            w.line(f"val = tl.where(mask, {v}, {acc})")
+            w.line(f"take = mask & ((val {cmp} {acc}) | ((val != val) & ({acc} == {acc})))")
+            w.line(f"{acc} = tl.where(take, val, {acc})")
+            w.line(f"{acc}_i = tl.where(take, offs_r.to(tl.int32) + tl.zeros([BLOCK_R, BLOCK_I], tl.int32), {acc}_i)")
+        else:  # online softmax: running max and rescaled running sum per lane
+            w.line(f"val = tl.where(mask, {v}, float(\"-inf\"))")
+            w.line(f"m_new = tl.maximum({acc}_m, val)")
+            w.line("safe = tl.where(m_new == float(\"-inf\"), 0.0, m_new)")
+            w.line(f"{acc}_s = {acc}_s * tl.exp({acc}_m - safe) + tl.exp(val - safe)")
+            w.line(f"{acc}_m = m_new")
+
+    def finish_acc(self, w: Writer, a: Node, names: dict[int, str]) -> None:
+        acc, out = self.acc(a), f"red{a.id}"
+        if a.op == "sum":
+            w.line(f"{out} = tl.sum({acc}, axis=0)[None, :]")
+        elif a.op == "prod":
+            w.line(f"{out} = tl.reduce({acc}, 0, _p2t_mul)[None, :]")
+        elif a.op in ("max", "min"):
+            fn = "tl.max" if a.op == "max" else "tl.min"
+            w.line(f"{out} = {fn}({acc}, axis=0)[None, :]")
+            w.line(f"{out} = tl.where(tl.max(({acc} != {acc}).to(tl.int32), axis=0)[None, :] > 0, float(\"nan\"), {out})")
+        elif a.op in ("argmax", "argmin"):
+            fn = "tl.max" if a.op == "argmax" else "tl.min"
+            w.line(f"has_nan = tl.max(({acc} != {acc}).to(tl.int32), axis=0)[None, :] > 0")
+            w.line(f"best = {fn}({acc}, axis=0)[None, :]")
+            w.line(f"hit = tl.where(has_nan, {acc} != {acc}, {acc} == best)")
+            w.line(f"{out} = tl.min(tl.where(hit, {acc}_i, 2147483647), axis=0)[None, :].to(tl.int64)")
+        else:
+            w.line(f"{out}_m = tl.max({acc}_m, axis=0)[None, :]")
+            w.line(f"safe = tl.where({out}_m == float(\"-inf\"), 0.0, {out}_m)")
+            w.line(f"{out}_s = tl.sum({acc}_s * tl.exp({acc}_m - safe), axis=0)[None, :]")
+            self.stats[a.id] = (f"{out}_m", f"{out}_s")
+            return
+        names[a.id] = out
+
+    # -- reductions on a tile in registers --------------------------------------------------------
+    def single_anchor(self, w: Writer, a: Node, names, full_names, fe) -> None:
+        out = f"red{a.id}"
+        v = self.value_of(a, full_names, fe, w)
+        if a.op == "sum":
+            w.line(f"{out} = tl.sum(tl.where(mask, {v}, 0.0), axis=0)[None, :]")
+        elif a.op == "prod":
+            w.line(f"{out} = tl.reduce(tl.where(mask, {v}, 1.0), 0, _p2t_mul)[None, :]")
+        elif a.op in ("max", "min", "argmax", "argmin"):
+            self.init_acc(w, a)
+            self.update_acc(w, a, v)
+            self.finish_acc(w, a, names)
+            return
+        else:
+            w.line(f"val = tl.where(mask, {v}, float(\"-inf\"))")
+            w.line(f"{out}_m = tl.max(val, axis=0)[None, :]")
+            w.line(f"safe = tl.where({out}_m == float(\"-inf\"), 0.0, {out}_m)")
+            w.line(f"{out}_s = tl.sum(tl.exp(val - safe), axis=0)[None, :]")
+            self.stats[a.id] = (f"{out}_m", f"{out}_s")
+            return
+        names[a.id] = out
+
+    # -- launcher ---------------------------------------------------------------------------------
+    def launcher(self) -> list[str]:
+        env = self.ctx.launcher
+        lines: list[str] = []
+        F = f"({', '.join(env.size(s) for s in self.F)}{',' if len(self.F) == 1 else ''})"
+        dims = f"({', '.join(map(str, self.dims))}{',' if len(self.dims) == 1 else ''})"
+        lines.append(f"shape = {F}")
+        lines.append(f"dims = {dims}")
+        views = []
+        for t in self.tensors:
+            src = env.tensor(t)
+            if not aligned(t.shape, self.F):  # reduced-frame input: restore the reduced dims as size 1
+                src = f"_p2t_keepdim({src}, shape, dims)"
+                env.prelude.add("_p2t_keepdim")
+            views.append(src)
+        device = f"{env.tensor(self.tensors[0])}.device"
+        outs = []
+        for o in self.g.outputs:
+            var = env.fresh("out")
+            oshape = f"({', '.join(env.size(s) for s in o.shape)}{',' if o.rank == 1 else ''})"
+            if o.id in self.full:
+                lines.append(f"{var} = _p2t_empty_rows(shape, dims, {env.dtype(o)}, {device})")
+                env.prelude.add("_p2t_empty_rows")
+            else:
+                lines.append(f"{var} = torch.empty({oshape}, dtype={env.dtype(o)}, device={device})")
+            env.exprs[o.id] = var
+            view = var if o.id in self.full else f"_p2t_keepdim({var}, shape, dims)"
+            if o.id not in self.full:
+                env.prelude.add("_p2t_keepdim")
+            outs.append(view)
+        lines.append("n_outer, n_r, n_inner = _p2t_row_sizes(shape, dims)")
+        lines.append("if n_outer * n_inner > 0:")
+        body = []
+        args = []
+        for k, src in enumerate(views + outs):
+            body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
+            args.append(f"t{k}")
+        strides = [f"*st{k}" for k in range(len(views) + len(outs))]
+        body.append("block_i = 1 if n_inner == 1 else min(64, triton.next_power_of_2(n_inner))")
+        body.append(f"single = n_r <= {MAX_SINGLE_R} // block_i")
+        body.append(f"block_r = max(triton.next_power_of_2(n_r), 1) if single else max({LOOP_BLOCK_R} // block_i, 16)")
+        body.append("warps = 8 if block_r * block_i >= 4096 else 4")
+        body.append("grid = (n_outer, triton.cdiv(n_inner, block_i))")
+        call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
+                "n_inner", *strides]
+        body.append(f"{self.ctx.kernel_name}[grid](")
+        body.append(f"    {', '.join(call)},")
+        body.append("    WIDE=n_outer * n_r * n_inner >= 2**31, SINGLE=single, BLOCK_R=block_r, BLOCK_I=block_i,")
+        body.append("    num_warps=warps,")
+        body.append(")")
+        lines += ["    " + b for b in body]
+        env.prelude.update({"_p2t_rows", "_p2t_row_sizes"})
+        return lines
