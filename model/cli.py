@@ -21,11 +21,12 @@ from .config import load_config_file, merge, preset
               help="Base configuration (model and training).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON or TOML file with tables `model` and `train` overriding the preset.")
-@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out (exact resume).")
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out (exact resume; its "
+              "configs are used, only --max-steps and --compile may change).")
 @click.option("--max-steps", type=int, help="Override train.max_steps.")
 @click.option("--stop-after", type=int, help="Stop (with a checkpoint) after this step; the schedule is unchanged.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model (default: config).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile on CUDA (default: on).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_after, device, compile_, quiet):
     """Train the LLM engine's model on (canonical Python, Triton) pairs.
@@ -47,10 +48,8 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
         model_cfg, train_cfg = preset(preset_name)
         if config_file:
             model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
-        if compile_ is not None:
-            train_cfg.compile = compile_
         result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
-                              device=device, stop_after=stop_after, progress=not quiet,
+                              device=device, stop_after=stop_after, use_compile=compile_, progress=not quiet,
                               log=lambda m: click.echo(m, err=True))
     except (P2TError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)

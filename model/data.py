@@ -40,26 +40,44 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 class PairDataset:
-    """Tokenized pairs of one split; `dropped` counts the pairs that do not fit the context."""
+    """Tokenized pairs of one split, stored compactly: all tokens in one flat tensor (int16 when the
+    vocabulary allows: 2 bytes a token, not a Python int's ~36), with per-pair offsets and the index
+    where each pair's target begins. `dropped` counts the pairs that do not fit the context."""
 
-    def __init__(self, rows: list[dict], tokenizer: P2TTokenizer, context: int, name: str = ""):
+    def __init__(self, rows: list[dict], tokenizer: P2TTokenizer, context: int, name: str = "",
+                 chunk: int = 4096):
         self.name = name
-        encoded = tokenizer.encode_pairs([r["prompt"] for r in rows], [r["target"] for r in rows])
-        self.ids: list[list[int]] = []
-        self.masks: list[list[int]] = []
+        dtype = torch.int16 if tokenizer.vocab_size <= 32767 else torch.int32
+        parts: list[torch.Tensor] = []
+        self.offsets = [0]  # pair i is tokens[offsets[i]:offsets[i + 1]]
+        self.target_start: list[int] = []  # index (within the pair) of its first target token
         self.meta: list[dict] = []
         self.dropped = 0
-        for row, (ids, mask) in zip(rows, encoded, strict=True):
-            if len(ids) - 1 > context:  # the model reads ids[:-1] and predicts ids[1:]
-                self.dropped += 1
-                continue
-            self.ids.append(ids)
-            self.masks.append(mask)
-            self.meta.append({k: row.get(k) for k in ("family", "style", "hash")})
-        self.lengths = [len(i) - 1 for i in self.ids]
+        for c in range(0, len(rows), chunk):  # bounded peak memory for large splits
+            block = rows[c:c + chunk]
+            encoded = tokenizer.encode_pairs([r["prompt"] for r in block], [r["target"] for r in block])
+            for row, (ids, mask) in zip(block, encoded, strict=True):
+                if len(ids) - 1 > context:  # the model reads ids[:-1] and predicts ids[1:]
+                    self.dropped += 1
+                    continue
+                parts.append(torch.tensor(ids, dtype=dtype))
+                self.offsets.append(self.offsets[-1] + len(ids))
+                self.target_start.append(mask.index(1))
+                self.meta.append({k: row.get(k) for k in ("family", "style", "hash")})
+        self.tokens = torch.cat(parts) if parts else torch.zeros(0, dtype=dtype)
+        self.lengths = [b - a - 1 for a, b in zip(self.offsets, self.offsets[1:], strict=False)]  # input lengths
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.lengths)
+
+    def ids(self, i: int) -> torch.Tensor:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]].long()
+
+    def pair(self, i: int) -> tuple[list[int], list[int]]:
+        """(ids, loss mask) of pair i, as encode_pair gave them."""
+        ids = self.ids(i).tolist()
+        t = self.target_start[i]
+        return ids, [0] * t + [1] * (len(ids) - t)
 
     @property
     def n_tokens(self) -> int:
@@ -95,11 +113,11 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
     x = torch.full((len(index), T), pad_id, dtype=torch.long)
     y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
     for row, i in enumerate(index):
-        ids = torch.tensor(ds.ids[i], dtype=torch.long)
-        mask = torch.tensor(ds.masks[i], dtype=torch.bool)
+        ids = ds.ids(i)
         n = len(ids) - 1
         x[row, :n] = ids[:-1]
-        y[row, :n] = torch.where(mask[1:], ids[1:], IGNORE_INDEX)
+        y[row, :n] = ids[1:]
+        y[row, :ds.target_start[i] - 1] = IGNORE_INDEX  # targets before the first target token: the prompt
     return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()))
 
 

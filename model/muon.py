@@ -92,7 +92,7 @@ def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opt
     opts = [
         Muon([p for _, p in muon], lr=cfg.muon_lr, momentum=cfg.muon_momentum, weight_decay=cfg.muon_weight_decay),
         torch.optim.AdamW([p for _, p in adamw], lr=cfg.adam_lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                          weight_decay=cfg.adam_weight_decay),
+                          weight_decay=cfg.adam_weight_decay, fused=all(p.is_cuda for _, p in adamw) or None),
     ]
     for opt in opts:
         for group in opt.param_groups:

@@ -144,11 +144,13 @@ class TrainResult:
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *,
           resume: bool = False, max_steps: int | None = None, device: str | None = None,
           eval_fn: EvalFn | None = None, progress: bool = True, log: Callable[[str], None] = print,
-          rank: int = 0, world_size: int = 1, stop_after: int | None = None) -> TrainResult:
+          rank: int = 0, world_size: int = 1, stop_after: int | None = None,
+          use_compile: bool | None = None) -> TrainResult:
     """Train (or resume training) into out_dir: checkpoints `step_NNNNNNNN/`, `latest`, `train_log.jsonl`,
     `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate).
     `stop_after` ends the run (with a checkpoint) at that step without changing the schedule, which
-    `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it."""
+    `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it.
+    On resume the checkpoint's configs are used; `max_steps` and `use_compile` still override them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -162,8 +164,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             ck = load_checkpoint(out_dir)  # refuses a corrupted or truncated checkpoint
             model_cfg, train_cfg = ck["model_config"], ck["train_config"] or train_cfg
             log(f"resuming from {ck['dir']} at step {ck['step']}")
-    if max_steps is not None:
+    if max_steps is not None:  # the only schedule setting a resumed run may change
         train_cfg.max_steps = max_steps
+    if use_compile is not None:
+        train_cfg.compile = use_compile
     cfg = train_cfg
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -211,7 +215,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             scaler.load_state_dict(ck["scaler"])
         if "rng" in ck:
             set_rng_state(ck["rng"])
-    run = torch.compile(model) if cfg.compile else model
+    run = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
 
     # --- the loop ---
     log_path = out_dir / "train_log.jsonl"

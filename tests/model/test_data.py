@@ -7,13 +7,15 @@ from p2t_model.data import BatchLoader, collate, fixed_batches, load_split
 from p2t_model.model import IGNORE_INDEX
 
 
-def test_pairs_longer_than_context_are_dropped_and_counted(data_dir, tok):
+def test_pairs_longer_than_context_are_dropped_and_counted(data_dir, tok, pairs):
     full = load_split(data_dir, "train", tok, context=10_000)
     assert len(full) == 12 and full.dropped == 0
     cut = sorted(full.lengths)[5]
     short = load_split(data_dir, "train", tok, context=cut)
     assert short.dropped == sum(n > cut for n in full.lengths) and len(short) + short.dropped == 12
     assert max(short.lengths) <= cut
+    for i in range(len(full)):
+        assert full.pair(i) == tok.encode_pair(pairs[i]["prompt"], pairs[i]["target"])
     assert load_split(data_dir, "missing", tok, 100) is None
     with pytest.raises(FileNotFoundError, match="train.jsonl"):
         load_split(data_dir / "nowhere", "train", tok, 100)
@@ -24,12 +26,12 @@ def test_collate_shifts_masks_and_pads(data_dir, tok):
     b = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000)
     assert b.x.shape[1] % 16 == 0 and b.x.shape[1] >= max(ds.lengths[:3])
     for row in range(3):
-        ids, mask, n = ds.ids[row], ds.masks[row], ds.lengths[row]
+        (ids, mask), n = ds.pair(row), ds.lengths[row]
         assert b.x[row, :n].tolist() == ids[:-1]
         assert (b.x[row, n:] == tok.pad_id).all() and (b.y[row, n:] == IGNORE_INDEX).all()
         expect = [i if m else IGNORE_INDEX for i, m in zip(ids[1:], mask[1:], strict=True)]
         assert b.y[row, :n].tolist() == expect
-    assert b.n_targets == sum(sum(ds.masks[i][1:]) for i in range(3))
+    assert b.n_targets == sum(sum(ds.pair(i)[1][1:]) for i in range(3))
 
 
 def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):
