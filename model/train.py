@@ -15,6 +15,7 @@ that of an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -164,6 +165,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             ck = load_checkpoint(out_dir)  # refuses a corrupted or truncated checkpoint
             model_cfg, train_cfg = ck["model_config"], ck["train_config"] or train_cfg
             log(f"resuming from {ck['dir']} at step {ck['step']}")
+    train_cfg = dataclasses.replace(train_cfg)  # the caller's config is not modified
     if max_steps is not None:  # the only schedule setting a resumed run may change
         train_cfg.max_steps = max_steps
     if use_compile is not None:
@@ -219,6 +221,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
 
     # --- the loop ---
     log_path = out_dir / "train_log.jsonl"
+    if ck is not None and log_path.exists() and rank == 0:  # drop lines a crashed run wrote after its checkpoint
+        kept = [line for line in log_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        log_path.write_text("".join(line + "\n" for line in kept))
     log_file = open(log_path, "a") if rank == 0 else None
 
     def record(entry: dict):

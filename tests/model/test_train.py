@@ -68,6 +68,8 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(data_dir, tin
     full = train(m, t, data_dir, tmp_path / "full", progress=False, log=quiet)
     first = train(m, t, data_dir, tmp_path / "cut", progress=False, log=quiet, stop_after=2)
     assert first.step == 2 and (tmp_path / "cut" / "step_00000002").is_dir()
+    with open(tmp_path / "cut" / "train_log.jsonl", "a") as f:  # a crashed run logged past its checkpoint
+        f.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
     rest = train(m, t, data_dir, tmp_path / "cut", resume=True, progress=False, log=quiet)
     a, b = losses(full.history), losses(rest.history)
     assert rest.step == full.step == 6
@@ -76,6 +78,9 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(data_dir, tin
     log = [json.loads(line) for line in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines()]
     assert {"val_valid_random", "val_valid_compositional"} <= {k for e in log for k in e}
     assert (tmp_path / "full" / "loss.png").stat().st_size > 1000
+    cut_log = [json.loads(line) for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in cut_log if "loss" in e] == [1, 2, 3, 4, 5, 6]
+    assert 123.0 not in [e.get("loss") for e in cut_log]
 
 
 def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
