@@ -21,12 +21,18 @@ class Sizes:
 
     def __init__(self):
         self.parent: dict[str, Size] = {}
+        self.order: dict[str, int] = {}
         self.counter = itertools.count()
 
     def fresh(self, hint: str) -> str:
-        name = f"{hint}{next(self.counter)}"
+        index = next(self.counter)
+        name = f"{hint}{index}"
         self.parent[name] = name
+        self.order[name] = index
         return name
+
+    def age(self, name: str) -> int:
+        return self.order.get(name, -1)
 
     def find(self, s: Size) -> Size:
         while isinstance(s, str) and self.parent.get(s, s) != s:
@@ -40,9 +46,9 @@ class Sizes:
             return a
         if isinstance(a, int) and isinstance(b, int):
             raise ValueError(f"size {a} does not match size {b}")
-        if isinstance(a, int):
-            a, b = b, a
-        self.parent[a] = b  # a is a variable; b a variable or a fixed size
+        if isinstance(a, int) or (isinstance(b, str) and self.age(b) > self.age(a)):
+            a, b = b, a  # keep the fixed size, or else the older variable, as the representative
+        self.parent[a] = b
         return b
 
     def shape(self, shape: Shape) -> Shape:

@@ -174,8 +174,10 @@ OPS = [
         helpers=("_p2t_log1p",)),
     # comparisons and logic (bool results)
     *[
-        _op(name, ("x", "y"), f"{{x}} {sym} {{y}}", getattr(torch, name), "tmn", (f"operator.{name}",), result="bool")
-        for name, sym in (("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="), ("eq", "=="), ("ne", "!="))
+        _op(name, ("x", "y"), f"{{x}} {sym} {{y}}", getattr(torch, name), "tm", (f"operator.{name}", f"numpy.{np_name}"),
+            result="bool")
+        for name, sym, np_name in (("lt", "<", "less"), ("le", "<=", "less_equal"), ("gt", ">", "greater"),
+                                   ("ge", ">=", "greater_equal"), ("eq", "==", "equal"), ("ne", "!=", "not_equal"))
     ],
     _op("logical_and", ("x", "y"), "({x} != 0) & ({y} != 0)", torch.logical_and, "tmn", ("operator.and_",),
         result="bool"),

@@ -48,9 +48,13 @@ def _p2t_layout(shape, tensors):
 ''',
     "_p2t_rows": '''
 def _p2t_rows(t, shape, dims):
-    """View t, broadcast to shape, as (outer, reduced, inner) around dims: (tensor, its 3 strides)."""
+    """View t (broadcastable to shape) as (outer, reduced, inner) around dims: (tensor, its 3 strides)."""
     shape = list(shape)
-    e = t.expand(shape)
+    if t.numel() == 0:  # nothing is read: any valid pointer will do (an empty tensor may have none)
+        return torch.empty(1, dtype=t.dtype, device=t.device), [0, 0, 0]
+    while t.dim() < len(shape):
+        t = t.unsqueeze(0)
+    stride = [0 if t.shape[d] == 1 else t.stride(d) for d in range(len(shape))]
     if list(dims) == list(range(dims[0], dims[-1] + 1)):
         groups = [range(0, dims[0]), range(dims[0], dims[-1] + 1), range(dims[-1] + 1, len(shape))]
     else:  # reduced dims apart: rows are the other dims, in order
@@ -59,12 +63,12 @@ def _p2t_rows(t, shape, dims):
     for group in groups:
         kept = [d for d in group if shape[d] != 1]
         for a, b in zip(kept, kept[1:]):
-            if e.stride(a) != e.stride(b) * shape[b]:
+            if stride[a] != stride[b] * shape[b]:
                 order = list(groups[0]) + list(groups[1]) + list(groups[2])
                 inverse = [order.index(d) for d in range(len(shape))]
-                return _p2t_rows(e.permute(order).contiguous().permute(inverse), shape, dims)
-        strides.append(e.stride(kept[-1]) if kept else 0)
-    return e, strides
+                return _p2t_rows(t.expand(shape).permute(order).contiguous().permute(inverse), shape, dims)
+        strides.append(stride[kept[-1]] if kept else 0)
+    return t, strides
 ''',
     "_p2t_row_sizes": '''
 def _p2t_row_sizes(shape, dims):
