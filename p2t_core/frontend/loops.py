@@ -177,7 +177,12 @@ def _where(c: tuple, a: tuple, b: tuple) -> tuple:
 def _fold(op: str, parts) -> tuple:
     out = parts[0]
     for p in parts[1:]:
-        out = ("call", op, (out, p), op) if op in ("max", "min") else ("bin", op, out, p)
+        if op in ("max", "min"):
+            out = ("call", op, (out, p), op)
+        elif op == "+" and p[0] == "un":
+            out = ("bin", "-", out, p[2])
+        else:
+            out = ("bin", op, out, p)
     return out
 
 
@@ -356,6 +361,14 @@ class _Renderer:
             r = self._matmul(n, T)
             if r is not None:
                 return r
+        nat = _first_load_order(arg, tuple(outs) + tuple(over))
+        if nat and [a for a in nat if a in outs] == outs and set(nat[-len(over):]) != set(over):
+            # reduce over leading dims in the operand's own layout (`x.sum(0)`), no transpose
+            pos = [nat.index(a) for a in over]
+            dim = str(pos[0]) if len(pos) == 1 else "(" + ", ".join(map(str, pos)) + ")"
+            r = ("method", self.render(arg, tuple(nat)), kind, dim)
+            pat = _pattern(outs, T)
+            return ("index", r, ", ".join(pat)) if pat else r
         rord = _first_load_order(arg, over) or sorted(over)
         ar = self.render(arg, tuple(outs) + tuple(rord))
         if not outs:
@@ -372,7 +385,7 @@ class _Renderer:
         fs = _factors(n[2])
         inner = [f for f in fs if k in _axes(f)]
         outer = [f for f in fs if k not in _axes(f)]
-        if len(inner) != 2:
+        if len(inner) != 2 or inner[0] == inner[1]:  # x[k] * x[k] is a sum of squares, not a dot product
             return None
         a1, a2 = _axes(inner[0]) - {k}, _axes(inner[1]) - {k}
         if len(a1) > 1 or len(a2) > 1 or (a1 & a2):
@@ -1181,7 +1194,7 @@ class _Unit:
                 node, W = b.state[1], b.state[2]
                 r = R.render(node, W)
                 outs.append(("inplace", p, r, node))
-        rets = []
+        rets, ret_nodes = [], []
         if ret is not None and ret.value is not None:
             elems = [el.value for el in ret.value.elements] if m.matches(ret.value, m.Tuple()) else [ret.value]
             for el in elems:
@@ -1193,18 +1206,19 @@ class _Unit:
                     if b.state[0] != "written":
                         self.err(el, f"returns `{el.value}`, which no loop writes")
                     rets.append(self.created_out(R, b, tn))
+                    ret_nodes.append(b.state[1])
                     continue
                 node = self.ev(el)
                 rets.append(R.render(node, ()))
+                ret_nodes.append(node)
         roots = [o[2] for o in outs] + rets
         force = set()
-        inplace = {o[1] for o in outs}
         for o in outs:
-            others = [x[3] for x in outs if x is not o]
-            if any(_loads(n, o[1]) for n in others) or any(_rloads(r, o[1]) for r in rets):
+            others = [x[3] for x in outs if x is not o] + ret_nodes
+            if any(_loads(n, o[1]) for n in others):
+                # another output reads P's original content: evaluate every output before the first copy_
                 force = {o2[2] for o2 in outs if not _trivial(o2[2])} | {r for r in rets if not _trivial(r)}
                 break
-        del inplace
         counts: dict = {}
 
         def visit(r):
@@ -1289,10 +1303,6 @@ def _as_line(st) -> cst.BaseStatement:
 
 def _loads(n: tuple, name: str) -> bool:
     return (n[0] == "load" and n[1] == name) or any(_loads(c, name) for c in _kids(n))
-
-
-def _rloads(r: tuple, name: str) -> bool:
-    return (r[0] == "atom" and r[1] == name) or any(_rloads(c, name) for c in _rkids(r))
 
 
 def _has_loop(fn: cst.FunctionDef) -> bool:
