@@ -25,7 +25,8 @@ def _describe(value: Any) -> tuple:
     import torch
 
     if isinstance(value, torch.Tensor):
-        return ("ptr", _PTR.get(str(value.dtype).removeprefix("torch."), "fp32"))
+        # Like the JIT, note 16-byte alignment: it sets tt.divisibility, which changes layouts and shared memory.
+        return ("ptr", _PTR.get(str(value.dtype).removeprefix("torch."), "fp32"), value.data_ptr() % 16 == 0)
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, int):
@@ -109,11 +110,12 @@ def _find_kernel(module, name: str):
     return None
 
 
-def _plan(kernel, args: dict) -> tuple[dict, dict, dict]:
-    """(signature, constexprs, options) for ASTSource/triton.compile from one recorded launch."""
+def _plan(kernel, args: dict) -> tuple[dict, dict, dict, dict]:
+    """(signature, constexprs, attrs, options) for ASTSource/triton.compile from one recorded launch, with the
+    JIT's alignment specialization (pointers 16-byte aligned, ints divisible by 16 get tt.divisibility=16)."""
     import triton.language as tl
 
-    signature, constexprs = {}, {}
+    signature, constexprs, attrs = {}, {}, {}
     options = {k: args[k][1] for k in _OPTIONS if k in args and args[k][1] is not None}
     for p in kernel.params:
         if p.name in args:
@@ -129,13 +131,32 @@ def _plan(kernel, args: dict) -> tuple[dict, dict, dict]:
             constexprs[p.name] = tl.dtype(d[1]) if d[0] == "dtype" else d[1]
         elif d[0] == "ptr":
             signature[p.name] = "*" + d[1]
-        elif d[0] == "bool":
-            signature[p.name] = "i1"
-        elif d[0] == "int":
-            signature[p.name] = "i32" if -(2**31) <= d[1] < 2**31 else "i64"
-        else:
-            signature[p.name] = "fp32"
-    return signature, constexprs, options
+            if len(d) > 2 and d[2] and not p.do_not_specialize_on_alignment:
+                attrs[(p.num,)] = [["tt.divisibility", 16]]
+        else:  # bool / int / float: specialized exactly as the JIT would (1 -> constexpr, %16 -> divisibility)
+            ty, attr = _specialize_scalar(d[1], not p.do_not_specialize, not p.do_not_specialize_on_alignment)
+            if ty == "constexpr":
+                signature[p.name] = "constexpr"
+                constexprs[p.name] = attr
+            else:
+                signature[p.name] = ty
+                if attr == "D":
+                    attrs[(p.num,)] = [["tt.divisibility", 16]]
+    return signature, constexprs, attrs, options
+
+
+def _specialize_scalar(value, specialize: bool, align: bool) -> tuple[str, Any]:
+    try:
+        from triton.backends.compiler import BaseBackend
+        from triton.runtime.jit import native_specialize_impl
+
+        return native_specialize_impl(BaseBackend, value, False, specialize, align)
+    except Exception:  # a Triton without the native helper: plain types, no specialization
+        if isinstance(value, bool):
+            return "i1", None
+        if isinstance(value, int):
+            return ("i32" if -(2**31) <= value < 2**31 else "i64"), None
+        return "fp32", None
 
 
 def compile_launches(jit_module, launches: list[dict], on_result=None) -> list[KernelResult]:
@@ -157,17 +178,19 @@ def compile_launches(jit_module, launches: list[dict], on_result=None) -> list[K
         try:
             if kernel is None:
                 raise LookupError(f"kernel {name} is not a module-level @triton.jit function")
-            signature, constexprs, options = _plan(kernel, args)
+            signature, constexprs, attrs, options = _plan(kernel, args)
             kr.signature = signature
+            kr.divisible = [kernel.params[k[0]].name for k in sorted(attrs)]
             kr.constexprs = {k: v if isinstance(v, (int, float, bool, str, type(None))) else str(v)
                              for k, v in constexprs.items()}
             kr.num_warps = int(options.get("num_warps", 4))
             kr.num_stages = int(options.get("num_stages", 3))
-            key = repr((name, sorted(signature.items()), sorted(kr.constexprs.items()), sorted(options.items())))
+            key = repr((name, sorted(signature.items()), sorted(kr.constexprs.items()), kr.divisible,
+                        sorted(options.items())))
             if key in seen:
                 continue
             seen.add(key)
-            src = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+            src = ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs)
             compiled = triton.compile(src, target=target, options=options)
             kr.shared = int(compiled.metadata.shared)
             kr.registers = _cubin_registers(compiled)

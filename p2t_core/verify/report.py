@@ -37,6 +37,7 @@ class KernelResult:
     constexprs: dict[str, Any] = field(default_factory=dict)
     num_warps: int = 4
     num_stages: int = 3
+    divisible: list[str] = field(default_factory=list)  # args specialized as divisible by 16, as the JIT does
     ok: bool = False
     error: str = ""
     shared: int | None = None  # bytes of shared memory per block

@@ -168,6 +168,9 @@ def test_aot_compiles_for_sm90_and_reports_shared_memory():
     assert {k.signature["X"] for k in kernels} == {"*fp32", "*bf16"}
     assert all(k.name == "_silu_axpy_0_kernel" and k.shared is not None for k in kernels)
     assert kernels[0].signature["BLOCK"] == "constexpr" and kernels[0].constexprs["BLOCK"] == 256
+    # Specialized like the JIT: unit strides become constexpr 1, aligned pointers get tt.divisibility=16.
+    assert kernels[0].constexprs["sxn"] == 1 and {"X", "Y", "OUT"} <= set(kernels[0].divisible)
+    assert all(k.registers for k in kernels)  # read from the cubin's .nv.info
 
 
 def test_aot_backend_reports_numerics_and_compiles():
