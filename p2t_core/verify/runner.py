@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -115,10 +116,14 @@ def run_job(job: dict, timeout_s: float):
                     rc = proc.wait()
                     for t in threads:
                         t.join(timeout=1)
-                    tail = b"".join(err_tail).decode(errors="replace").strip().splitlines()[-3:]
+                    text = b"".join(err_tail).decode(errors="replace")
+                    tail = text.strip().splitlines()[-3:]
                     if rc < 0:
                         hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
-                        raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{hint}")
+                        # faulthandler's dump names the innermost candidate line first.
+                        where = re.search(r'File "[^"]*candidate\.py", line (\d+)', text)
+                        at = f" at candidate line {where.group(1)}" if where else ""
+                        raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{at}{hint}")
                     raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(tail))
                 event = json.loads(line)
                 yield event

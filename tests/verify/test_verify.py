@@ -93,7 +93,9 @@ def test_hang_is_a_timeout():
 
 def test_segfault_is_a_crash():
     cand = bug(ELEMENTWISE_CAND, PRELUDE="import ctypes\nctypes.string_at(0)")
-    _one_failure(verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE), "worker crashed (signal 11)")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, **ONE)
+    _one_failure(r, "worker crashed (signal 11)")
+    assert "at candidate line 22" in r.cases[0].message, r.render()
 
 
 def test_crash_in_one_case_leaves_the_others_to_a_fresh_worker():
