@@ -273,3 +273,40 @@ def test_tuple_outputs_compared_one_by_one():
     _one_failure(r, "output 1: wrong values")
     r = verify(TUPLE_REF, bug(TUPLE_CAND, RETURN="return (rowsum(x),)"), sig, **kw)
     _one_failure(r, "returned 1 outputs, expected 2")
+
+
+BOOL_CAND = '''
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _positive_0_kernel(X, OUT, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(OUT + offs, x > 0, mask=mask)  #STORE
+
+
+def positive(x):
+    x = x.contiguous()
+    out = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+    if x.numel():
+        _positive_0_kernel[(triton.cdiv(x.numel(), 64),)](x, out, x.numel(), BLOCK=64)
+    return out
+'''
+
+
+def test_bool_outputs_exact_and_poisoned():
+    from p2t_core.signature import Signature, TensorParam
+
+    sig = Signature(unit="positive", kind="function", params=(TensorParam("x", ("N",)),))
+    ref = "def positive(x):\n    return x > 0\n"
+    kw = dict(backend="interpret", dtypes=("float16",), shapes=[{"N": 7}, {"N": 100}], seed=0)
+    r = verify(ref, BOOL_CAND, sig, **kw)
+    assert r.passed, r.render()
+    r = verify(ref, bug(BOOL_CAND, STORE="tl.store(OUT + offs, x > 0, mask=mask & (offs != 3))"), sig, **kw)
+    _one_failure(r, "1 of 7 elements never written")
+    r = verify(ref, bug(BOOL_CAND, STORE="tl.store(OUT + offs, x >= 0.5, mask=mask)"), sig, **kw)
+    _one_failure(r, "wrong values")
