@@ -34,6 +34,9 @@ class BenchUnit:
     kind: str  # "memory" | "matmul"
     tiny_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     note: str = ""
+    # Target-check selectors: "fused" (fused elementwise / normalization: the ≥ 2× vs eager target),
+    # "matmul4096" (the ≥ 0.95 of cuBLAS target), "fused_epilogue" (faster than eager).
+    tags: tuple[str, ...] = ()
 
     def shape_text(self, tiny: bool = False) -> str:
         shapes = self.tiny_shapes if tiny else self.shapes
@@ -173,14 +176,15 @@ E26 = 2**26  # 64 Mi elements: 256 MB in fp32, 128 MB in bf16
 def _suite() -> list[BenchUnit]:
     units: list[BenchUnit] = []
 
-    def add(name, family, source, unit, shapes, dtype, kind, tiny, note=""):
-        units.append(BenchUnit(name, family, source, unit, shapes, dtype, kind, tiny, note))
+    def add(name, family, source, unit, shapes, dtype, kind, tiny, note="", tags=()):
+        units.append(BenchUnit(name, family, source, unit, shapes, dtype, kind, tiny, note, tuple(tags)))
 
     short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
     for dt in ("float32", "bfloat16"):
         add(f"ew_chain_{short[dt]}", ELEMENTWISE, EW_CHAIN, "ew_chain", {"x": (E26,), "y": (E26,)}, dt, "memory",
-            {"x": (37,), "y": (37,)})
-    add("gelu_tanh_fp32", ELEMENTWISE, GELU_TANH, "gelu_tanh", {"x": (E26,)}, "float32", "memory", {"x": (29,)})
+            {"x": (37,), "y": (37,)}, tags=("fused",))
+    add("gelu_tanh_fp32", ELEMENTWISE, GELU_TANH, "gelu_tanh", {"x": (E26,)}, "float32", "memory", {"x": (29,)},
+        tags=("fused",))
     add("row_sum_8192x8192_fp32", REDUCTION, ROW_SUM, "row_sum", {"x": (8192, 8192)}, "float32", "memory",
         {"x": (5, 7)})
     add("col_sum_8192x8192_fp32", REDUCTION, COL_SUM, "col_sum", {"x": (8192, 8192)}, "float32", "memory",
@@ -192,10 +196,11 @@ def _suite() -> list[BenchUnit]:
             add(f"softmax_{rows}x{cols}_{short[dt]}", SOFTMAX, SOFTMAX_SRC, "softmax", {"x": (rows, cols)}, dt,
                 "memory", {"x": (3, 11)})
     add("scaled_masked_softmax_8192x8192_bf16", SOFTMAX, SCALED_SOFTMAX, "scaled_masked_softmax",
-        {"scores": (8192, 8192), "mask": (8192, 8192)}, "bfloat16", "memory", {"scores": (3, 10), "mask": (3, 10)})
+        {"scores": (8192, 8192), "mask": (8192, 8192)}, "bfloat16", "memory", {"scores": (3, 10), "mask": (3, 10)},
+        tags=("fused",))
     for dt in ("bfloat16", "float32"):
         add(f"rmsnorm_16384x4096_{short[dt]}", NORM, RMSNORM, "RMSNorm", {"x": (16384, 4096)}, dt, "memory",
-            {"x": (4, 16)}, note="Module; weight in the unit's dtype")
+            {"x": (4, 16)}, note="Module; weight in the unit's dtype", tags=("fused",))
     add("mse_loss_fp32", LOSS, MSE, "mse", {"pred": (E26,), "target": (E26,)}, "float32", "memory",
         {"pred": (41,), "target": (41,)})
     add("smooth_l1_loss_bf16", LOSS, SMOOTH_L1, "smooth_l1", {"pred": (E26,), "target": (E26,)}, "bfloat16",
@@ -203,10 +208,11 @@ def _suite() -> list[BenchUnit]:
     for n in (1024, 4096):
         for dt in ("float16", "bfloat16"):
             add(f"matmul_{n}_{short[dt]}", MATMUL, MATMUL_SRC, "matmul", {"a": (n, n), "b": (n, n)}, dt, "matmul",
-                {"a": (5, 6), "b": (6, 7)})
+                {"a": (5, 6), "b": (6, 7)}, tags=("matmul4096",) if n == 4096 else ())
     add("linear_relu_4096_fp16", MATMUL, LINEAR_RELU, "linear_relu",
         {"x": (4096, 4096), "weight": (4096, 4096), "bias": (4096,)}, "float16", "matmul",
-        {"x": (5, 6), "weight": (6, 7), "bias": (7,)}, note="matmul + bias + ReLU epilogue")
+        {"x": (5, 6), "weight": (6, 7), "bias": (7,)}, note="matmul + bias + ReLU epilogue",
+        tags=("fused_epilogue",))
     add("bmm_32x512_fp16", MATMUL, BMM, "bmm", {"a": (32, 512, 512), "b": (32, 512, 512)}, "float16", "matmul",
         {"a": (2, 5, 6), "b": (2, 6, 7)})
     add("matvec_8192_fp16", MATMUL, MATVEC, "matvec", {"a": (8192, 8192), "v": (8192,)}, "float16", "memory",
