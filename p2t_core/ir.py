@@ -98,6 +98,8 @@ class Graph:
     kind: str = "function"  # "function" | "module"
     module_tensors: list[Node] = field(default_factory=list)
     returns_tuple: bool = False
+    returns_none: bool = False  # the unit writes its outputs into parameters and returns nothing
+    inplace: dict[int, str] = field(default_factory=dict)  # output node id -> the parameter it is written into
     # Module units: __init__'s parameters [(name, default)] and assignments, replayed by the emitted class:
     # ("arg", attr, arg_name) | ("const", attr, value) | ("tensor", attr, (arg names or ints), init kind).
     init_params: list = field(default_factory=list)

@@ -56,6 +56,8 @@ class Signature:
     n_outputs: int = 1  # 1 for a single tensor; k for a returned tuple of k tensors
     init_args: tuple[InitArg, ...] = ()
     module_tensors: tuple[ModuleTensor, ...] = ()
+    # Tensor parameters the unit writes in place (loop-style outputs): compared after the call like outputs.
+    inplace: tuple[str, ...] = ()
     # Sizes a variable must not go below (e.g. a dim indexed at position 2 needs >= 3).
     min_sizes: dict[str, int] = field(default_factory=dict)
 
@@ -98,4 +100,5 @@ class Signature:
             init_args=tuple(InitArg(**a) for a in data["init_args"]),
             module_tensors=tuple(ModuleTensor(**{**t, "dims": tuple(t["dims"])}) for t in data["module_tensors"]),
             min_sizes=dict(data["min_sizes"]),
+            inplace=tuple(data.get("inplace", ())),
         )

@@ -144,8 +144,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     args3 = []
     for o in group.outputs:
         var = env.fresh("out")
-        lines.append(f"{var} = torch.empty({out_shape}, dtype={env.dtype(o)}, device={ea}.device)")
-        env.exprs[o.id] = var
+        lines.append(env.alloc(o, out_shape, env.dtype(o), f"{ea}.device", var))
         args3.append(_as3(var, mm.rank, out_role))
     for t in extra:
         expanded = f"{env.tensor(t)}.expand({out_shape})"

@@ -70,9 +70,19 @@ class LauncherEnv:
         self.exprs: dict[int, str] = {}
         self.dtypes: dict[str, str] = {}  # dtype atom -> expression
         self.sizes: dict[str, str] = {}  # size variable -> expression
+        self.inplace: dict[int, str] = {}  # output node id -> parameter written in place
         self.prelude: set[str] = set()  # launcher helpers (p2t_core.codegen.prelude) the module needs
         self.counter = 0
         self.used: set[str] = set()
+
+    def alloc(self, node: Node, shape: str, dtype: str, device: str, var: str) -> str:
+        """The launcher line that provides the buffer of an output: a new tensor, or the parameter the unit
+        writes in place (loop-style `out[i] = ...`)."""
+        self.exprs[node.id] = var
+        if node.id in self.inplace:
+            self.prelude.add("_p2t_inplace")
+            return f"{var} = _p2t_inplace({self.inplace[node.id]}, {shape})"
+        return f"{var} = torch.empty({shape}, dtype={dtype}, device={device})"
 
     def size(self, s) -> str:
         return str(s) if isinstance(s, int) else self.sizes[s]

@@ -95,8 +95,7 @@ def lower_elementwise(group, ctx: LoweringContext) -> Kernel:
     out_vars = []
     for out in group.outputs:
         var = env.fresh("out")
-        launch.append(f"{var} = torch.empty(shape, dtype={env.dtype(out)}, device={tensor_exprs[0]}.device)")
-        env.exprs[out.id] = var
+        launch.append(env.alloc(out, "shape", env.dtype(out), f"{tensor_exprs[0]}.device", var))
         out_vars.append(var)
     launch.append(f"n_elements = {out_vars[0]}.numel()")
     launch.append("if n_elements > 0:")

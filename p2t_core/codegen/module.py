@@ -38,6 +38,7 @@ class UnitEmitter:
             env.exprs[p.id] = p.name
             if p.op == "input":
                 env.dtypes[p.name] = f"{p.name}.dtype"
+        env.inplace = {node_id: name for node_id, name in self.graph.inplace.items()}
         for t in self.graph.module_tensors:
             env.exprs[t.id] = f"self.{t.name}"
             env.dtypes[f"self.{t.name}"] = f"self.{t.name}.dtype"
@@ -118,8 +119,13 @@ class UnitEmitter:
             self.helpers.update(kernel.helpers)
             w.lines_(kernel.launch)
             self.emit_views(w)
+        for node_id, name in self.graph.inplace.items():
+            w.line(f"_p2t_writeback({name}, {self.env.exprs[node_id]})")
+            self.env.prelude.add("_p2t_writeback")
         outs = [self.env.tensor(o) for o in self.graph.outputs]
-        if self.graph.returns_tuple:
+        if self.graph.returns_none:
+            w.line("return None")
+        elif self.graph.returns_tuple:
             w.line(f"return {', '.join(outs)}{',' if len(outs) == 1 else ''}")
         else:
             w.line(f"return {outs[0]}")

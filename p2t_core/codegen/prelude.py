@@ -107,4 +107,19 @@ def _p2t_mm_strides(t):
     """(batch, rows, cols) strides of a 3-D view; 0 for a broadcast batch."""
     return [0 if t.shape[0] == 1 else t.stride(0), t.stride(1), t.stride(2)]
 ''',
+    "_p2t_inplace": '''
+def _p2t_inplace(t, shape):
+    """The buffer for a parameter the unit writes in place: the parameter itself when a kernel can store into
+    it directly, else a contiguous temporary that _p2t_writeback copies in."""
+    if list(t.shape) != list(shape):
+        raise ValueError("p2t: an in-place output must have the result's shape")
+    if t.is_contiguous():
+        return t
+    return torch.empty(shape, dtype=t.dtype, device=t.device)
+''',
+    "_p2t_writeback": '''
+def _p2t_writeback(t, buffer):
+    if buffer.data_ptr() != t.data_ptr():
+        t.copy_(buffer)
+''',
 }

@@ -350,12 +350,12 @@ class RowLowering:
         for o in self.g.outputs:
             var = env.fresh("out")
             oshape = f"({', '.join(env.size(s) for s in o.shape)}{',' if o.rank == 1 else ''})"
-            if o.id in self.full:
+            if o.id in self.full and o.id not in env.inplace:
                 lines.append(f"{var} = _p2t_empty_rows(shape, dims, {env.dtype(o)}, {device})")
                 env.prelude.add("_p2t_empty_rows")
+                env.exprs[o.id] = var
             else:
-                lines.append(f"{var} = torch.empty({oshape}, dtype={env.dtype(o)}, device={device})")
-            env.exprs[o.id] = var
+                lines.append(env.alloc(o, oshape, env.dtype(o), device, var))
             view = var if o.id in self.full else f"_p2t_keepdim({var}, shape, dims)"
             if o.id not in self.full:
                 env.prelude.add("_p2t_keepdim")

@@ -19,6 +19,8 @@ DEFAULT_RANK = 2  # an unconstrained tensor parameter is treated as a matrix; ke
 def build_unit(parsed: ParsedFile, unit: Unit, registry: OpRegistry, ranks: dict[str, int] | None = None
                ) -> tuple[Graph, Signature]:
     """`ranks` overrides the inferred rank of named tensor parameters (from `--shapes`)."""
+    if unit.name in parsed.loop_errors:
+        raise parsed.loop_errors[unit.name]
     return Frontend(parsed, registry, {**infer_ranks(unit), **(ranks or {})}).build(unit)
 
 

@@ -74,8 +74,8 @@ class Frontend:
     # -- locations and errors ---------------------------------------------------------------------
     def where(self, node: cst.CSTNode) -> dict:
         pos = self.meta[PositionProvider].get(node)
-        if pos is None:
-            return {"path": self.parsed.path}
+        if pos is None:  # a node the loop normalizer wrote: point at its unit
+            return {"path": self.parsed.path, "line": getattr(self, "unit_line", 1), "col": 1}
         return {"path": self.parsed.path, "line": pos.start.line, "col": pos.start.column + 1}
 
     def unsupported(self, node: cst.CSTNode, what: str, hint: str) -> UnsupportedError:
@@ -90,6 +90,8 @@ class Frontend:
         self.env: dict[str, object] = {}
         self.attrs: dict[str, object] = {}
         self.init_plan: list = []
+        self.inplace: dict[str, Node] = {}  # parameter written in place (`P.copy_(v)`) -> its new value
+        self.unit_line = unit.line
         if unit.kind == "function":
             fn = unit.node
             params, sig_params = self.bind_params(fn, skip_self=False)
@@ -105,7 +107,9 @@ class Frontend:
             outputs,
             kind=unit.kind,
             module_tensors=[t for t in self.attrs.values() if isinstance(t, Node) and t.op == "module_tensor"],
-            returns_tuple=returns_tuple,
+            returns_tuple=bool(returns_tuple),
+            inplace={v.id: name for name, v in self.inplace.items()},
+            returns_none=returns_tuple is None,
             init_params=[(a.name, a.default) for a in init_args],
             init_plan=self.init_plan,
         )
@@ -118,7 +122,8 @@ class Frontend:
                 TensorParam(p.name, tuple(find(s) for s in n.shape)) if isinstance(p, TensorParam) else p
                 for p, n in zip(sig_params, params, strict=True)
             ),
-            n_outputs=len(outputs) if returns_tuple else 1,
+            n_outputs=len(outputs) if returns_tuple else (0 if returns_tuple is None else 1),
+            inplace=tuple(self.inplace),
             init_args=tuple(
                 InitArg(a.name, a.kind, a.default, find(a.size_var) if a.size_var else None) for a in init_args
             ),
@@ -290,6 +295,8 @@ class Frontend:
             else:
                 kind = type(stmt).__name__.lower()
                 raise self.unsupported(stmt, f"statement ({kind})", STATEMENTS_HINT)
+        if result is None and self.inplace:
+            return list(self.inplace.values()), None  # the unit writes its outputs in place, returns None
         if result is None:
             raise self.unsupported(fn, "function without a return", "return a tensor or a tuple of tensors")
         if isinstance(result, tuple):
@@ -307,6 +314,9 @@ class Frontend:
 
     def statement(self, small):
         if m.matches(small, m.Expr(m.SimpleString() | m.ConcatenatedString())):
+            return
+        if m.matches(small, m.Expr(m.Call(func=m.Attribute(value=m.Name(), attr=m.Name("copy_")), args=[m.Arg()]))):
+            self.write_inplace(small.value.func.value.value, self.eval(small.value.args[0].value), small)
             return
         if m.matches(small, m.Pass()):
             return
@@ -327,6 +337,19 @@ class Frontend:
             return  # imports inside a body only feed qualified names
         kind = type(small).__name__.lower()
         raise self.unsupported(small, f"statement ({kind})", STATEMENTS_HINT)
+
+    def write_inplace(self, name: str, value, where) -> None:
+        """`P.copy_(v)`: the unit writes parameter P; later reads of P see v."""
+        target = self.env.get(name)
+        if not isinstance(target, Node) or target.op != "input":
+            raise self.unsupported(where, f"in-place write to {name}", "copy_ into a tensor parameter")
+        if not isinstance(value, Node) or value.rank == 0:
+            raise self.unsupported(where, "copy_ of a scalar", "copy_ of a tensor expression")
+        value = self.b.expand(value, target.shape) if value.shape != target.shape else value
+        if value.op in ("input", "module_tensor", "expand", "reshape", "permute"):  # a copy still needs a kernel
+            value = self.b.elementwise("mul", x=value, y=self.b.const(1.0))
+        self.inplace[name] = value
+        self.env[name] = value
 
     def assign(self, target, value):
         if m.matches(target, m.Name()):
@@ -701,6 +724,7 @@ BUILTIN_CALLS = {
     "numpy.reshape": _reshape,
     "numpy.expand_dims": _view_method("unsqueeze"),
     "numpy.transpose": lambda fe, a, k, w: _view_method("permute" if len(a) > 1 else "t")(fe, a, k, w),
+    "torch.Tensor.clone": _view_method("contiguous"),
     "torch.Tensor.float": _cast("float32"),
     "torch.Tensor.half": _cast("float16"),
     "torch.Tensor.bfloat16": _cast("bfloat16"),

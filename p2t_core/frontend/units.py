@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 import libcst.matchers as m
@@ -27,6 +27,8 @@ class ParsedFile:
     source: str
     wrapper: MetadataWrapper
     units: list[Unit]
+    # Loop-style units the loop normalizer refused, by unit name: their error is the unit's error.
+    loop_errors: dict[str, SourceError] = field(default_factory=dict)
 
     def metadata(self):
         return self._meta
@@ -55,24 +57,58 @@ def parse_file(source: str | bytes, path: str = "<input>") -> ParsedFile:
         raise SourceError(f"syntax error: {e.message}", path=path, line=e.raw_line, col=e.raw_column + 1) from None
     except RecursionError:
         raise SourceError("expression nested too deeply", path=path) from None
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     try:
-        meta = wrapper.resolve_many([QualifiedNameProvider, PositionProvider])
+        # Positions come from the user's text; loop-style units are rewritten into tensor style first, so
+        # qualified names come from the rewritten module (unchanged units keep their node objects).
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        module, loop_errors = _normalize_loops(module, path)
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        meta = {PositionProvider: positions, QualifiedNameProvider: wrapper.resolve(QualifiedNameProvider)}
     except RecursionError:
         raise SourceError("expression nested too deeply", path=path) from None
     units: list[Unit] = []
     for stmt in module.body:
         pos = meta[PositionProvider].get(stmt)
-        line = pos.start.line if pos else 1
+        line = pos.start.line if pos else _line_of(source, stmt)
         if m.matches(stmt, m.FunctionDef()):
             if stmt.name.value.startswith("_"):  # private helpers are not units
                 continue
             units.append(Unit(stmt.name.value, "function", stmt, line))
         elif m.matches(stmt, m.ClassDef()) and _is_module_class(stmt, meta[QualifiedNameProvider]):
             units.append(Unit(stmt.name.value, "module", stmt, line))
-    parsed = ParsedFile(path, source, wrapper, units)
+    parsed = ParsedFile(path, source, wrapper, units, loop_errors)
     parsed._meta = meta
     return parsed
+
+
+def _normalize_loops(module: cst.Module, path: str) -> tuple[cst.Module, dict[str, SourceError]]:
+    """Rewrite loop-style units; a unit whose loops cannot be rewritten keeps its error, not the file's."""
+    from p2t_core.frontend.loops import normalize_loops
+
+    try:
+        return normalize_loops(module, path), {}
+    except SourceError:
+        pass
+    imports = [s for s in module.body if m.matches(s, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom()]))]
+    body, errors = [], {}
+    for stmt in module.body:
+        if m.matches(stmt, m.FunctionDef() | m.ClassDef()):
+            try:
+                single = normalize_loops(module.with_changes(body=[*imports, stmt]), path)
+                stmt = single.body[-1]
+            except SourceError as e:
+                errors[stmt.name.value] = e
+        body.append(stmt)
+    return module.with_changes(body=body), errors
+
+
+def _line_of(source: str, stmt) -> int:
+    """The line of a rewritten unit's definition in the user's text."""
+    keyword = "class" if m.matches(stmt, m.ClassDef()) else "def"
+    for i, text in enumerate(source.splitlines(), 1):
+        if text.startswith(f"{keyword} {stmt.name.value}"):
+            return i
+    return 1
 
 
 def _is_module_class(cls: cst.ClassDef, qnames) -> bool:

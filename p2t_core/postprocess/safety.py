@@ -19,7 +19,14 @@ module is allowed to go on to compilation and verification. The rules, all stati
   autotune/heuristics keys); no torch inside kernels;
 - launchers (every public function and every `forward`) launch at least one kernel, and do no
   math with torch: only creation/shape/dtype calls and arithmetic on sizes and scalars; the
-  math must be in a Triton kernel.
+  math must be in a Triton kernel;
+- host code may `continue` inside a for loop and `raise ValueError("message")` (or RuntimeError,
+  TypeError, IndexError; the message is string literals and local names joined by `+`);
+- the compiler's own launcher helpers (`p2t_core.codegen.prelude.PRELUDE`: `_p2t_layout`,
+  `_p2t_rows`, ...) are known code: a top-level function whose name and AST (positions left out)
+  are exactly those of a PRELUDE helper is exempt from the body checks (it may use `while`, a
+  `*sizes` parameter, recursion, item assignment), and its callers see the kinds in
+  `PRELUDE_RETURNS`. The same name with any other body is checked like any other function.
 """
 
 from __future__ import annotations
@@ -162,13 +169,13 @@ _ALLOWED_IMPORTS = {("math", None): "math", ("torch", None): "torch", ("triton",
                     ("triton.language", "tl"): "tl"}
 _ALL_BUILTINS = frozenset(dir(builtins))
 _BANNED_NODES = {
-    "While": "'while' loops", "Try": "'try' statements", "TryStar": "'try' statements", "With": "'with'",
+    "While": "'while' loops (use 'for ... in range(...)')", "Try": "'try' statements", "TryStar": "'try' statements", "With": "'with'",
     "AsyncWith": "'async with'", "AsyncFor": "'async for'", "AsyncFunctionDef": "'async def'",
     "Global": "'global'", "Nonlocal": "'nonlocal'", "Delete": "'del'", "Yield": "'yield'",
-    "YieldFrom": "'yield from'", "Await": "'await'", "Raise": "'raise'", "ImportFrom": "'from ... import'",
+    "YieldFrom": "'yield from'", "Await": "'await'", "ImportFrom": "'from ... import'",
     "JoinedStr": "f-strings", "FormattedValue": "f-strings", "NamedExpr": "':=' (walrus)",
     "Match": "'match'", "Set": "set displays", "SetComp": "set comprehensions",
-    "DictComp": "dict comprehensions", "Break": "'break'", "Continue": "'continue'",
+    "DictComp": "dict comprehensions", "Break": "'break'",
     "TypeAlias": "'type' aliases",
 }
 
@@ -176,6 +183,56 @@ _BANNED_NODES = {
 TENSOR, TENSORS, SCALAR, SHAPE, DTYPE, DEVICE, STR, NONE, META, OTHER, UNKNOWN = (
     "tensor", "tensors", "scalar", "shape", "dtype", "device", "str", "none", "meta", "other", "unknown")
 _NUMERIC = {SCALAR, SHAPE, STR, META}
+
+#: Exceptions host code may raise, as `raise NAME("message")` (message: string literals and names joined by +).
+ALLOWED_EXCEPTIONS = frozenset({"ValueError", "RuntimeError", "TypeError", "IndexError"})
+
+#: What the compiler's launcher helpers (`p2t_core.codegen.prelude.PRELUDE`) return, for the launcher analysis
+#: of their callers: one kind, or a tuple of kinds for a helper whose result is unpacked.
+PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
+    "_p2t_size": SCALAR,
+    "_p2t_check_rank": NONE,
+    "_p2t_layout": (TENSORS, SHAPE, SHAPE, SCALAR),   # tensors, collapsed sizes, flat strides, contiguous
+    "_p2t_rows": (TENSOR, SHAPE),                     # row view, its 3 strides
+    "_p2t_row_sizes": SHAPE,                          # (outer, reduced, inner)
+    "_p2t_keepdim": TENSOR,
+    "_p2t_empty_rows": TENSOR,
+    "_p2t_mm_strides": SHAPE,
+}
+
+
+def _canonical_dump(fn: ast.FunctionDef) -> str:
+    return ast.dump(fn, annotate_fields=True, include_attributes=False)
+
+
+_prelude_dumps: dict[str, str] | None = None
+
+
+def prelude_dumps() -> dict[str, str]:
+    """name -> AST dump (positions left out) of each launcher helper the compiler copies into its modules.
+
+    Imported lazily: the post-processor does not depend on the code generator at import time.
+    """
+    global _prelude_dumps
+    if _prelude_dumps is None:
+        from p2t_core.codegen.prelude import PRELUDE
+
+        dumps = {}
+        for name, src in PRELUDE.items():
+            tree = ast.parse(src)
+            fns = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+            if len(fns) == 1 and fns[0].name == name:
+                dumps[name] = _canonical_dump(fns[0])
+        _prelude_dumps = dumps
+    return _prelude_dumps
+
+
+def is_trusted_prelude(fn: ast.FunctionDef) -> bool:
+    """True when `fn` is, AST for AST, one of the compiler's own launcher helpers (known code)."""
+    if fn.decorator_list:
+        return False
+    want = prelude_dumps().get(fn.name)
+    return want is not None and want == _canonical_dump(fn)
 
 
 def _join(a: str, b: str) -> str:
@@ -256,6 +313,8 @@ class _Checker:
         self.classes: dict[str, _Class] = {}
         self.constants: dict[str, ast.expr] = {}
         self.helper_returns: dict[str, str] = {}
+        self.trusted: dict[str, str | tuple[str, ...]] = {}  # exact copies of the compiler's prelude helpers
+        self._loop_depth = 0
         self.launches: dict[str, set[str]] = {}    # host function qualname -> kernels launched directly
         self.calls: dict[str, set[str]] = {}       # host function qualname -> host helpers called
         self._in_progress: set[str] = set()
@@ -289,8 +348,13 @@ class _Checker:
             for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"
         }
         super_inits = {id(n) for n in ast.walk(self.tree) if _is_super_init(n)}
+        # exact copies of the compiler's launcher helpers are known code: their loops may be 'while' loops
+        known = {id(n) for fn in self.tree.body if isinstance(fn, ast.FunctionDef) and is_trusted_prelude(fn)
+                 for n in ast.walk(fn)}
         for node in ast.walk(self.tree):
             kind = type(node).__name__
+            if kind in _BANNED_NODES and id(node) in known:
+                continue
             if kind in _BANNED_NODES:
                 self.bad(node, f"not allowed: {_BANNED_NODES[kind]}", "structure")
             elif isinstance(node, ast.Import) and node not in self.tree.body:
@@ -351,6 +415,8 @@ class _Checker:
                     self.register_kernel(stmt)
                 else:
                     self.host_funcs[stmt.name] = stmt
+                    if is_trusted_prelude(stmt):
+                        self.trusted[stmt.name] = PRELUDE_RETURNS.get(stmt.name, UNKNOWN)
             elif isinstance(stmt, ast.ClassDef):
                 define(stmt.name, stmt)
                 self.register_class(stmt)
@@ -502,7 +568,9 @@ class _Checker:
         scope = _Scope(self, "kernel", None, name)
         for p in k.params:
             scope.bind(p, k.node, UNKNOWN)
+        saved, self._loop_depth = self._loop_depth, 0
         self.check_body(k.node.body, scope)
+        self._loop_depth = saved
 
     # -- classes ---------------------------------------------------------------------------------
     def register_class(self, cls: ast.ClassDef) -> None:
@@ -542,6 +610,10 @@ class _Checker:
     # -- host functions ----------------------------------------------------------------------------
     def helper_return(self, name: str) -> str:
         if name in self.helper_returns:
+            return self.helper_returns[name]
+        if name in self.trusted:
+            kind = self.trusted[name]
+            self.helper_returns[name] = OTHER if isinstance(kind, tuple) else kind
             return self.helper_returns[name]
         if name in self._in_progress or self._peeking:
             return UNKNOWN
@@ -584,7 +656,9 @@ class _Checker:
                     for t in stmt.targets:
                         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
                             cls.attrs.setdefault(t.attr, UNKNOWN)
+        saved, self._loop_depth = self._loop_depth, 0
         self.check_body(fn.body, scope)
+        self._loop_depth = saved
         return scope.returns or NONE
 
     @staticmethod
@@ -648,6 +722,13 @@ class _Checker:
             self.check_expr(v, scope, statement=True)
         elif isinstance(stmt, ast.Pass):
             return
+        elif isinstance(stmt, ast.Continue):
+            if scope.ctx != "host":
+                self.bad(stmt, "'continue' is not allowed inside kernels", "structure")
+            elif self._loop_depth == 0:
+                self.bad(stmt, "'continue' outside a for loop", "structure")
+        elif isinstance(stmt, ast.Raise):
+            self.check_raise(stmt, scope)
         elif isinstance(stmt, ast.Assert):
             self.check_cond(stmt.test, scope)
             if stmt.msg is not None:
@@ -658,6 +739,34 @@ class _Checker:
             return  # already reported
         else:
             self.bad(stmt, f"{type(stmt).__name__} statement is not allowed here", "structure")
+
+    def check_raise(self, stmt: ast.Raise, scope: _Scope) -> None:
+        """Only `raise ValueError("message")` (or another ALLOWED_EXCEPTIONS name) in host code; the message
+        is a string literal, or string literals and local names joined by `+`."""
+        if scope.ctx != "host":
+            self.bad(stmt, "'raise' is only allowed in host code (launchers and helpers)", "structure")
+            return
+        exc = stmt.exc
+        ok = (stmt.cause is None and isinstance(exc, ast.Call) and isinstance(exc.func, ast.Name)
+              and exc.func.id in ALLOWED_EXCEPTIONS and len(exc.args) == 1 and not exc.keywords)
+        if not ok:
+            self.bad(stmt, "'raise' is only allowed as raise NAME(\"message\") with NAME one of "
+                     f"{', '.join(sorted(ALLOWED_EXCEPTIONS))}", "structure")
+            return
+        parts: list[ast.expr] = []
+        msg = exc.args[0]
+        while isinstance(msg, ast.BinOp) and isinstance(msg.op, ast.Add):
+            parts.append(msg.right)
+            msg = msg.left
+        parts.append(msg)
+        for part in parts:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                continue
+            if isinstance(part, ast.Name) and part.id in scope.locals \
+                    and scope.locals[part.id] not in (TENSOR, TENSORS, "self"):
+                continue
+            self.bad(part, "a raise message may only join string literals and local (non-tensor) names with '+'",
+                     "structure")
 
     def check_cond(self, test: ast.expr, scope: _Scope) -> None:
         kind = self.check_expr(test, scope)
@@ -677,7 +786,9 @@ class _Checker:
             self.bad(it, f"for loops may only iterate over {', '.join(sorted(allowed))}(...)"
                      + (" or a list of sizes" if scope.ctx == "host" else ""), "structure")
         self.bind_iter_target(stmt.target, it, kind, scope)
+        self._loop_depth += 1
         self.check_body(stmt.body, scope)
+        self._loop_depth -= 1
 
     def iter_elem_kinds(self, it: ast.expr, kind: str, scope: _Scope):
         """What iterating `it` yields: a kind, or a list of kinds for zip/enumerate tuples."""
@@ -717,8 +828,12 @@ class _Checker:
             scope.bind(t.id, t, kind)
         elif isinstance(t, ast.Tuple | ast.List):
             vals = value.elts if isinstance(value, ast.Tuple | ast.List) and len(value.elts) == len(t.elts) else None
+            parts = self.trusted_tuple(value)
+            parts = parts if parts is not None and len(parts) == len(t.elts) else None
             for i, e in enumerate(t.elts):
-                if vals is not None:
+                if parts is not None:
+                    self.check_target(e, scope, parts[i], None)
+                elif vals is not None:
                     self.check_target(e, scope, scope.peek(vals[i]), vals[i])
                 else:
                     self.check_target(e, scope, _elem(kind) if kind in (SHAPE, TENSOR, TENSORS) else UNKNOWN, None)
@@ -746,6 +861,14 @@ class _Checker:
             self.check_expr(t.slice, scope)
         else:
             self.bad(t, f"cannot assign to {type(t).__name__}", "structure")
+
+    def trusted_tuple(self, value: ast.expr | None) -> tuple[str, ...] | None:
+        """Kinds of the parts of a trusted prelude helper's tuple result, when `value` calls one."""
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+            kind = self.trusted.get(value.func.id)
+            if isinstance(kind, tuple):
+                return kind
+        return None
 
     # -- expressions ------------------------------------------------------------------------------------
     def check_arith(self, node: ast.AST, op: type, left: str, right: str, scope: _Scope) -> None:
@@ -831,6 +954,7 @@ class _Checker:
         if root == "tl":
             ok = (len(parts) == 2 and parts[1] in TL_ALLOWED) or (
                 len(parts) == 3 and parts[1] == "math" and parts[2] in TL_MATH_ALLOWED) or (
+                len(parts) == 3 and parts[1] == "PropagateNan" and parts[2] in ("ALL", "NONE")) or (
                 len(parts) >= 4 and parts[1] == "extra" and parts[-2] == "libdevice"
                 and parts[2:-1] in (["libdevice"], ["cuda", "libdevice"]) and parts[-1] in LIBDEVICE_ALLOWED)
             if not ok:

@@ -177,10 +177,12 @@ class CaseRunner:
         mts = [(m.name, tensor(m.dims, dtype)) for m in self.sig.module_tensors]
         return params, init, mts
 
-    def _instance(self, unit, init: dict, mts: list, convert):
+    def _instance(self, unit, init: dict, mts: list, convert, module_dtype=None):
         if self.sig.kind != "module":
             return unit
         mod = unit(**init)
+        if module_dtype is not None:  # the truth: every floating parameter and buffer in float64
+            mod = mod.to(module_dtype)
         for name, value in mts:
             _set_tensor(mod, name, convert(value))
         return mod
@@ -208,7 +210,8 @@ class CaseRunner:
             def up(t):
                 return t.double() if t.is_floating_point() else t.clone()
             try:
-                truth = _as_list(self._call(self._instance(self.reference, init, mts, up), params, up))
+                ref64 = self._instance(self.reference, init, mts, up, module_dtype=torch.float64)
+                truth = _as_list(self._call(ref64, params, up))
             except Exception as exc:
                 return {**result, "status": "skip", "message": f"reference raised {_short(_describe_exc(exc))}"}
             try:  # torch eager in the tested dtype: the yardstick for the candidate's error
