@@ -59,7 +59,7 @@ def write_synthetic(data_dir: Path, n: int, seed: int = 0, kernels: tuple[int, i
 @click.option("--preset", "preset_name", default="50m", type=click.Choice(["50m", "tiny"]))
 @click.option("--steps", default=30, show_default=True)
 @click.option("--pairs", default=3000, show_default=True)
-@click.option("--compile/--no-compile", "compile_", default=False)
+@click.option("--compile/--no-compile", "compile_", default=None, help="Default: the config's (on, on CUDA).")
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), help="Keep the run here (default: a temp dir).")
@@ -69,7 +69,9 @@ def main(preset_name, steps, pairs, compile_, dtype, device, out):
     from .train import train
 
     m, t = preset(preset_name)
-    t.compile, t.dtype, t.max_steps = compile_, dtype, steps
+    t.dtype, t.max_steps = dtype, steps
+    if compile_ is not None:
+        t.compile = compile_
     t.warmup_steps, t.eval_interval, t.ckpt_interval, t.log_interval = 5, steps, steps, 1
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(out) if out else Path(tmp)
@@ -80,7 +82,7 @@ def main(preset_name, steps, pairs, compile_, dtype, device, out):
     tail = train_steps[skip:]
     tok_s = statistics.median(h["tokens_per_s"] for h in tail)
     mfu = statistics.median(h["mfu"] for h in tail)
-    summary = {"preset": preset_name, "compile": compile_, "dtype": dtype, "n_params": r.n_params,
+    summary = {"preset": preset_name, "compile": t.compile, "dtype": dtype, "n_params": r.n_params,
                "tokens_per_s": round(tok_s), "mfu": round(mfu, 4), "first_loss": train_steps[0]["loss"],
                "last_loss": train_steps[-1]["loss"], "steps_measured": len(tail)}
     click.echo(json.dumps(summary))

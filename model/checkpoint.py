@@ -269,9 +269,13 @@ def load_weights(model: MinimalLLM, weights: dict[str, torch.Tensor]) -> None:
                               f"unexpected {sorted(unexpected)}")
 
 
-def load_model(path: str | Path, device="cpu", dtype: torch.dtype | None = None
+def load_model(path: str | Path, device="cpu", dtype: torch.dtype | str | None = "auto"
                ) -> tuple[MinimalLLM, P2TTokenizer]:
-    """(model in eval mode, tokenizer) from a checkpoint or run directory (e.g. the shipped weights)."""
+    """(model in eval mode, tokenizer) from a checkpoint or run directory (e.g. the shipped weights).
+    dtype "auto": bf16 weights on a GPU that has bf16 (decoding then casts nothing per token), else fp32."""
+    if dtype == "auto":
+        cuda = torch.device(device).type == "cuda"
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
     ck = load_checkpoint(path, device="cpu")
     model = MinimalLLM(ck["model_config"])
     load_weights(model, ck["weights"])

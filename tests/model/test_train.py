@@ -28,7 +28,7 @@ def test_tiny_model_overfits_a_few_pairs(tmp_path, pairs, tiny, make_data):
     m, t = tiny
     t.max_steps, t.warmup_steps, t.eval_interval, t.ckpt_interval, t.log_interval = 40, 3, 1000, 1000, 1000
     t.micro_batch, t.grad_accum, t.muon_lr, t.adam_lr = 4, 1, 0.05, 2e-2
-    r = train(m, t, d, tmp_path / "run", progress=False, log=quiet)
+    r = train(m, t, d, tmp_path / "run", device="cpu", progress=False, log=quiet)
     ls = losses(r.history)
     assert ls[1] > 5.0
     assert ls[40] < 0.1 * ls[1], (ls[1], ls[40])  # ~6.3 -> ~0.06 nats/token in 40 steps
@@ -65,12 +65,12 @@ def test_lr_schedule_warms_up_then_decays():
 
 def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(data_dir, tiny, tmp_path):
     m, t = tiny
-    full = train(m, t, data_dir, tmp_path / "full", progress=False, log=quiet)
-    first = train(m, t, data_dir, tmp_path / "cut", progress=False, log=quiet, stop_after=2)
+    full = train(m, t, data_dir, tmp_path / "full", device="cpu", progress=False, log=quiet)
+    first = train(m, t, data_dir, tmp_path / "cut", device="cpu", progress=False, log=quiet, stop_after=2)
     assert first.step == 2 and (tmp_path / "cut" / "step_00000002").is_dir()
     with open(tmp_path / "cut" / "train_log.jsonl", "a") as f:  # a crashed run logged past its checkpoint
         f.write(json.dumps({"step": 3, "loss": 123.0}) + "\n")
-    rest = train(m, t, data_dir, tmp_path / "cut", resume=True, progress=False, log=quiet)
+    rest = train(m, t, data_dir, tmp_path / "cut", resume=True, device="cpu", progress=False, log=quiet)
     a, b = losses(full.history), losses(rest.history)
     assert rest.step == full.step == 6
     for step in range(1, 7):
@@ -93,7 +93,7 @@ def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
         assert not model.training and tokenizer.end_id == 3
         return {"pass_rate": 0.5}
 
-    r = train(m, t, data_dir, tmp_path / "run", progress=False, log=quiet, eval_fn=eval_fn)
+    r = train(m, t, data_dir, tmp_path / "run", device="cpu", progress=False, log=quiet, eval_fn=eval_fn)
     assert calls == [3]
     assert any(h.get("pass_rate") == 0.5 for h in r.history)
 
@@ -102,7 +102,7 @@ def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
 def checkpoint(data_dir, tiny, tmp_path):
     m, t = tiny
     t.max_steps = 2
-    r = train(m, t, data_dir, tmp_path / "run", progress=False, log=quiet)
+    r = train(m, t, data_dir, tmp_path / "run", device="cpu", progress=False, log=quiet)
     return r.checkpoint
 
 
@@ -138,7 +138,7 @@ def test_corrupted_or_truncated_checkpoint_is_refused(checkpoint, damage, data_d
         load_model(checkpoint)
     m, t = tiny
     with pytest.raises(CheckpointError):
-        train(m, t, data_dir, checkpoint.parent, resume=True, progress=False, log=quiet)
+        train(m, t, data_dir, checkpoint.parent, resume=True, device="cpu", progress=False, log=quiet)
 
 
 def test_truncated_safetensors_header_is_named(checkpoint):
@@ -175,5 +175,5 @@ def test_cli_reports_bad_config_cleanly(data_dir, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"model": {"widht": 3}}))
     r = CliRunner().invoke(train_cmd, ["--data", str(data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                                       "--config", str(cfg)])
+                                       "--config", str(cfg), "--device", "cpu"])
     assert r.exit_code == 2 and "unknown ModelConfig keys: widht" in r.output
