@@ -6,7 +6,6 @@ Also runnable as `python -m p2t_core.bench.cli ...` (what scripts/gpu_bench.sh d
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
@@ -23,7 +22,7 @@ def _fail(message: str, code: int = 2):
 @click.option("--suite", "suite_name", default="builtin", show_default=True, metavar="NAME",
               help="The built-in suite to run (ignored with FILE).")
 @click.option("--only", metavar="SUBSTR[,SUBSTR...]", help="Only units whose name contains one of these.")
-@click.option("--shapes", metavar="SPEC", help="FILE mode (required there): parameter shapes, e.g. 'x=4096x4096,w=4096'.")
+@click.option("--shapes", metavar="SPEC", help="FILE mode (required there): parameter shapes, e.g. x=4096x4096,w=4096.")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
               help="FILE mode: the dtype of the floating-point inputs.")
 @click.option("--json", "json_out", metavar="OUT", type=click.Path(dir_okay=False),
@@ -84,7 +83,6 @@ def bench(file, suite_name, only, shapes, dtype, json_out, plot_out, tiny, no_au
                                 budget_s=budget, echo=lambda text: click.echo(text, err=True))
     except RuntimeError as e:
         _fail(str(e))
-    start = time.perf_counter()
     report.render(run)
     if json_out:
         report.write_json(run, json_out)
@@ -95,7 +93,6 @@ def bench(file, suite_name, only, shapes, dtype, json_out, plot_out, tiny, no_au
             click.echo(f"p2t: wrote {plot_out}", err=True)
         except ImportError:
             click.echo("p2t: --plot needs matplotlib (pip install 'p2t[plot]'); no plot written", err=True)
-    del start
     failed = [r for r in run.results if r.status not in ("ok", "skipped") or r.agree is False]
     if failed:
         _fail(f"{len(failed)} unit(s) failed or disagreed: {', '.join(r.name for r in failed)}", 1)

@@ -127,10 +127,13 @@ def _ms(v) -> str:
 
 def render(run: BenchRun, console=None) -> None:
     """Print the table, the geometric means and the target checks."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    # A log (`| tee bench.log`) is not a terminal: give the table room instead of rich's 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
     meta = run.meta
     title = (f"p2t bench on {meta.get('device')} — torch {meta.get('torch')}, triton {meta.get('triton')}"
              f"\nceilings: {run.ceilings.describe()}")
@@ -170,7 +173,7 @@ def render(run: BenchRun, console=None) -> None:
     console.print(f"geomean speedup vs torch.compile: {_fmt(s['geomean_vs_compile'])}x; vs eager: "
                   f"{_fmt(s['geomean_vs_eager'])}x; vs eager on fused elementwise/normalization units: "
                   f"{_fmt(s['geomean_vs_eager_fused'])}x  ({s['ok']}/{s['units']} units ok and agreeing)")
-    console.print("targets (issue 3):")
+    console.print("targets (issue 3)" + (" [tiny mode: not meaningful]" if meta.get("tiny") else "") + ":")
     for t in targets(run):
         color = {"met": "green", "missed": "red"}.get(t.status, "yellow")
         console.print(f"  [{color}]{t.status:>6}[/]  {t.name}: {t.detail}", highlight=False)

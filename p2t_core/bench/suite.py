@@ -40,7 +40,7 @@ class BenchUnit:
 
     def shape_text(self, tiny: bool = False) -> str:
         shapes = self.tiny_shapes if tiny else self.shapes
-        return " ".join("x".join(map(str, s)) or "()" for s in shapes.values())
+        return ", ".join("x".join(map(str, s)) or "()" for s in shapes.values())
 
 
 # -- unit sources -----------------------------------------------------------------------------------------------
