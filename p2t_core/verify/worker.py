@@ -396,4 +396,7 @@ def _compile_main(job: dict, emit) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    # Skip interpreter finalization (torch's atexit work takes about a second); everything is flushed.
+    sys.stderr.flush()
+    os._exit(rc)
