@@ -54,6 +54,14 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
         seed = random.SystemRandom().randrange(2**31)
     tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     cases = build_cases(signature, dtypes, shapes, seed, noncontiguous)
+    if backend == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return VerifyReport(passed=False, backend=backend, seed=seed,
+                                cases=[_failed(c.to_dict(), "not run: no CUDA device") for c in cases],
+                                error="backend cuda asked for, but torch sees no CUDA device",
+                                duration_s=time.perf_counter() - t0)
     job = {
         "reference_source": reference_source,
         "candidate_source": candidate_source,

@@ -145,3 +145,15 @@ def test_report_render_and_dict():
     text = r.render()
     assert "write outside the output" in text and "FAILED" in text and "B=64" in text and "seed 3" in text
     assert r.to_dict()["cases"][1]["status"] == "fail"
+
+
+def test_cuda_backend_without_a_gpu_is_a_clean_failure():
+    if torch.cuda.is_available():
+        pytest.skip("has CUDA")
+    from p2t_core.verify import verify
+
+    r = verify("def f(x):\n    return x\n", "def f(x):\n    return x\n",
+               Signature(unit="f", kind="function", params=(TensorParam("x", ("N",)),)), backend="cuda", seed=0)
+    assert not r.passed and "no CUDA device" in r.error
+    with pytest.raises(ValueError, match="unknown backend"):
+        verify("", "", MATMUL, backend="tpu")

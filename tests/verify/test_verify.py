@@ -269,8 +269,8 @@ def test_tuple_outputs_compared_one_by_one():
               seed=1)
     r = verify(TUPLE_REF, TUPLE_CAND, sig, **kw)
     assert r.passed, r.render()
-    r = verify(TUPLE_REF, bug(TUPLE_CAND, RETURN="return (rowsum(x),)"), sig, **kw)
-    _one_failure(r, "returned 1 outputs, expected 2")
+    r = verify(TUPLE_REF, bug(TUPLE_CAND, RETURN="return rowsum(x), twice + 1"), sig, **kw)
+    _one_failure(r, "output 1: wrong values")
 
 
 BOOL_CAND = '''
