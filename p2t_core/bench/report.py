@@ -173,7 +173,7 @@ def render(run: BenchRun, console=None) -> None:
     console.print(f"geomean speedup vs torch.compile: {_fmt(s['geomean_vs_compile'])}x; vs eager: "
                   f"{_fmt(s['geomean_vs_eager'])}x; vs eager on fused elementwise/normalization units: "
                   f"{_fmt(s['geomean_vs_eager_fused'])}x  ({s['ok']}/{s['units']} units ok and agreeing)")
-    console.print("targets (issue 3)" + (" [tiny mode: not meaningful]" if meta.get("tiny") else "") + ":")
+    console.print("targets (issue 3)" + (" (tiny mode: not meaningful)" if meta.get("tiny") else "") + ":")
     for t in targets(run):
         color = {"met": "green", "missed": "red"}.get(t.status, "yellow")
         console.print(f"  [{color}]{t.status:>6}[/]  {t.name}: {t.detail}", highlight=False)
