@@ -38,7 +38,6 @@ MAX_DEPTH = 100
 _BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 _FORBIDDEN_KEYWORDS = {
-    "while": "'while' loops are not allowed; use 'for ... in range(...)'",
     "try": "'try' statements are not allowed",
     "except": "'try/except' is not allowed",
     "finally": "'try/finally' is not allowed",
@@ -49,11 +48,10 @@ _FORBIDDEN_KEYWORDS = {
     "yield": "'yield' (generators) is not allowed",
     "await": "'await' is not allowed",
     "async": "'async' is not allowed",
-    "raise": "'raise' is not allowed",
+    "raise": "'raise' is only allowed as raise ValueError(\"message\") (or RuntimeError, TypeError, IndexError)",
     "from": "'from ... import' is not allowed; only 'import math', 'import torch', 'import triton', "
     "'import triton.language as tl'",
     "break": "'break' is not allowed",
-    "continue": "'continue' is not allowed",
     "import": "'import' is only allowed at the top level of the module",
     "class": "classes are only allowed undecorated at the top level, deriving from torch.nn.Module",
     "def": "nested function definitions are not allowed",
@@ -177,12 +175,22 @@ def _word_at(text: str, pos: int) -> str:
     return m.group(0) if m else ""
 
 
+def _line_at(text: str, pos) -> str:
+    if not isinstance(pos, int):
+        return ""
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start: end if end >= 0 else len(text)]
+
+
 def _translate(exc: Exception, text: str) -> GrammarError:
     if isinstance(exc, GrammarError):
         return exc
     if isinstance(exc, UnexpectedCharacters):
         ch = exc.char
         word = _word_at(text, exc.pos_in_stream)
+        if word != "raise" and _line_at(text, exc.pos_in_stream).lstrip().startswith("raise "):
+            return GrammarError(exc.line, exc.column, _FORBIDDEN_KEYWORDS["raise"])
         if word in _FORBIDDEN_KEYWORDS:
             return GrammarError(exc.line, exc.column, _FORBIDDEN_KEYWORDS[word])
         if ch == "\t":
@@ -211,6 +219,10 @@ def _translate(exc: Exception, text: str) -> GrammarError:
             return GrammarError(line, col, "unexpected end of input (truncated module?)")
         start = getattr(tok, "start_pos", None)
         word = _word_at(text, start) if isinstance(start, int) else ""
+        if _line_at(text, start).lstrip().startswith("raise "):
+            return GrammarError(line, col, _FORBIDDEN_KEYWORDS["raise"])
+        if tok.type == "STAR" and isinstance(start, int) and "**" in text[max(start - 1, 0): start + 2]:
+            return GrammarError(line, col, "'**' parameters and '**' unpacking are not allowed")
         if word in _FORBIDDEN_KEYWORDS:
             return GrammarError(line, col, _FORBIDDEN_KEYWORDS[word])
         if isinstance(start, int) and text[start: start + 2] == ":=":

@@ -169,7 +169,8 @@ _ALLOWED_IMPORTS = {("math", None): "math", ("torch", None): "torch", ("triton",
                     ("triton.language", "tl"): "tl"}
 _ALL_BUILTINS = frozenset(dir(builtins))
 _BANNED_NODES = {
-    "While": "'while' loops (use 'for ... in range(...)')", "Try": "'try' statements", "TryStar": "'try' statements", "With": "'with'",
+    "While": "'while' loops (use 'for ... in range(...)')", "Try": "'try' statements",
+    "TryStar": "'try' statements", "With": "'with'",
     "AsyncWith": "'async with'", "AsyncFor": "'async for'", "AsyncFunctionDef": "'async def'",
     "Global": "'global'", "Nonlocal": "'nonlocal'", "Delete": "'del'", "Yield": "'yield'",
     "YieldFrom": "'yield from'", "Await": "'await'", "ImportFrom": "'from ... import'",
@@ -198,6 +199,8 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_keepdim": TENSOR,
     "_p2t_empty_rows": TENSOR,
     "_p2t_mm_strides": SHAPE,
+    "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
+    "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
 }
 
 

@@ -55,6 +55,10 @@ MUST_PARSE = [
     "import torch\r\ndef f(x):\r\n    return x\r\n",
     "def f(x):\n    s = 'ünïcode in strings ✓'  # and comments ✓\n",
     "def f(x):\n    t = '\\t tab escape'\n    u = '\ttab char in string'\n",
+    "def f(x):\n    for i in range(3):\n        if i:\n            continue\n",
+    "def f(x):\n    raise ValueError('p2t: bad input')\n",
+    "def f(name):\n    raise TypeError('p2t: ' + name + ' is wrong')\n",
+    "def f(*sizes):\n    while x:\n        x = 1\n",
 ]
 
 MUST_FAIL = [
@@ -69,7 +73,7 @@ MUST_FAIL = [
     ("from torch import nn\n", "from"),
     ("from os import system\n", "from"),
     ("def f(x):\n    import os\n", "top level"),
-    ("def f(x):\n    while True:\n        pass\n", "while"),
+    ("def f(x):\n    while True:\n        pass\n", None),  # parses (the prelude uses while); semantics rejects
     ("def f(x):\n    try:\n        pass\n    except Exception:\n        pass\n", "try"),
     ("def f(x):\n    with open('a') as h:\n        pass\n", "with"),
     ("def f(x):\n    global y\n", "global"),
@@ -79,12 +83,19 @@ MUST_FAIL = [
     ("async def f(x):\n    pass\n", "async"),
     ("def f(x):\n    await x\n", "await"),
     ("def f(x):\n    raise ValueError()\n", "raise"),
+    ("def f(x):\n    raise ValueError\n", "raise"),
+    ("def f(x):\n    raise ValueError('a') from x\n", "raise"),
+    ("def f(x):\n    raise ValueError(f'{x}')\n", "raise"),
+    ("def f(x):\n    raise ValueError('a' % x)\n", "raise"),
+    ("def f(x):\n    raise ValueError(x.y)\n", "raise"),
+    ("def f(x):\n    raise ValueError('a', x)\n", "raise"),
+    ("def f(**kw):\n    pass\n", "'**'"),
     ("def f(x):\n    for i in x:\n        break\n", "break"),
     ("def f(x):\n    return f'{x}'\n", "prefix"),
     ("def f(x):\n    return rb'x'\n", "prefix"),
     ("def f(x):\n    return (y := x)\n", "walrus"),
     ("def f(x):\n    *a, b = x\n", ""),
-    ("def f(*args):\n    pass\n", ""),
+    ("def f(*args):\n    pass\n", None),  # parses (prelude's _p2t_size(*sizes)); semantics rejects
     ("def f(**kw):\n    pass\n", ""),
     ("def f(x, *, y):\n    pass\n", ""),
     ("def f(x):\n    return g(**x)\n", ""),
@@ -166,7 +177,7 @@ def test_dunder_left_to_semantics():
 
 def test_error_position_points_at_offender():
     with pytest.raises(GrammarError) as info:
-        parse_module(HEADER + "def f(x):\n    y = 1\n    while y:\n        pass\n")
+        parse_module(HEADER + "def f(x):\n    y = 1\n    try:\n        pass\n")
     assert (info.value.line, info.value.col) == (7, 5)
 
 
@@ -262,3 +273,13 @@ def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
     fn(*args)
     return time.perf_counter() - t0
+
+
+@pytest.mark.parametrize("source", [c[0] for c in MUST_FAIL if c[1] is None])
+def test_left_to_semantics(source):
+    # Parses (form is fine), but the semantic check, the second gate, rejects it.
+    parse_module(source)
+    from p2t_core.postprocess import check_candidate
+
+    result = check_candidate(source)
+    assert not result.ok and result.stage == "semantics", str(result)
