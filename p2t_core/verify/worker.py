@@ -2,8 +2,11 @@
 
 Events, one JSON object a line: {"event": "ready"} after imports; {"event": "loaded"} or
 {"event": "load_error", "message"}; per case {"event": "start", "index"} then {"event": "case", ...CaseResult};
-{"event": "kernels", "kernels": [...]} for the aot backend; {"event": "done"}. The candidate's own prints go
-to stderr so they cannot corrupt the protocol. The parent enforces timeouts and restarts after crashes.
+{"event": "launches", "launches": [...]} (recorded kernel launches) for the aot backend; on CUDA,
+{"event": "restart"} after a case that poisoned the context; {"event": "done"}. With `"mode": "compile"`
+(no TRITON_INTERPRET) it compiles recorded launches for sm_90 instead: {"event": "kernel", ...} each.
+The candidate's own prints go to stderr so they cannot corrupt the protocol. The parent enforces timeouts
+and restarts after crashes.
 """
 
 from __future__ import annotations
