@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from p2t_core.signature import InitArg, ModuleTensor, ScalarParam, Signature, TensorParam
 from p2t_core.verify.cases import MAX_ELEMS, build_cases, shape_cases
@@ -157,3 +159,25 @@ def test_cuda_backend_without_a_gpu_is_a_clean_failure():
     assert not r.passed and "no CUDA device" in r.error
     with pytest.raises(ValueError, match="unknown backend"):
         verify("", "", MATMUL, backend="tpu")
+
+
+_dim = st.one_of(st.sampled_from(["A", "B", "C"]), st.integers(1, 8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(dims=st.lists(st.lists(_dim, min_size=0, max_size=4), min_size=1, max_size=3),
+       mins=st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(0, 6)), seed=st.integers(0, 2**31 - 1))
+def test_shape_cases_invariants(dims, mins, seed):
+    sig = Signature(unit="f", kind="function",
+                    params=tuple(TensorParam(f"t{i}", tuple(d)) for i, d in enumerate(dims)), min_sizes=mins)
+    cases = shape_cases(sig, seed)
+    assert cases == shape_cases(sig, seed)
+    assert len({tuple(sorted(c.items())) for c in cases}) == len(cases)
+    for c in cases:
+        assert set(c) == set(sig.size_vars)
+        assert all(c[v] >= mins.get(v, 0) for v in c)
+        smallest = {v: max(mins.get(v, 0), 1) for v in c}
+        if max(_numels(sig, smallest), default=0) <= MAX_ELEMS // 8:
+            assert max(_numels(sig, c), default=0) <= MAX_ELEMS
+    if any(mins.get(v, 0) == 0 for v in sig.size_vars):
+        assert any(0 in c.values() for c in cases)
