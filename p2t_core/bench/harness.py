@@ -486,8 +486,7 @@ def run_bench(units: list[BenchUnit], *, tiny: bool = False, autotune: bool = Tr
     started = time.perf_counter()
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "device": torch.cuda.get_device_name(0) if device == "cuda" else "CPU, "
-                                                                         "Triton interpreter",
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else "CPU, Triton interpreter",
         "device_type": device,
         "torch": torch.__version__,
         "triton": triton.__version__,
