@@ -18,6 +18,9 @@ from p2t_core.verify.report import H100_SHARED_LIMIT, KernelResult
 _PTR = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64", "int64": "i64",
         "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8", "bool": "i1"}
 _OPTIONS = ("num_warps", "num_stages", "num_ctas", "maxnreg")
+# Which autotune config an interpreted launch runs: the worker sets it to the case index, so the cases
+# spread over all configs (each config is checked numerically without running every one every time).
+CONFIG_PICK = 0
 
 
 def _describe(value: Any) -> tuple:
@@ -43,7 +46,7 @@ def _describe(value: Any) -> tuple:
 
 
 class LaunchRecorder:
-    """Records kernel launches made under the interpreter; runs only the first config of autotuned kernels."""
+    """Records kernel launches made under the interpreter; runs one config (CONFIG_PICK) of autotuned ones."""
 
     def __init__(self) -> None:
         self.launches: dict[tuple, dict] = {}
@@ -69,13 +72,15 @@ class LaunchRecorder:
         interpreter.InterpretedFunction.run = run
 
         def autotuned_run(self, *args, **kwargs):
-            # Benchmarking configs under the interpreter is pointless: record every config, run the first.
+            # Benchmarking configs under the interpreter is pointless: record every config, run one of them.
             self.nargs = dict(zip(self.arg_names, args, strict=False))
             configs = self.prune_configs(kwargs) if len(self.configs) > 1 else self.configs
             base = _base_fn(self)
-            for cfg in configs[1:]:
-                recorder.record(base.__name__, base.arg_names, args, {**kwargs, **cfg.all_kwargs()})
-            cfg = configs[0]
+            pick = CONFIG_PICK % len(configs)
+            for i, cfg in enumerate(configs):
+                if i != pick:
+                    recorder.record(base.__name__, base.arg_names, args, {**kwargs, **cfg.all_kwargs()})
+            cfg = configs[pick]
             self.best_config = cfg
             if cfg.pre_hook is not None:
                 cfg.pre_hook({**self.nargs, **kwargs, **cfg.all_kwargs()})

@@ -341,7 +341,7 @@ def main() -> int:
     elif job["backend"] == "interpret":
         from p2t_core.verify.aot import LaunchRecorder
 
-        # Interpreted autotuning would benchmark every config: run the first one only.
+        # Interpreted autotuning would benchmark every config: run one per case, in turn.
         LaunchRecorder().install()
     if job["backend"] == "cuda":
         _limit_cuda(torch, int(job.get("memory_limit_mb", 0)))
@@ -356,8 +356,11 @@ def main() -> int:
         emit(event="done")
         return 0
     emit(event="loaded")
+    from p2t_core.verify import aot
+
     for case in job["cases"]:
         emit(event="start", index=case["index"])
+        aot.CONFIG_PICK = case["index"]
         t0 = time.perf_counter()
         try:
             res = runner.run(case)

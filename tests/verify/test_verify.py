@@ -196,7 +196,8 @@ import triton.language as tl
 def _double_0_kernel(X, OUT, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
-    tl.store(OUT + offs, tl.load(X + offs, mask=mask) * 2, mask=mask)
+    y = tl.load(X + offs, mask=mask) * 2  #BODY
+    tl.store(OUT + offs, y, mask=mask)
 
 
 def double(x):
@@ -217,6 +218,11 @@ def test_aot_records_every_autotune_config():
                shapes=[{"N": 300}], seed=0)
     assert r.passed, r.render()
     assert sorted((k.constexprs["BLOCK"], k.num_warps) for k in r.kernels) == [(128, 4), (512, 8)]
+    # Under the interpreter the cases take the configs in turn, so a bug in the second config is caught.
+    buggy = bug(AUTOTUNED, BODY="y = tl.load(X + offs, mask=mask) * 2 + (BLOCK == 512)")
+    r = verify("def double(x):\n    return x * 2\n", buggy, sig,
+               backend="interpret", dtypes=("float32",), shapes=[{"N": 300}, {"N": 301}], noncontiguous=False, seed=0)
+    assert [c.status for c in r.cases] == ["pass", "fail"], r.render()
 
 
 @pytest.mark.gpu
