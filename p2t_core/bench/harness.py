@@ -463,10 +463,13 @@ def file_units(source: str, path: str, shapes: dict[str, tuple[int, ...]], dtype
     return units
 
 
-def classify(r: UnitResult) -> None:
-    """For user files: a unit with FLOPs and an arithmetic intensity above the H100's ridge is a matmul unit."""
-    if r.family == "user" and r.flops and r.bytes and r.flops / r.bytes >= MATMUL_INTENSITY:
+def classify(r: UnitResult) -> bool:
+    """For user files: a unit with FLOPs and an arithmetic intensity above the H100's ridge is a matmul unit.
+    Returns whether the kind changed (the ceilings of every user dtype are measured up front)."""
+    if r.family == "user" and r.kind != "matmul" and r.flops and r.bytes and r.flops / r.bytes >= MATMUL_INTENSITY:
         r.kind = "matmul"
+        return True
+    return False
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
@@ -520,11 +523,7 @@ def run_bench(units: list[BenchUnit], *, tiny: bool = False, autotune: bool = Tr
                                    tags=list(u.tags), status="p2t_failed",
                                    message=_short(f"{type(e).__name__}: {e} "
                                                   f"[{traceback.format_exc(limit=-1).strip().splitlines()[-2]}]"))
-                classify(r)
-                if r.kind == "matmul" and r.dtype not in ceilings.matmul_tflops and r.family == "user":
-                    more = measure_ceilings(device, tiny, dtypes=(r.dtype,), echo=lambda _: None)
-                    ceilings.matmul_tflops.update(more.matmul_tflops)
-                    ceilings.matmul_sizes.update(more.matmul_sizes)
+                if classify(r):  # a user's product turned out compute-bound: measure it against cuBLAS
                     account(r, ceilings)
                 echo(_progress(i + 1, len(units), r, time.perf_counter() - unit_start))
             results.append(r)
