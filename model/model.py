@@ -65,6 +65,13 @@ class KVCache:
         self.v[layer, :, :, start:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]  # (B, nh, end, hs)
 
+    def write_at(self, layer: int, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """Store k, v (B, nh, 1, hs) at the position in the 1-element tensor pos; return the whole cache
+        of the layer (B, nh, max_len, hs). Shapes never change, so a CUDA graph can replay it."""
+        self.k[layer].index_copy_(2, pos, k)
+        self.v[layer].index_copy_(2, pos, v)
+        return self.k[layer], self.v[layer]
+
     def repeat(self, n: int) -> KVCache:
         """The same cache for n copies of each sequence (after a batch-1 prefill)."""
         self.k = self.k.repeat_interleave(n, dim=1)
@@ -80,21 +87,27 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int):
+    def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
-        if kv_cache is not None:
-            k_all, v_all = kv_cache.update(layer, start_pos, k, v)  # (B, nh, start_pos + T, hs)
-        if kv_cache is None or start_pos == 0:  # training, or a prefill: plain causal attention
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
-        elif T == 1:  # one new token sees every cached position
-            y = F.scaled_dot_product_attention(q, k_all, v_all)
-        else:  # a chunk after a prefix: causal with an offset, which is_causal (top-left aligned) is not
-            mask = torch.ones(T, start_pos + T, dtype=torch.bool, device=x.device).tril(diagonal=start_pos)
+        if isinstance(start_pos, torch.Tensor):  # one token at a device-held position: static shapes, no sync
+            k_all, v_all = kv_cache.write_at(layer, start_pos, k, v)  # (B, nh, L, hs): the whole cache
+            mask = (torch.arange(kv_cache.max_len, device=x.device) <= start_pos).view(1, -1)  # (1, L): written
             y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        elif kv_cache is None or start_pos == 0:  # training, or a prefill: plain causal attention
+            if kv_cache is not None:
+                kv_cache.update(layer, 0, k, v)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
+        else:
+            k_all, v_all = kv_cache.update(layer, start_pos, k, v)  # (B, nh, start_pos + T, hs)
+            if T == 1:  # one new token sees every cached position
+                y = F.scaled_dot_product_attention(q, k_all, v_all)
+            else:  # a chunk after a prefix: causal with an offset, which is_causal (top-left aligned) is not
+                mask = torch.ones(T, start_pos + T, dtype=torch.bool, device=x.device).tril(diagonal=start_pos)
+                y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.proj(y)
 
@@ -157,13 +170,18 @@ class MinimalLLM(nn.Module):
         cos, sin = rope_tables(self.config.head_dim, self.config.context, self.config.rope_base, device=device)
         self.rope_cos, self.rope_sin = cos, sin
 
-    def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int = 0, reduction="mean"):
-        """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100."""
+    def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int | torch.Tensor = 0,
+                reduction="mean"):
+        """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100.
+        start_pos may be a 1-element tensor (T == 1, with a cache): the static-shape decoding step."""
         B, T = idx.shape
-        if start_pos + T > self.config.context:
-            raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
-        cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs/2)
-        sin = self.rope_sin[start_pos:start_pos + T]
+        if isinstance(start_pos, torch.Tensor):
+            cos, sin = self.rope_cos.index_select(0, start_pos), self.rope_sin.index_select(0, start_pos)  # (1, hs/2)
+        else:
+            if start_pos + T > self.config.context:
+                raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
+            cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs/2)
+            sin = self.rope_sin[start_pos:start_pos + T]
         x = self.tok_emb(idx)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, i, kv_cache, start_pos)
@@ -176,13 +194,15 @@ class MinimalLLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None
-                 ) -> list[list[int]]:
+                 stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None,
+                 cuda_graph: bool = True) -> list[list[int]]:
         """Decode `num_samples` continuations of one prompt with a KV cache.
 
         temperature == 0 is greedy; otherwise sample from softmax(logits / temperature) restricted to
         the smallest set of tokens whose probability reaches top_p. Each returned list holds the new
-        tokens only, cut before `stop_id` (which is not included).
+        tokens only, cut before `stop_id` (which is not included). The prompt is prefilled once and
+        its cache copied to every sample; on CUDA each decoding step is one CUDA-graph replay (a
+        50M model is launch-bound: ~900 kernels a token otherwise). Sample together, not one by one.
         """
         device = self.rope_cos.device
         prompt = torch.as_tensor(prompt_ids, dtype=torch.long, device=device).view(1, -1)  # (1, P)
@@ -193,25 +213,50 @@ class MinimalLLM(nn.Module):
         dtype = self.tok_emb.weight.dtype
         if device.type == "cuda" and dtype == torch.float32:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        amp = dict(device_type=device.type, dtype=dtype, enabled=device.type == "cuda", cache_enabled=False)
         cache = KVCache(self.config, 1, P + max_new_tokens, device, dtype)
-        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-            logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (1, V): prefill once, then copy
+        with torch.autocast(**amp):
+            logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (1, V)
         cache.repeat(num_samples)
         logits = logits.expand(num_samples, -1)  # (N, V)
-        out = torch.empty(num_samples, 0, dtype=torch.long, device=device)
+        tok = torch.zeros(num_samples, 1, dtype=torch.long, device=device)  # the step's inputs, at fixed addresses
+        pos = torch.full((1,), P, dtype=torch.long, device=device)
+
+        def step():
+            with torch.autocast(**amp):
+                return self(tok, kv_cache=cache, start_pos=pos)[:, -1]  # (N, V)
+
+        graph = None
+        if cuda_graph and device.type == "cuda" and max_new_tokens > 1:
+            side = torch.cuda.Stream()  # warm up off the default stream, then capture; the garbage this
+            side.wait_stream(torch.cuda.current_stream())  # writes at position P is overwritten by step one
+            with torch.cuda.stream(side):
+                step()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                graph_logits = step()
+        out = torch.empty(num_samples, max_new_tokens, dtype=torch.long, device=device)
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        n = 0
         for i in range(max_new_tokens):
             nxt = self._pick(logits.float(), temperature, top_p, generator)  # (N,)
             if stop_id is not None:
                 nxt = torch.where(done, torch.full_like(nxt, stop_id), nxt)
                 done |= nxt == stop_id
-            out = torch.cat((out, nxt[:, None]), dim=1)
-            if stop_id is not None and bool(done.all()) or i == max_new_tokens - 1:
-                break
-            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-                logits = self(nxt[:, None], kv_cache=cache, start_pos=P + i)[:, -1]  # (N, V)
+            out[:, i] = nxt
+            n = i + 1
+            if i == max_new_tokens - 1 or stop_id is not None and i % 8 == 7 and bool(done.all()):
+                break  # (checking every 8 tokens spares a host sync per token)
+            tok.copy_(nxt[:, None])
+            pos.fill_(P + i)
+            if graph is not None:
+                graph.replay()
+                logits = graph_logits
+            else:
+                logits = step()
         result = []
-        for row in out.tolist():
+        for row in out[:, :n].tolist():
             if stop_id is not None and stop_id in row:
                 row = row[:row.index(stop_id)]
             result.append(row)

@@ -27,6 +27,11 @@ def test_training_steps_on_gpu(tmp_path, dtype, compile_):
     model, tok = load_model(tmp_path / "run", device="cuda")
     prompt = tok.encode_prompt("def f(x0):\n    x1 = torch.exp(x0)\n    return x1\n")
     greedy = model.generate(prompt, 20)[0]
+    assert model.generate(prompt, 20, cuda_graph=False)[0] == greedy  # graph replay == eager steps
+    g = torch.Generator(device="cuda")
+    sampled = model.generate(prompt, 20, temperature=1.0, top_p=0.9, num_samples=3, generator=g.manual_seed(0))
+    assert sampled == model.generate(prompt, 20, temperature=1.0, top_p=0.9, num_samples=3,
+                                     generator=g.manual_seed(0), cuda_graph=False)
     seq = list(prompt)
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         for _ in range(20):
