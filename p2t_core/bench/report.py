@@ -167,6 +167,8 @@ def render(run: BenchRun, console=None) -> None:
     if meta.get("tiny"):
         console.print("[yellow]tiny mode: Triton interpreter / tiny shapes; the timings exercise the code path and "
                       f"mean nothing. torch.compile backend: {meta.get('compile_backend')}.[/]")
+    if meta.get("compile_backend") == "none":
+        console.print("[yellow]torch.compile skipped (--compile-backend none).[/]")
     for note in notes:
         console.print(f"  [dim]{note}[/]", highlight=False)
     s = summary(run)

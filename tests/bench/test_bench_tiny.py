@@ -76,12 +76,15 @@ def test_tiny_suite_end_to_end(tmp_path):
 def test_file_mode_and_errors(tmp_path):
     src = tmp_path / "units.py"
     src.write_text("import torch\n\n\ndef scale_add(x, y, alpha: float = 0.5):\n    return x * alpha + torch.exp(y)\n")
-    proc = _bench(str(src), "--shapes", "x=6x5,y=6x5", "--json", str(tmp_path / "f.json"), cwd=tmp_path)
+    # --compile-backend none: the suite test exercises torch.compile already; this one spares its import time
+    proc = _bench(str(src), "--shapes", "x=6x5,y=6x5", "--json", str(tmp_path / "f.json"), "--compile-backend", "none",
+                  cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "f.json").read_text())
     (r,) = data["results"]
     assert r["name"] == "scale_add" and r["agree"] is True and r["family"] == "user" and r["kind"] == "memory"
     assert r["bytes"] == 3 * 30 * 4
+    assert r["compile_ms"] is None and r["compile_error"] is None and data["meta"]["compile_backend"] == "none"
 
 
 def test_cli_errors_and_help(tmp_path):
