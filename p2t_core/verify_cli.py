@@ -299,7 +299,8 @@ def check_unit_signature(candidate: str, unit: str, ref_node) -> list[str]:
 
 def run_verify(candidate: str, reference: str, unit: str | None = None, *, backend: str = "auto",
                shapes: str | None = None, dtypes: str = "float32,float16,bfloat16", trusted: bool = False,
-               timeout: float = 60.0, memory_mb: int = 8192, seed: int | None = None, echo=None) -> dict:
+               timeout: float = 60.0, memory_mb: int = 8192, seed: int | None = None, contiguous_only: bool = False,
+               echo=None) -> dict:
     """Do the work of `p2t verify`; return {"stage", "messages", "report", "exit_code"}.
 
     Raises UsageProblem for unusable input. Prints progress and the report through `echo(text, err)`.
@@ -330,15 +331,6 @@ def run_verify(candidate: str, reference: str, unit: str | None = None, *, backe
     tree = _parse_reference(ref_source, reference)
     units = reference_units(tree)
     name = pick_unit(units, unit, reference)
-    sig, how, note = infer_signature(ref_source, reference, name, units[name], shape_map)
-    if how != "compiler":
-        echo(f"p2t: signature of {name} from the {how} ({note})", True)
-    if how == "shapes":
-        _sig, binding = signature_from_shapes(units[name], shape_map)
-        case_shapes = [binding]
-    else:
-        case_shapes = [shape_bindings(sig, shape_map)] if shape_map else None
-
     if not trusted:
         from p2t_core.postprocess import check_candidate
 
@@ -350,11 +342,21 @@ def run_verify(candidate: str, reference: str, unit: str | None = None, *, backe
     if problems:
         raise Rejected("signature", problems)
 
+    sig, how, note = infer_signature(ref_source, reference, name, units[name], shape_map)
+    if how != "compiler":
+        echo(f"p2t: signature of {name} from the {how} ({note})", True)
+    if how == "shapes":
+        _sig, binding = signature_from_shapes(units[name], shape_map)
+        case_shapes = [binding]
+    else:
+        case_shapes = [shape_bindings(sig, shape_map)] if shape_map else None
+
     from p2t_core.verify import verify
 
     try:
         report = verify(ref_source, cand_text, sig, backend=backend, dtypes=tuple(dtype_list), shapes=case_shapes,
-                        seed=seed, timeout_s=float(timeout), memory_limit_mb=int(memory_mb))
+                        seed=seed, timeout_s=float(timeout), memory_limit_mb=int(memory_mb),
+                        noncontiguous=not contiguous_only)
     except ValueError as e:  # e.g. a --shapes binding the signature cannot use
         raise UsageProblem(str(e)) from None
     echo(report.render(), False)
@@ -392,7 +394,9 @@ def _write_json(path: str | None, payload: dict, echo) -> None:
 @click.option("--memory-mb", type=int, default=8192, show_default=True,
               help="Address space the worker may add beyond its imports, in MiB (0: no limit).")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs (default: fresh, reported).")
-def verify_cmd(candidate, reference, unit, backend, shapes, dtypes, trusted, json_out, timeout, memory_mb, seed):
+@click.option("--contiguous-only", is_flag=True, help="Skip the strided and transposed input layouts.")
+def verify_cmd(candidate, reference, unit, backend, shapes, dtypes, trusted, json_out, timeout, memory_mb, seed,
+               contiguous_only):
     """Check that unit NAME of CANDIDATE (a Triton module) matches the unit of the same name in SRC.py.
 
     Unless --trusted, the candidate must pass the grammar and semantic checks before anything of it is
@@ -409,7 +413,8 @@ def verify_cmd(candidate, reference, unit, backend, shapes, dtypes, trusted, jso
 
     try:
         payload = run_verify(candidate, reference, unit, backend=backend, shapes=shapes, dtypes=dtypes,
-                             trusted=trusted, timeout=timeout, memory_mb=memory_mb, seed=seed, echo=echo)
+                             trusted=trusted, timeout=timeout, memory_mb=memory_mb, seed=seed,
+                             contiguous_only=contiguous_only, echo=echo)
     except UsageProblem as e:
         _write_json(json_out, {"stage": "input", "messages": [str(e)], "report": None}, echo)
         echo(f"p2t: {e}", True)
