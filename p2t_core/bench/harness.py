@@ -203,10 +203,21 @@ def rel_error(out, ref) -> tuple[float, str]:
     return worst, ""
 
 
+def _mv_flops(a_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1]
+
+
+def _dot_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0]
+
+
 def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call: torch's flop counter (mm, bmm, addmm, ...) plus matrix-vector and dot products."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mv: _mv_flops,
+                                                             torch.ops.aten.dot: _dot_flops})
     with counter:
         fn()
     return int(counter.get_total_flops())

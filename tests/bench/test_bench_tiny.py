@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from p2t_core.bench import suite
-from p2t_core.bench.harness import BenchRun, Ceilings, UnitResult, account, rel_error
+from p2t_core.bench.harness import BenchRun, Ceilings, UnitResult, account, count_flops, rel_error
 from p2t_core.bench.report import geomean, summary, targets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,6 +125,16 @@ def test_accounting():
     nothing = _result("x", ms=None, eager=None, compile_ms=None)
     account(nothing, c)
     assert nothing.frac["p2t"] is None and nothing.speedup_vs_eager is None
+
+
+def test_count_flops():
+    import torch
+
+    a, v, w = torch.randn(8, 6), torch.randn(6), torch.randn(6, 7)
+    assert count_flops(lambda: a @ v) == 2 * 8 * 6
+    assert count_flops(lambda: torch.relu(a @ w + 1.0)) == 2 * 8 * 6 * 7
+    assert count_flops(lambda: torch.bmm(torch.randn(3, 8, 6), torch.randn(3, 6, 7))) == 2 * 3 * 8 * 6 * 7
+    assert count_flops(lambda: (a * 2).sum(-1)) == 0
 
 
 def test_rel_error():
