@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -98,12 +99,23 @@ def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
     assert any(h.get("pass_rate") == 0.5 for h in r.history)
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, pairs):
+    """One short tiny run, trained once per module; tests get copies."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "data").mkdir()
+    (root / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs))
+    m, t = preset("tiny")
+    t.max_steps, t.eval_interval = 2, 1000
+    train(m, t, root / "data", root / "run", device="cpu", progress=False, log=quiet)
+    return root / "run"
+
+
 @pytest.fixture
-def checkpoint(data_dir, tiny, tmp_path):
-    m, t = tiny
-    t.max_steps = 2
-    r = train(m, t, data_dir, tmp_path / "run", device="cpu", progress=False, log=quiet)
-    return r.checkpoint
+def checkpoint(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    return resolve(run)
 
 
 def test_load_model_restores_weights_tokenizer_and_tying(checkpoint):
