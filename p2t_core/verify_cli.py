@@ -4,17 +4,19 @@ The candidate is any module in the generated-module contract (DESIGN.md): writte
 tool, or by p2t itself. Flow:
 
 1. the unit: `-f NAME`, or the only unit (top-level function or `torch.nn.Module` class) of SRC.py;
-2. its signature (tensor ranks, size variables, scalars), from the compiler's frontend on the REFERENCE:
-   the full compiler first, the frontend alone if the compiler refuses the unit, and `--shapes` as the
-   last resort (each tensor parameter gets its own size variables, bound to the given sizes);
-3. unless `--trusted`, the static gates of `p2t_core.postprocess.check_candidate` on the candidate's text,
-   BEFORE any of it is imported or run: grammar (the allowed module subset), then semantics (allowed
+2. unless `--trusted`, the static gates of `p2t_core.postprocess.check_candidate` on the candidate's raw
+   text, BEFORE any of it is imported or run: grammar (the allowed module subset), then semantics (allowed
    imports/names/attributes, no dunders, no monkeypatching, kernel launches matching kernel signatures,
-   the math in Triton kernels); then a static signature check (the unit exists in the candidate with the
-   reference's parameter names);
+   the math in Triton kernels); then (always) a static signature check: the unit exists in the candidate
+   with the reference's parameter names (Module classes: `__init__` and `forward`);
+3. the unit's signature (tensor ranks, size variables, scalars), from the compiler's frontend on the
+   REFERENCE: the full compiler first, the frontend alone if the compiler refuses the unit, and `--shapes`
+   as the last resort (each tensor parameter gets its own size variables, bound to the given sizes);
 4. `p2t_core.verify.verify`: differential testing in a separate worker process (fresh temp cwd and HOME,
-   clean environment, `--timeout` seconds per step, an address-space limit of `--memory-mb` MiB above the
-   worker's imports), random inputs inside guard bands, poisoned outputs, several shapes/dtypes/layouts.
+   an environment reduced to PATH/LANG/PYTHONPATH/TRITON_*, a new session, `--timeout` seconds per step
+   after the imports (a hang is killed), an address-space limit (RLIMIT_AS) of `--memory-mb` MiB above
+   the worker's imports), random inputs inside guard bands, poisoned outputs, several
+   shapes/dtypes/layouts. A crash or timeout fails the case; the rest run in a fresh worker.
 
 Exit codes: 0 every check passed; 1 a check failed or the candidate was rejected; 2 unusable input
 (missing file, unknown unit, syntax error in the reference, bad --shapes). Errors are one line on stderr.

@@ -10,8 +10,8 @@ def _f_0_kernel(X_ptr, Out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     pid = tl.program_id(0)
     offsets = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
-    x = tl.load(X_ptr + offsets, mask=mask, other=0.0)
-    tl.store(Out_ptr + offsets, x * 2, mask=mask)
+    x = tl.load(X_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+    tl.store(Out_ptr + offsets, (x * 2).to(Out_ptr.dtype.element_ty), mask=mask)
 
 
 def f(x):
