@@ -182,7 +182,7 @@ def plugins_cmd():
 
 
 def _register_optional():
-    """Commands whose modules live in other packages of p2t (data pipeline, training)."""
+    """Commands that live beside their subsystems (verification, benchmarks, data pipeline, training)."""
     from p2t_core.data.cli import data
 
     from p2t_model.cli import train

@@ -33,14 +33,27 @@ class RowLowering:
         self.member_ids = {n.id for n in self.members}
         self.tensors = [i for i in group.inputs if not (i.rank == 0 and i.op in ("const", "scalar", "size"))]
         self.scalars = kernel_scalars(group)
+        self.rframe = self.reduced_frame()
         self.full = self.classify()
         self.depth = self.depths()
         self.stats: dict[int, tuple[str, str]] = {}  # softmax anchor -> (row max, row sum) variable names
 
     # -- analysis ---------------------------------------------------------------------------------
+    def reduced_frame(self) -> set[int]:
+        """Nodes (and inputs) shaped like a reduction without keepdim: they broadcast against the reduced
+        shape, not against F, so `x.sum(-1) + c` indexes c by row even when F is square."""
+        frame: set[int] = set()
+        for n in self.members:
+            if n.op in REDUCE_OPS and not n.attrs.get("keepdim"):
+                frame.add(n.id)
+            elif not self.is_anchor(n) and any(i.id in frame for i in n.inputs):
+                frame.add(n.id)
+                frame.update(i.id for i in n.inputs if i.rank > 0 and i.id not in self.member_ids)
+        return frame
+
     def varies_along_r(self, n: Node) -> bool:
         """An input varies along R when its F-aligned shape is not 1 at a reduced dim."""
-        if not aligned(n.shape, self.F):
+        if n.id in self.rframe:
             return False  # reduced-frame input: one value per row
         pad = len(self.F) - n.rank
         return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in self.dims)
@@ -341,7 +354,7 @@ class RowLowering:
         views = []
         for t in self.tensors:
             src = env.tensor(t)
-            if not aligned(t.shape, self.F):  # reduced-frame input: restore the reduced dims as size 1
+            if t.id in self.rframe:  # reduced-frame input: restore the reduced dims as size 1
                 src = f"_p2t_keepdim({src}, shape, dims)"
                 env.prelude.add("_p2t_keepdim")
             views.append(src)
@@ -356,8 +369,9 @@ class RowLowering:
                 env.exprs[o.id] = var
             else:
                 lines.append(env.alloc(o, oshape, env.dtype(o), device, var))
-            view = var if o.id in self.full else f"_p2t_keepdim({var}, shape, dims)"
-            if o.id not in self.full:
+            keep = o.id not in self.rframe  # full, or reduced with keepdim
+            view = var if keep else f"_p2t_keepdim({var}, shape, dims)"
+            if not keep:
                 env.prelude.add("_p2t_keepdim")
             outs.append(view)
         lines.append("n_outer, n_r, n_inner = _p2t_row_sizes(shape, dims)")

@@ -31,11 +31,11 @@ def infer_ranks(unit: Unit) -> dict[str, int]:
     subscripts (`x[:, None]` means rank 1); otherwise the largest dim literal used anywhere (`dim=2`)
     raises the default, and `bmm`/`mv` fix their operands.
     """
-    fn = unit.node
-    if unit.kind == "module":
-        fn = next(s for s in unit.node.body.body if m.matches(s, m.FunctionDef(name=m.Name("forward"))))
-    names = {p.name.value for p in fn.params.params}
     hints: dict[str, int] = {}
+    if unit.original is not None:  # loop-style source: element reads `x[i, j]`, `b[j]` give exact ranks
+        hints.update(_element_ranks(_forward(unit.original, unit.kind)))
+    fn = _forward(unit.node, unit.kind)
+    names = {p.name.value for p in fn.params.params}
     max_dim = [DEFAULT_RANK - 1]
 
     class Scan(cst.CSTVisitor):
@@ -72,6 +72,34 @@ def infer_ranks(unit: Unit) -> dict[str, int]:
     fn.visit(Scan())
     default = max(DEFAULT_RANK, max_dim[0] + 1)
     return {n: hints.get(n, default) for n in names}
+
+
+def _forward(node, kind: str):
+    if kind == "module":
+        return next(s for s in node.body.body if m.matches(s, m.FunctionDef(name=m.Name("forward"))))
+    return node
+
+
+def _element_ranks(fn) -> dict[str, int]:
+    """Ranks of parameters read element by element: `x[i, j]` and `x[i][j]` are rank 2."""
+    names = {p.name.value for p in fn.params.params}
+    ranks: dict[str, int] = {}
+
+    class Scan(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> bool:
+            depth, base = 0, node
+            while m.matches(base, m.Subscript()):
+                if not all(m.matches(e.slice, m.Index()) for e in base.slice):
+                    return True
+                depth += len(base.slice)
+                base = base.value
+            if m.matches(base, m.Name()) and base.value in names:
+                ranks[base.value] = max(ranks.get(base.value, 0), depth)
+                return False
+            return True
+
+    fn.visit(Scan())
+    return ranks
 
 
 def _int_literals(expr) -> list[int]:

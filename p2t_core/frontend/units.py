@@ -19,6 +19,7 @@ class Unit:
     kind: str  # "function" | "module"
     node: cst.FunctionDef | cst.ClassDef
     line: int
+    original: cst.FunctionDef | cst.ClassDef | None = None  # the user's loop-style form, when rewritten
 
 
 @dataclass
@@ -61,6 +62,7 @@ def parse_file(source: str | bytes, path: str = "<input>") -> ParsedFile:
         # Positions come from the user's text; loop-style units are rewritten into tensor style first, so
         # qualified names come from the rewritten module (unchanged units keep their node objects).
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        originals = {st.name.value: st for st in module.body if m.matches(st, m.FunctionDef() | m.ClassDef())}
         module, loop_errors = _normalize_loops(module, path)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         meta = {PositionProvider: positions, QualifiedNameProvider: wrapper.resolve(QualifiedNameProvider)}
@@ -68,14 +70,15 @@ def parse_file(source: str | bytes, path: str = "<input>") -> ParsedFile:
         raise SourceError("expression nested too deeply", path=path) from None
     units: list[Unit] = []
     for stmt in module.body:
-        pos = meta[PositionProvider].get(stmt)
-        line = pos.start.line if pos else _line_of(source, stmt)
+        if m.matches(stmt, m.FunctionDef() | m.ClassDef()):
+            pos = meta[PositionProvider].get(stmt)
+            line = pos.start.line if pos else _line_of(source, stmt)
         if m.matches(stmt, m.FunctionDef()):
             if stmt.name.value.startswith("_"):  # private helpers are not units
                 continue
-            units.append(Unit(stmt.name.value, "function", stmt, line))
+            units.append(Unit(stmt.name.value, "function", stmt, line, _if_rewritten(originals, stmt)))
         elif m.matches(stmt, m.ClassDef()) and _is_module_class(stmt, meta[QualifiedNameProvider]):
-            units.append(Unit(stmt.name.value, "module", stmt, line))
+            units.append(Unit(stmt.name.value, "module", stmt, line, _if_rewritten(originals, stmt)))
     parsed = ParsedFile(path, source, wrapper, units, loop_errors)
     parsed._meta = meta
     return parsed
@@ -100,6 +103,11 @@ def _normalize_loops(module: cst.Module, path: str) -> tuple[cst.Module, dict[st
                 errors[stmt.name.value] = e
         body.append(stmt)
     return module.with_changes(body=body), errors
+
+
+def _if_rewritten(originals: dict, stmt):
+    original = originals.get(stmt.name.value)
+    return original if original is not None and original is not stmt else None
 
 
 def _line_of(source: str, stmt) -> int:

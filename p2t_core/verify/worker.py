@@ -171,7 +171,10 @@ class CaseRunner:
         for p in self.sig.params:
             if isinstance(p, TensorParam):
                 dt = dtype if p.dtype == "float" else getattr(torch, p.dtype)
-                params.append((p.name, "tensor", tensor(p.dims, dt)))
+                value = tensor(p.dims, dt)
+                if p.name in self.sig.inplace and dt.is_floating_point:
+                    value.fill_(float("nan"))  # an output buffer: elements the unit fails to write stay NaN
+                params.append((p.name, "tensor", value))
             else:
                 params.append((p.name, "scalar", scalar(p.kind, p.default)))
         init = {}
@@ -191,9 +194,17 @@ class CaseRunner:
         return mod
 
     def _call(self, fn, params, convert):
+        """The unit's results: what it returns, then the parameters it writes in place (loop-style units)."""
         args = [convert(v) if kind == "tensor" else v for _, kind, v in params]
         with self.torch.no_grad():
-            return fn(*args)
+            out = fn(*args)
+        return self._results(out, args, params)
+
+    def _results(self, out, args, params) -> list:
+        written = [a for (name, _, _), a in zip(params, args, strict=True) if name in self.sig.inplace]
+        if not written:
+            return _as_list(out)
+        return ([] if out is None else _as_list(out)) + written
 
     # -- one case -------------------------------------------------------------------------------------------
     def run(self, case: dict) -> dict:
@@ -214,13 +225,13 @@ class CaseRunner:
                 return t.double() if t.is_floating_point() else t.clone()
             try:
                 ref64 = self._instance(self.reference, init, mts, up, module_dtype=torch.float64)
-                truth = _as_list(self._call(ref64, params, up))
+                truth = self._call(ref64, params, up)
             except Exception as exc:
                 return {**result, "status": "skip", "message": f"reference raised {_short(_describe_exc(exc))}"}
             try:  # torch eager in the tested dtype: the yardstick for the candidate's error
                 def same(t):
                     return t.clone()
-                eager = _as_list(self._call(self._instance(self.reference, init, mts, same), params, same))
+                eager = self._call(self._instance(self.reference, init, mts, same), params, same)
             except Exception:
                 eager = None
 
@@ -254,6 +265,8 @@ class CaseRunner:
 
         # Memory safety first: inputs, then everything the candidate allocated.
         for name, g in guarded.items():
+            if name in self.sig.inplace and g.guards_intact():
+                continue  # written in place on purpose: its contents are compared as an output below
             if not g.unchanged():
                 n = g.span
                 from p2t_core.verify.guard import GUARD, bits
@@ -266,7 +279,7 @@ class CaseRunner:
                 return {**result, "message": f"write outside the output: guard band of a {tuple(g.view.shape)} "
                                              f"{str(g.view.dtype).removeprefix('torch.')} tensor the candidate "
                                              f"allocated was overwritten"}
-        outs = _as_list(out)
+        outs = self._results(out, args, params)
         if truth is None:  # aot-only runs: no reference
             return {**result, "status": "pass", "message": "ran (no reference)"}
         if len(outs) != len(truth):
