@@ -181,17 +181,18 @@ def plugins_cmd():
     Console(width=160).print(table)
 
 
-def _register_optional():
+def _register_subcommands():
     """Commands that live beside their subsystems (verification, benchmarks, data pipeline, training)."""
+    from p2t_core.bench.cli import bench
     from p2t_core.data.cli import data
-
+    from p2t_core.verify_cli import verify_cmd
     from p2t_model.cli import train
 
-    main.add_command(data)
-    main.add_command(train)
+    for command in (verify_cmd, bench, data, train):
+        main.add_command(command)
 
 
-_register_optional()
+_register_subcommands()
 
 if __name__ == "__main__":
     main()
