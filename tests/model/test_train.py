@@ -189,3 +189,20 @@ def test_cli_reports_bad_config_cleanly(data_dir, tmp_path):
     r = CliRunner().invoke(train_cmd, ["--data", str(data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
                                        "--config", str(cfg), "--device", "cpu"])
     assert r.exit_code == 2 and "unknown ModelConfig keys: widht" in r.output
+
+
+def test_export_model_writes_a_weights_only_checkpoint(checkpoint, tmp_path, data_dir, tiny):
+    from p2t_model.checkpoint import export_model
+
+    dst = export_model(checkpoint.parent, tmp_path / "pkg" / "weights")
+    assert sorted(p.name for p in dst.iterdir()) == ["manifest.json", "model.safetensors", "tokenizer.json"]
+    assert not (tmp_path / "pkg" / "latest").exists()
+    a, _ = load_model(checkpoint)
+    b, tok = load_model(dst)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert b.lm_head.weight is b.tok_emb.weight
+    m, t = tiny
+    shutil.copytree(dst, tmp_path / "resume_me" / "step_00000002")
+    (tmp_path / "resume_me" / "latest").write_text("step_00000002\n")
+    with pytest.raises(CheckpointError, match="weights only"):
+        train(m, t, data_dir, tmp_path / "resume_me", resume=True, device="cpu", progress=False, log=quiet)
