@@ -4,7 +4,9 @@ token ids -> embedding -> n_layer x [RMSNorm -> attention (RoPE, causal SDPA) ->
 -> RMSNorm -> output head (the embedding matrix itself) -> logits.
 
 Shapes: B batch, T sequence, C d_model, nh heads, hs head size, V vocabulary.
-Decoding keeps a `KVCache`; `forward(idx, kv_cache=cache, start_pos=p)` appends to it.
+Decoding keeps a `KVCache`; `forward(idx, kv_cache=cache, start_pos=p)` appends to it, and with
+`start_pos` a 1-element device tensor the one-token step has static shapes (`generate` replays it
+as a CUDA graph).
 """
 
 from __future__ import annotations
