@@ -102,10 +102,34 @@ def cse(graph: Graph) -> None:
     rewrite(graph, visit)
 
 
+def matvec_as_reduction(graph: Graph) -> None:
+    """A matrix-vector product is a row reduction: `A @ v` = `(A * v).sum(-1)`, `v @ A` = `(v[:, None] * A).sum(0)`.
+
+    Memory-bound either way; the reduction kernel reads A once with wide loads instead of padding the
+    vector to a 16-wide tile for the tensor cores."""
+
+    def visit(node: Node, _):
+        if node.op != "matmul":
+            return None
+        a, b = node.inputs
+        if b.rank == 1 and a.rank >= 2:
+            prod = Node("mul", (a, b), a.shape, node.dtype, {"operands": ("x", "y")}, loc=node.loc)
+            return Node("sum", (prod,), a.shape[:-1], node.dtype, {"dims": (a.rank - 1,), "keepdim": False},
+                        loc=node.loc)
+        if a.rank == 1 and b.rank == 2:
+            col = Node("reshape", (a,), (a.shape[0], 1), a.dtype, {"shape": (a.shape[0], 1)}, loc=node.loc)
+            prod = Node("mul", (col, b), b.shape, node.dtype, {"operands": ("x", "y")}, loc=node.loc)
+            return Node("sum", (prod,), b.shape[1:], node.dtype, {"dims": (0,), "keepdim": False}, loc=node.loc)
+        return None
+
+    rewrite(graph, visit)
+
+
 REDUCE_WITH_DIMS = {"sum", "prod", "max", "min", "argmax", "argmin"}
 VIEWS = {"reshape", "permute", "expand"}
 
 PASSES: list[tuple[str, Callable[[Graph], None]]] = [
+    ("matvec_as_reduction", matvec_as_reduction),
     ("drop_identity_reshapes", drop_identity_reshapes),
     ("sink_unit_reshapes", sink_unit_reshapes),
     ("cse", cse),

@@ -153,10 +153,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     body = [
         "a3 = a3.expand(batch, m, k)",
         "b3 = b3.expand(batch, k, n)",
-        "small = 16 if not a3.is_cuda else 64",
-        "block_m = 128 if m > 64 and a3.is_cuda else max(16, min(small, triton.next_power_of_2(m)))",
-        "block_n = 128 if n > 64 and a3.is_cuda else max(16, min(small, triton.next_power_of_2(n)))",
-        "block_k = 64 if a3.element_size() <= 2 else 32",
+        "block_m, block_n, block_k, warps, stages = _p2t_mm_config(m, n, k, a3.element_size(), a3.is_cuda)",
         "grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n), batch)",
     ]
     views = []
@@ -173,11 +170,11 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         f"    {', '.join(call)},",
         "    ALLOW_TF32=torch.backends.cuda.matmul.allow_tf32, UPCAST=not a3.is_cuda,",
         "    BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=8,",
-        "    num_warps=8 if block_m * block_n >= 128 * 128 else 4, num_stages=3,",
+        "    num_warps=warps, num_stages=stages,",
         ")",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.add("_p2t_mm_strides")
+    env.prelude.update({"_p2t_mm_strides", "_p2t_mm_config"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 
 

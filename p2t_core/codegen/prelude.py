@@ -122,4 +122,39 @@ def _p2t_writeback(t, buffer):
     if buffer.data_ptr() != t.data_ptr():
         t.copy_(buffer)
 ''',
+    "_p2t_row_config": '''
+def _p2t_row_config(n_outer, n_r, n_inner, max_single):
+    """Launch configuration of a row kernel: (BLOCK_R, BLOCK_I, SINGLE, num_warps).
+
+    Rows up to max_single elements stay in registers; column reductions narrow BLOCK_I until the grid
+    has a few programs per SM (132 on an H100)."""
+    block_i = 1
+    if n_inner > 1:
+        block_i = min(64, triton.next_power_of_2(n_inner))
+        while block_i > 16 and n_outer * triton.cdiv(n_inner, block_i) < 4 * 132:
+            block_i = block_i // 2
+    single = n_r * block_i <= max_single
+    if single:
+        block_r = max(triton.next_power_of_2(n_r), 1)
+    else:
+        block_r = max(4096 // block_i, 16)
+    tile = block_r * block_i
+    warps = 16 if tile >= 16384 else (8 if tile >= 4096 else 4)
+    return block_r, block_i, single, warps
+''',
+    "_p2t_mm_config": '''
+def _p2t_mm_config(m, n, k, element_size, on_gpu):
+    """Tile sizes of the matmul template: (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)."""
+    if not on_gpu:  # the interpreter: small tiles keep it quick
+        return max(16, min(32, triton.next_power_of_2(m))), max(16, min(32, triton.next_power_of_2(n))), 32, 4, 1
+    if element_size > 2:
+        return 128, 128, 32, 8, 3
+    if m >= 2048 and n >= 2048:
+        return 128, 256, 64, 8, 3
+    if n <= 64:
+        return 128, max(16, triton.next_power_of_2(n)), 64, 4, 4
+    if m <= 64:
+        return max(16, triton.next_power_of_2(m)), 128, 64, 4, 4
+    return 128, 128, 64, 8, 4
+''',
 }

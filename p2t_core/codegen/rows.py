@@ -15,8 +15,7 @@ from p2t_core.codegen.elementwise import kernel_scalars, pointer_name, wrap_args
 from p2t_core.ir import REDUCE_OPS, Node
 from p2t_core.schedule import KernelGroup, aligned
 
-MAX_SINGLE_R = 8192  # rows up to this length stay in registers (32 KB of fp32 over 8 warps)
-LOOP_BLOCK_R = 2048
+MAX_SINGLE_R = 16384  # tiles up to this many elements stay in registers (64 KB of fp32 over 16 warps)
 
 HELPERS = {
     "_p2t_mul": "@triton.jit\ndef _p2t_mul(a, b):\n    return a * b\n",
@@ -382,10 +381,7 @@ class RowLowering:
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
         strides = [f"*st{k}" for k in range(len(views) + len(outs))]
-        body.append("block_i = 1 if n_inner == 1 else min(64, triton.next_power_of_2(n_inner))")
-        body.append(f"single = n_r <= {MAX_SINGLE_R} // block_i")
-        body.append(f"block_r = max(triton.next_power_of_2(n_r), 1) if single else max({LOOP_BLOCK_R} // block_i, 16)")
-        body.append("warps = 8 if block_r * block_i >= 4096 else 4")
+        body.append(f"block_r, block_i, single, warps = _p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R})")
         body.append("grid = (n_outer, triton.cdiv(n_inner, block_i))")
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
                 "n_inner", *strides]
@@ -395,5 +391,5 @@ class RowLowering:
         body.append("    num_warps=warps,")
         body.append(")")
         lines += ["    " + b for b in body]
-        env.prelude.update({"_p2t_rows", "_p2t_row_sizes"})
+        env.prelude.update({"_p2t_rows", "_p2t_row_sizes", "_p2t_row_config"})
         return lines
