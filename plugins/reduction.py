@@ -286,6 +286,10 @@ REDUCTION_CASES = [
     _case("logsumexp_rows", "    return torch.logsumexp(x, dim=-1)"),
     _case("prod_3d", "    return x.prod(dim=1)", shapes=[{"x": (3, 5, 4)}]),
     _case("mse", "    return F.mse_loss(x, y)", "x, y"),
+    # long enough that the launcher splits the whole-tensor reduction over many programs
+    _case("mse_split", "    return F.mse_loss(x, y)", "x, y", shapes=[{"x": (300, 400), "y": (300, 400)}],
+          dtypes=("float32",)),
+    _case("amax_split", "    return x.abs().amax() * 2.0 + x.sum()", shapes=[{"x": (70000,)}], dtypes=("float32",)),
     _case("huber_sum", "    return F.huber_loss(x, y, reduction='sum', delta=0.5)", "x, y"),
     _case("kl", "    return F.kl_div(F.log_softmax(x, -1), y.softmax(-1), reduction='batchmean')", "x, y",
           kernels=None),

@@ -157,4 +157,12 @@ def _p2t_mm_config(m, n, k, element_size, on_gpu):
         return max(16, triton.next_power_of_2(m)), 128, 64, 4, 4
     return 128, 128, 64, 8, 4
 ''',
+    "_p2t_split": '''
+def _p2t_split(n_outer, n_r, n_inner, block_i):
+    """How many programs share each row: 1 unless a few long rows would leave most of the GPU idle."""
+    programs = n_outer * triton.cdiv(n_inner, block_i)
+    if programs >= 264 or n_r < 65536:
+        return 1
+    return max(1, min(triton.cdiv(n_r, 16384), 1024 // programs))
+''',
 }

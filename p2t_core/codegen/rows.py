@@ -17,6 +17,9 @@ from p2t_core.schedule import KernelGroup, aligned
 
 MAX_SINGLE_R = 16384  # tiles up to this many elements stay in registers (64 KB of fp32 over 16 warps)
 
+SPLIT_COMBINE = {"sum": ("tl.sum({x}, axis=0)", "0.0"), "prod": ("tl.reduce({x}, 0, _p2t_mul)", "1.0"),
+                 "max": ("tl.max({x}, axis=0)", 'float("-inf")'), "min": ("tl.min({x}, axis=0)", 'float("inf")')}
+
 HELPERS = {
     "_p2t_mul": "@triton.jit\ndef _p2t_mul(a, b):\n    return a * b\n",
 }
@@ -36,6 +39,11 @@ class RowLowering:
         self.full = self.classify()
         self.depth = self.depths()
         self.stats: dict[int, tuple[str, str]] = {}  # softmax anchor -> (row max, row sum) variable names
+        self.anchors = [n for n in self.members if self.is_anchor(n)]
+        # Few long rows (a whole-tensor loss): split R over many programs, then combine the partial results.
+        self.splittable = bool(self.anchors) and all(
+            a.op in SPLIT_COMBINE and self.depth[a.id] == 0 for a in self.anchors
+        ) and not any(o.id in self.full for o in self.g.outputs)
 
     # -- analysis ---------------------------------------------------------------------------------
     def reduced_frame(self) -> set[int]:
@@ -96,7 +104,9 @@ class RowLowering:
         self.outs = [f"Out{k}_ptr" for k in range(len(self.g.outputs))]
         scalar_args = [f"s{k}" for k in range(len(self.scalars))]
         strides = [f"{p[:-4]}_s{a}" for p in self.ptrs + self.outs for a in "ori"]
-        params = [*self.ptrs, *scalar_args, *self.outs, "n_outer", "n_r", "n_inner", *strides,
+        self.parts = [f"Part{k}_ptr" for k in range(len(self.anchors))] if self.splittable else []
+        split_args = [*self.parts, "n_split", "COMBINE: tl.constexpr"] if self.splittable else []
+        params = [*self.ptrs, *scalar_args, *self.outs, "n_outer", "n_r", "n_inner", *strides, *split_args,
                   "WIDE: tl.constexpr", "SINGLE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
         w = Writer()
         w.line("@triton.jit")
@@ -109,14 +119,92 @@ class RowLowering:
             w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
             w.line("mask_i = offs_i < n_inner")
             self.scalar_names = dict(zip((s.id for s in self.scalars), scalar_args, strict=True))
-            w.line("if SINGLE:")
+            if self.splittable:
+                w.line("if COMBINE:")
+                with w.indent():
+                    self.combine_body(w)
+                w.line("elif SINGLE:")
+            else:
+                w.line("if SINGLE:")
             with w.indent():
                 self.body(w, single=True)
             w.line("else:")
             with w.indent():
                 self.body(w, single=False)
-        ctx.helpers.update(h for h in HELPERS if h in w.text())
-        return Kernel(ctx.kernel_name, w.text(), self.launcher(), tuple(sorted(ctx.helpers)))
+        source = w.text()
+        if self.splittable:
+            source = self.split_kernel(scalar_args) + "\n\n" + source
+        ctx.helpers.update(h for h in HELPERS if h in source)
+        return Kernel(ctx.kernel_name, source, self.launcher(), tuple(sorted(ctx.helpers)))
+
+    @property
+    def split_name(self) -> str:
+        return self.ctx.kernel_name.removesuffix("_kernel") + "_split_kernel"
+
+    def row_loads(self, w: Writer, names: dict) -> None:
+        """One value per row: inputs that do not vary along R."""
+        for k, t in enumerate(self.tensors):
+            if t.id not in self.full:
+                var = f"row{k}"
+                w.line(f"{var} = tl.load({self.addr(self.ptrs[k], None)}, mask=mask_i, other=0)" + self.upcast(t))
+                names[t.id] = var
+
+    def split_kernel(self, scalar_args: list[str]) -> str:
+        """First stage of a split reduction: each program reduces one chunk of R into a partial result."""
+        strides = [f"{p[:-4]}_s{a}" for p in self.ptrs for a in "ori"]
+        params = [*self.ptrs, *scalar_args, *self.parts, "n_outer", "n_r", "n_inner", *strides, "chunk",
+                  "WIDE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
+        w = Writer()
+        w.line("@triton.jit")
+        w.line(f"def {self.split_name}(")
+        with w.indent():
+            w.lines_(wrap_args(params))
+        w.line("):")
+        with w.indent():
+            w.line("o = tl.program_id(0).to(tl.int64)")
+            w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
+            w.line("mask_i = offs_i < n_inner")
+            w.line("lo = tl.program_id(2) * chunk")
+            names: dict = dict(self.scalar_names)
+            self.row_loads(w, names)
+            self.emit_rows(w, names, self.ctx.emitter(names))
+            for a in self.anchors:
+                self.init_acc(w, a)
+            w.line("for start in range(lo, lo + chunk, BLOCK_R):")
+            with w.indent():
+                full_names = dict(names)
+                fe = self.ctx.emitter(full_names)
+                fe.counter = 3000
+                self.loop_header(w)
+                self.load_full(w, full_names)
+                for a in self.anchors:
+                    self.update_acc(w, a, self.value_of(a, full_names, fe, w))
+            for k, a in enumerate(self.anchors):
+                self.finish_acc(w, a, names)
+                part = self.parts[k]
+                w.line(f"tl.store({part} + tl.program_id(2) * (n_outer * n_inner) + o * n_inner + offs_i, "
+                       f"{names[a.id]}, mask=mask_i)")
+        return w.text()
+
+    def combine_body(self, w: Writer) -> None:
+        """Second stage: reduce the partial results (BLOCK_R of them per row) and run the epilogue."""
+        names: dict = dict(self.scalar_names)
+        self.row_loads(w, names)
+        w.line("offs_s = tl.arange(0, BLOCK_R)[:, None]")
+        w.line("mask_s = (offs_s < n_split) & mask_i")
+        for k, a in enumerate(self.anchors):
+            reduce, identity = SPLIT_COMBINE[a.op]
+            part = f"part{a.id}"
+            w.line(f"{part} = tl.load({self.parts[k]} + offs_s * (n_outer * n_inner) + o * n_inner + offs_i, "
+                   f"mask=mask_s, other={identity})")
+            w.line(f"red{a.id} = {reduce.format(x=part)}[None, :]")
+            if a.op in ("max", "min"):
+                w.line(f"red{a.id} = tl.where(tl.max(({part} != {part}).to(tl.int32), axis=0)[None, :] > 0, "
+                       f"float(\"nan\"), red{a.id})")
+            names[a.id] = f"red{a.id}"
+        self.emit_rows(w, names, self.ctx.emitter(names))
+        for o in self.g.outputs:
+            self.store(w, o, names[o.id], full=False)
 
     def addr(self, ptr: str, r: str | None) -> str:
         base = f"{ptr} + o * {ptr[:-4]}_so + offs_i * {ptr[:-4]}_si"
@@ -125,14 +213,8 @@ class RowLowering:
     def body(self, w: Writer, single: bool) -> None:
         names: dict[int, str] = dict(self.scalar_names)
         emitter = self.ctx.emitter(names)
-        self.emitter = emitter
-        # one value per row: inputs that do not vary along R
-        for k, t in enumerate(self.tensors):
-            if t.id not in self.full:
-                var = f"row{k}"
-                w.line(f"{var} = tl.load({self.addr(self.ptrs[k], None)}, mask=mask_i, other=0)" + self.upcast(t))
-                names[t.id] = var
-        anchors = [n for n in self.members if self.is_anchor(n)]
+        self.row_loads(w, names)
+        anchors = self.anchors
         n_passes = max((self.depth[a.id] + 1 for a in anchors), default=0)
         full_outputs = [o for o in self.g.outputs if o.id in self.full]
         if single:
@@ -385,11 +467,40 @@ class RowLowering:
         body.append("grid = (n_outer, triton.cdiv(n_inner, block_i))")
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
                 "n_inner", *strides]
-        body.append(f"{self.ctx.kernel_name}[grid](")
-        body.append(f"    {', '.join(call)},")
-        body.append("    WIDE=n_outer * n_r * n_inner >= 2**31, SINGLE=single, BLOCK_R=block_r, BLOCK_I=block_i,")
-        body.append("    num_warps=warps,")
-        body.append(")")
+        opts = "WIDE=n_outer * n_r * n_inner >= 2**31, BLOCK_I=block_i,"
+        if self.splittable:
+            split_call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars),
+                          *(f"part{k}" for k in range(len(self.parts))), "n_outer", "n_r", "n_inner",
+                          *strides[: len(views)], "chunk"]
+            body.append("n_split = _p2t_split(n_outer, n_r, n_inner, block_i)")
+            body.append("if n_split > 1:")
+            body.append("    block_s = 4096 // block_i")
+            body.append("    chunk = triton.cdiv(triton.cdiv(n_r, n_split), block_s) * block_s")
+            body.append("    n_split = triton.cdiv(n_r, chunk)")
+            for k in range(len(self.parts)):
+                body.append(f"    part{k} = torch.empty((n_split, n_outer, n_inner), dtype=torch.float32, "
+                            f"device={device})")
+            body.append(f"    {self.split_name}[(n_outer, triton.cdiv(n_inner, block_i), n_split)](")
+            body.append(f"        {', '.join(split_call)},")
+            body.append(f"        {opts} BLOCK_R=block_s, num_warps=8,")
+            body.append("    )")
+            body.append(f"    {self.ctx.kernel_name}[grid](")
+            body.append(f"        {', '.join([*call, *(f'part{k}' for k in range(len(self.parts))), 'n_split'])},")
+            body.append(f"        COMBINE=True, SINGLE=False, {opts} BLOCK_R=triton.next_power_of_2(n_split),")
+            body.append("        num_warps=4,")
+            body.append("    )")
+            body.append("else:")
+            dummies = [args[0]] * len(self.parts)
+            body.append(f"    {self.ctx.kernel_name}[grid](")
+            body.append(f"        {', '.join([*call, *dummies, '1'])},")
+            body.append(f"        COMBINE=False, SINGLE=single, {opts} BLOCK_R=block_r, num_warps=warps,")
+            body.append("    )")
+            env.prelude.add("_p2t_split")
+        else:
+            body.append(f"{self.ctx.kernel_name}[grid](")
+            body.append(f"    {', '.join(call)},")
+            body.append(f"    SINGLE=single, {opts} BLOCK_R=block_r, num_warps=warps,")
+            body.append(")")
         lines += ["    " + b for b in body]
         env.prelude.update({"_p2t_rows", "_p2t_row_sizes", "_p2t_row_config"})
         return lines
