@@ -1,0 +1,168 @@
+"""Verified pass@1 / pass@k of the LLM engine on a data split, with Wilson 95% intervals, per family and
+style, where each failing candidate stopped, and the share of units `--engine auto` gains from the LLM
+(units the compiler refuses whose LLM candidate verifies)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import math
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from p2t_core.llm.engine import STAGES, LLMEngine, check_and_verify
+
+__all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized"]
+
+SPLITS = ("valid_random", "valid_compositional", "train")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator of pass@k from n samples of which c are correct (Chen et al., 2021)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (successes may be fractional: a sum of pass@k estimates)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def read_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict]:
+    path = Path(data_dir) / f"{split}.jsonl"
+    if not path.exists():
+        from p2t_core.errors import P2TError
+
+        raise P2TError(f"{path}: no such split (build one with `p2t data build`)")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def row_unit(row: dict) -> str:
+    """The unit a pair is about: the last top-level function or class of its prompt."""
+    tree = ast.parse(row["prompt"])
+    names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    if not names:
+        raise ValueError("prompt defines no function or class")
+    return names[-1]
+
+
+def _stat(values: list[float]) -> dict:
+    n = len(values)
+    s = sum(values)
+    lo, hi = wilson(s, n)
+    return {"n": n, "rate": s / n if n else 0.0, "ci95": [lo, hi]}
+
+
+def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: int | None = None,
+             temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = 1500, backend: str = "auto",
+             verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
+             rescue: bool = True, progress: Callable[[int], None] | None = None) -> dict:
+    """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
+    chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains."""
+    from p2t_core.llm.prompt import unit_signature
+
+    n_samples = max(k, samples or k)
+    per_row = []
+    t0 = time.perf_counter()
+    for i, row in enumerate(rows):
+        rec = {"id": row.get("id", row.get("hash", str(i))), "family": row.get("family", "?"),
+               "style": row.get("style", "?")}
+        try:
+            unit = row_unit(row)
+            sig = unit_signature(row["source"], unit, "<eval>")
+        except Exception as e:  # noqa: BLE001 - a row we cannot even set up counts as a failure, with why
+            rec.update(unit=None, n=n_samples, c=0, greedy_ok=False, stages=["setup"] * n_samples,
+                       message=f"{type(e).__name__}: {e}"[:300], compiler_refused=None, auto_ok=False)
+            per_row.append(rec)
+            if progress:
+                progress(1)
+            continue
+        texts = engine.decode(row["prompt"], k=n_samples, temperature=temperature, top_p=top_p,
+                              max_new_tokens=max_new_tokens, seed=seed + i)
+        verdicts: dict[str, tuple[str | None, str]] = {}
+        stages = []
+        for j, text in enumerate(texts):
+            key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            if key not in verdicts:
+                o, _, _ = check_and_verify(text, reference_source=row["source"], path="<eval>", unit=unit,
+                                           signature=sig, backend=backend, verify_dtypes=verify_dtypes,
+                                           timeout_s=timeout_s, seed=seed, index=j)
+                verdicts[key] = (o.stage, o.first_message if o.stage else "")
+            stages.append(verdicts[key][0])
+        c = sum(s is None for s in stages)
+        rec.update(unit=unit, n=len(stages), c=c, greedy_ok=bool(stages) and stages[0] is None,
+                   stages=stages, message=next((m for s, m in verdicts.values() if s), ""))
+        rec["auto_ok"] = any(s is None for s in stages[:k])
+        rec["compiler_refused"] = None
+        if rescue:
+            from p2t_core.engine import compile_units
+
+            try:
+                comp = compile_units(row["source"], "<eval>", unit=unit)
+                rec["compiler_refused"] = not comp.units
+            except Exception:  # noqa: BLE001 - any refusal (parse errors included)
+                rec["compiler_refused"] = True
+        per_row.append(rec)
+        if progress:
+            progress(1)
+    return summarize(per_row, k, time.perf_counter() - t0)
+
+
+def summarize(per_row: list[dict], k: int, seconds: float = 0.0) -> dict:
+    def block(recs):
+        ok = [r for r in recs if r["n"] >= k]
+        return {"pass@1": _stat([float(r["greedy_ok"]) for r in recs]),
+                f"pass@{k}": _stat([pass_at_k(r["n"], r["c"], k) for r in ok])}
+
+    by_family, by_style = defaultdict(list), defaultdict(list)
+    for r in per_row:
+        by_family[r["family"]].append(r)
+        by_style[r["style"]].append(r)
+    stops, greedy_stops = Counter(), Counter()
+    for r in per_row:
+        for j, s in enumerate(r["stages"]):
+            if s is not None:
+                stops[s] += 1
+                if j == 0:
+                    greedy_stops[s] += 1
+    refused = [r for r in per_row if r.get("compiler_refused")]
+    rescued = [r for r in refused if r["auto_ok"]]
+    measured = [r for r in per_row if r.get("compiler_refused") is not None]
+    return {
+        "k": k, "rows": len(per_row), "seconds": seconds,
+        **block(per_row),
+        "by_family": {f: block(rs) for f, rs in sorted(by_family.items())},
+        "by_style": {s: block(rs) for s, rs in sorted(by_style.items())},
+        "failures": {"all_candidates": {s: stops.get(s, 0) for s in (*STAGES, "setup")},
+                     "greedy": {s: greedy_stops.get(s, 0) for s in (*STAGES, "setup")}},
+        "auto": {"measured": len(measured), "compiler_refused": len(refused), "rescued_by_llm": len(rescued),
+                 "rescued_share_of_units": _stat([float(r in rescued) for r in measured]),
+                 "rescued_share_of_refusals": _stat([float(r["auto_ok"]) for r in refused])},
+        "per_row": [{kk: v for kk, v in r.items()} for r in per_row],
+    }
+
+
+def compare_quantized(weights_dir: str | Path, rows: Sequence[dict], *, device: str | None = None, **kw) -> dict:
+    """Greedy pass@1 of the unquantized checkpoint vs its int8 quantization (made in a temporary directory)."""
+    from p2t_model.quantize import quantize_checkpoint
+
+    full = evaluate(LLMEngine(weights_dir, device), rows, **kw)
+    with tempfile.TemporaryDirectory(prefix="p2t-int8-") as tmp:
+        qdir = quantize_checkpoint(weights_dir, Path(tmp) / "int8")
+        quant = evaluate(LLMEngine(qdir, device), rows, **kw)
+    return {"unquantized": full, "quantized": quant,
+            "pass@1_delta": quant["pass@1"]["rate"] - full["pass@1"]["rate"]}
