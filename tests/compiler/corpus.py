@@ -461,6 +461,8 @@ KNOWN_BROKEN: dict[str, str] = {
     "red_var_whole": "var over an empty tensor gives -0.0 (sum/(N-1) with N=0) where torch gives NaN",
     "red_var_last": "var over empty rows gives -0.0 (sum/(N-1) with N=0) where torch gives NaN",
     "red_std_whole": "std over an empty tensor gives 0 where torch gives NaN",
+    "red_std_3d": "std over an empty reduced dim gives 0 where torch gives NaN",
+    "center_cols": "`x - x.mean(dim=0)` fused into one kernel whose launcher expands the (M, N) output to (N,)",
     "red_norm_inf": "`p=float('inf')` reaches the norm expansion as the string 'inf' and is refused",
     "huber_manual": _METHOD_ON_CALL,
     "hinge": _METHOD_ON_CALL,
