@@ -1,6 +1,7 @@
 """`p2t train`: train MinimalLLM on a data directory built by `p2t data build`.
 
 Registered under the `p2t` group by `from p2t_model.cli import train`; also `python -m p2t_model.cli`.
+Under `torchrun --nproc-per-node N` it trains with DistributedDataParallel over N processes.
 """
 
 from __future__ import annotations
@@ -39,22 +40,34 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
       p2t train --data data/ --out runs/50m --max-steps 5000
       p2t train --data data/ --out runs/50m --resume
       p2t train --data data/ --out /tmp/tiny --preset tiny --device cpu --max-steps 20
+      torchrun --standalone --nproc-per-node 2 -m p2t_model.cli --data data/ --out runs/50m
+
+    Under torchrun each process trains on cuda:LOCAL_RANK (nccl; gloo with --device cpu) with
+    DistributedDataParallel; train.grad_accum counts the micro-batches of a step over all processes
+    (it must be a multiple of their number), so the global batch and the loss do not depend on it.
+    A checkpoint resumes on any number of processes. Only rank 0 prints and writes.
     """
     from p2t_core.errors import P2TError
 
+    from .distributed import init_from_env, shutdown
     from .train import train as run_training
 
     try:
+        ctx = init_from_env(device)
         model_cfg, train_cfg = preset(preset_name)
         if config_file:
             model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
         result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
-                              device=device, stop_after=stop_after, use_compile=compile_, progress=not quiet,
-                              log=lambda m: click.echo(m, err=True))
+                              device=ctx.device, stop_after=stop_after, use_compile=compile_,
+                              progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
+                              rank=ctx.rank, world_size=ctx.world_size)
     except (P2TError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
+        shutdown()
         sys.exit(getattr(e, "exit_code", 2))
-    click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
+    shutdown()
+    if ctx.is_main:
+        click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@
 A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line
 is `{"prompt", "target", "family", "style", "hash", ...}`. Pairs are tokenized once, pairs longer than
 the context are dropped (and counted), and batches are length-bucketed: shuffle by seed, sort by length
-within windows of `window` batches, cut into batches, shuffle the batches. The loader's position is two
-integers (epoch, cursor), so a checkpoint can resume it exactly. With `rank`/`world_size` each process
-sees a disjoint, equally long share of every epoch's batches (for torchrun / DDP).
+within windows of `window` batches, cut into batches, shuffle the batches. The batch stream is the
+concatenation of these epoch plans, and the loader's position is one integer: the number of batches
+the whole job has consumed (over all ranks), so a checkpoint resumes it exactly. With `rank`/`world_size`
+(torchrun / DDP) the ranks take consecutive batches of the same stream, rank r the r-th of each group
+of world_size: at every micro-step their batches are disjoint and together are exactly the batches a
+single process takes in world_size micro-steps, and a position means the same for any world size, so a
+run checkpointed on N ranks resumes on M.
 """
 
 from __future__ import annotations
@@ -133,12 +137,13 @@ class BatchLoader:
         self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
         self.seed, self.shuffle, self.window, self.pad_multiple = seed, shuffle, window, pad_multiple
         self.rank, self.world_size = rank, world_size
-        self.epoch, self.cursor = 0, 0
+        self.consumed = 0  # batches of the stream taken so far by all ranks together
         self._plan_epoch: int | None = None
         self._plan: list[list[int]] = []
+        self.batches_per_epoch = len(self.epoch_plan(0))  # the same every epoch: only the order changes
 
     def epoch_plan(self, epoch: int) -> list[list[int]]:
-        """This rank's batches (lists of pair indices) for an epoch; a pure function of (seed, epoch, rank)."""
+        """The batches (lists of pair indices) of an epoch, for all ranks; a pure function of (seed, epoch)."""
         rng = random.Random(self.seed * 1_000_003 + epoch)
         order = list(range(len(self.ds)))
         if self.shuffle:
@@ -150,44 +155,63 @@ class BatchLoader:
             batches += [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
         if self.shuffle:
             rng.shuffle(batches)
-        while len(batches) < self.world_size:  # a tiny split still gives every rank a batch
-            batches += batches
-        per_rank = len(batches) // self.world_size  # equal counts: ranks step in lockstep
-        return batches[self.rank::self.world_size][:per_rank]
+        return batches
 
-    def _current_plan(self) -> list[list[int]]:
-        if self._plan_epoch != self.epoch:
-            self._plan, self._plan_epoch = self.epoch_plan(self.epoch), self.epoch
+    def _plan_of(self, epoch: int) -> list[list[int]]:
+        if self._plan_epoch != epoch:
+            self._plan, self._plan_epoch = self.epoch_plan(epoch), epoch
         return self._plan
 
-    def __len__(self) -> int:  # batches per epoch on this rank
-        return len(self.epoch_plan(0))
+    def batch_index(self, g: int) -> list[int]:
+        """The pair indices of batch g of the stream (epoch g // batches_per_epoch)."""
+        epoch, i = divmod(g, self.batches_per_epoch)
+        return self._plan_of(epoch)[i]
+
+    @property
+    def epoch(self) -> int:
+        return self.consumed // self.batches_per_epoch
+
+    @property
+    def cursor(self) -> int:  # batches of the current epoch consumed, by all ranks
+        return self.consumed % self.batches_per_epoch
+
+    def __len__(self) -> int:  # batches per epoch, over all ranks
+        return self.batches_per_epoch
 
     def next_batch(self) -> Batch:
-        plan = self._current_plan()
-        if self.cursor >= len(plan):
-            self.epoch, self.cursor = self.epoch + 1, 0
-            plan = self._current_plan()
-        index = plan[self.cursor]
-        self.cursor += 1
+        """This rank's next batch: stream batch `consumed + rank`; every rank then advances by world_size."""
+        index = self.batch_index(self.consumed + self.rank)
+        self.consumed += self.world_size
         return collate(self.ds, index, self.pad_id, self.pad_multiple, self.context)
 
     def __iter__(self):
         while True:
             yield self.next_batch()
 
+    def samples(self) -> int:
+        """Pairs consumed so far by all ranks together."""
+        epoch, i = divmod(self.consumed, self.batches_per_epoch)
+        return epoch * len(self.ds) + sum(len(b) for b in self._plan_of(epoch)[:i])
+
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,
-                "rank": self.rank, "world_size": self.world_size}
+        """The position in global terms (`batches`, `samples`: over all ranks), valid for any world size."""
+        return {"batches": self.consumed, "samples": self.samples(), "epoch": self.epoch, "cursor": self.cursor,
+                "seed": self.seed, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+        if "batches" in state:
+            self.consumed = int(state["batches"])
+        else:  # checkpoints before the global position: (epoch, cursor) of a single process
+            self.consumed = int(state["epoch"]) * self.batches_per_epoch + int(state["cursor"])
 
 
 def fixed_batches(ds: PairDataset, batch_size: int, pad_id: int, context: int, n: int, pad_multiple: int = 64,
                   rank: int = 0, world_size: int = 1) -> list[Batch]:
-    """The same n batches every time (seeded sample, length-bucketed): for validation losses."""
+    """The same n batches every time (seeded sample, length-bucketed): for validation losses. With
+    world_size > 1, this rank's share (every world_size-th) of the n batches a single process would use."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
     loader = BatchLoader(ds, batch_size, pad_id, context, seed=0, shuffle=True, window=n or 1,
-                         pad_multiple=pad_multiple, rank=rank, world_size=world_size)
-    plan = loader.epoch_plan(0)[:n]
+                         pad_multiple=pad_multiple)
+    plan = loader.epoch_plan(0)[:n][rank::world_size]
     return [collate(ds, index, pad_id, pad_multiple, context) for index in plan]

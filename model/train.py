@@ -10,6 +10,23 @@ micro-batch contributes sum(loss) / (target tokens of all micro-batches), which 
 grad_accum" when micro-batches hold equal token counts and stays exact when they do not.
 Resuming restores weights, optimizer state, loader position and RNG states, so the next loss equals
 that of an uninterrupted run.
+
+Under torchrun (`rank`, `world_size` > 1, a process group initialised: see `distributed.py`) the model
+is wrapped in DistributedDataParallel and a step is the same computation as a single process's:
+
+- `grad_accum` counts the micro-batches of a step over all ranks (the global batch is micro_batch x
+  grad_accum whatever the number of ranks; nanoGPT's convention), so each rank runs grad_accum /
+  world_size micro-batches; the loader gives the ranks disjoint batches whose union is what a single
+  process takes, and its position is global (resume on any number of ranks).
+- The target-token count of the step is all-reduced before the backward passes; each micro-batch's
+  loss is sum(loss) / (global target tokens) x world_size, because DDP averages gradients over ranks:
+  the averaged gradient is then the single-process one (bitwise when world_size is a power of two,
+  which scales exactly). Gradients are all-reduced only on the last micro-batch (`no_sync` before).
+- Every rank then holds the same gradients and steps the same optimizers (Muon's Newton-Schulz runs
+  redundantly on every rank: see muon.py), so the replicas stay bitwise identical (checked at each
+  checkpoint). Validation losses are summed over the ranks' shares of the same fixed batches.
+- Rank 0 alone logs, shows the progress bar, runs eval_fn, plots and writes checkpoints; the other
+  ranks wait at a barrier.
 """
 
 from __future__ import annotations
@@ -37,6 +54,7 @@ from .checkpoint import (
 )
 from .config import ModelConfig, TrainConfig
 from .data import SPLITS, Batch, BatchLoader, fixed_batches, load_split
+from .distributed import all_reduce_sum, barrier, broadcast_str, replicas_identical, wrap_ddp
 from .model import MinimalLLM, flops_per_token
 from .muon import build_optimizers
 from .tokenizer import P2TTokenizer
@@ -74,22 +92,30 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 
 def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None,
-                         scaler: torch.amp.GradScaler | None = None) -> float:
-    """Backward over micro-batches, normalized by their total target tokens; returns the mean loss."""
-    total = max(1, sum(b.n_targets for b in batches))
+                         scaler: torch.amp.GradScaler | None = None, *, total_targets: int | None = None,
+                         grad_scale: float = 1.0, no_sync: Callable | None = None) -> float:
+    """Backward over micro-batches, each normalized by `total_targets` (default: the target tokens of
+    these micro-batches); returns this process's share of the mean loss (the mean loss in one process).
+    Under DDP: total_targets is the count over all ranks, grad_scale the world size (DDP averages over
+    ranks) and no_sync the DDP module's, entered for all micro-batches but the last."""
+    total = max(1, sum(b.n_targets for b in batches) if total_targets is None else total_targets)
     loss_sum = torch.zeros((), device=device)
-    for b in batches:
+    for i, b in enumerate(batches):
         b = b.to(device)
-        with autocast(device, dtype):
-            loss = model(b.x, targets=b.y, reduction="sum") / total
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        sync = no_sync is None or i == len(batches) - 1
+        with contextlib.nullcontext() if sync else no_sync():
+            with autocast(device, dtype):
+                loss = model(b.x, targets=b.y, reduction="sum") / total
+            scaled = loss * grad_scale if grad_scale != 1.0 else loss
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
         loss_sum += loss.detach()
     return float(loss_sum)
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None) -> float:
-    """Mean cross-entropy per target token over fixed batches."""
+def evaluate_sums(model, batches: list[Batch], device: torch.device,
+                  dtype: torch.dtype | None = None) -> tuple[float, int]:
+    """(summed cross-entropy, target tokens) over fixed batches."""
     was_training = model.training
     model.eval()
     loss, n = 0.0, 0
@@ -99,6 +125,12 @@ def evaluate(model, batches: list[Batch], device: torch.device, dtype: torch.dty
             loss += float(model(b.x, targets=b.y, reduction="sum"))
         n += b.n_targets
     model.train(was_training)
+    return loss, n
+
+
+def evaluate(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None) -> float:
+    """Mean cross-entropy per target token over fixed batches."""
+    loss, n = evaluate_sums(model, batches, device, dtype)
     return loss / max(1, n)
 
 
@@ -132,6 +164,10 @@ def plot_losses(history: list[dict], path: Path) -> bool:
     return True
 
 
+def _silent(_msg: str) -> None:
+    pass
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -151,7 +187,13 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate).
     `stop_after` ends the run (with a checkpoint) at that step without changing the schedule, which
     `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it.
-    On resume the checkpoint's configs are used; `max_steps` and `use_compile` still override them."""
+    On resume the checkpoint's configs are used; `max_steps` and `use_compile` still override them.
+    With world_size > 1 the caller has initialised the process group (`distributed.init_from_env`) and
+    passes this process's rank and device; only rank 0 calls `log`."""
+    if world_size > 1 and not torch.distributed.is_initialized():
+        raise ValueError(f"world_size {world_size} without a process group: launch with torchrun")
+    if rank != 0:
+        log = _silent
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -171,6 +213,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     if use_compile is not None:
         train_cfg.compile = use_compile
     cfg = train_cfg
+    if cfg.grad_accum % world_size:
+        raise ValueError(f"grad_accum {cfg.grad_accum} (micro-batches per step over all ranks) is not a "
+                         f"multiple of the {world_size} ranks")
+    accum = cfg.grad_accum // world_size  # this rank's micro-batches per step
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     if dev.type == "cuda":
@@ -180,9 +226,12 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     # --- tokenizer and data ---
     if ck is not None:
         tokenizer = ck["tokenizer"]
-    else:
-        tokenizer = P2TTokenizer.train_on_jsonl(Path(data_dir) / "train.jsonl",
-                                                vocab_size=cfg.tokenizer_vocab or model_cfg.vocab_size)
+    else:  # trained by rank 0 and sent to the others: every rank has the very same vocabulary
+        text = None
+        if rank == 0:
+            text = P2TTokenizer.train_on_jsonl(Path(data_dir) / "train.jsonl",
+                                               vocab_size=cfg.tokenizer_vocab or model_cfg.vocab_size).to_str()
+        tokenizer = P2TTokenizer.from_str(broadcast_str(text))
     if tokenizer.vocab_size > model_cfg.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model only {model_cfg.vocab_size}")
     datasets = {s: load_split(data_dir, s, tokenizer, model_cfg.context) for s in SPLITS}
@@ -217,7 +266,11 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             scaler.load_state_dict(ck["scaler"])
         if "rng" in ck:
             set_rng_state(ck["rng"])
-    run = torch.compile(model) if cfg.compile and dev.type == "cuda" else model
+    ddp = wrap_ddp(model, dev) if world_size > 1 else None
+    run = ddp if ddp is not None else model
+    if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
+        run = torch.compile(run)
+    no_sync = ddp.no_sync if ddp is not None else None
 
     # --- the loop ---
     log_path = out_dir / "train_log.jsonl"
@@ -246,8 +299,14 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             for opt in optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["base_lr"] * mult
-            batches = [loader.next_batch() for _ in range(cfg.grad_accum)]
-            loss = accumulate_gradients(run, batches, dev, dtype, scaler)
+            batches = [loader.next_batch() for _ in range(accum)]
+            counts = all_reduce_sum(torch.tensor([sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)],
+                                                 dtype=torch.int64, device=dev)).tolist()
+            loss = accumulate_gradients(run, batches, dev, dtype, scaler, total_targets=counts[0],
+                                        grad_scale=float(world_size), no_sync=no_sync)
+            if world_size > 1:
+                # float32, as one process sums its micro-batches' losses
+                loss = float(all_reduce_sum(torch.tensor([loss], dtype=torch.float32, device=dev)))
             if scaler is not None:
                 for opt in optimizers:
                     scaler.unscale_(opt)
@@ -263,12 +322,13 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 opt.zero_grad(set_to_none=True)
             step += 1
             dt = time.perf_counter() - t0
-            tokens = sum(b.n_tokens for b in batches) * world_size
             seq = sum(b.x.shape[1] for b in batches) / len(batches)
-            tok_s = tokens / dt
-            mfu = flops_per_token(model_cfg, n_params, seq) * tok_s / cfg.peak_flops
+            tok_s = counts[1] / dt  # over all ranks
+            mfu = flops_per_token(model_cfg, n_params, seq) * tok_s / (cfg.peak_flops * world_size)  # per GPU
             entry = {"step": step, "loss": loss, "lr_mult": mult, "grad_norm": gnorm, "tokens_per_s": tok_s,
                      "mfu": mfu, "epoch": loader.epoch, "time": time.time()}
+            if world_size > 1:
+                entry["world_size"] = world_size
             if step % cfg.log_interval == 0 or step == cfg.max_steps or step == 1:
                 record(entry)
             else:
@@ -278,8 +338,12 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{mult:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.1%}")
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
                 ev = {"step": step}
-                for s, vb in val_batches.items():
-                    ev[f"val_{s}"] = evaluate(model, vb, dev, dtype)
+                if val_batches:  # each rank its share of the fixed batches, summed over ranks
+                    sums = [x for vb in val_batches.values() for x in evaluate_sums(model, vb, dev, dtype)]
+                    sums = torch.tensor(sums, dtype=torch.float64, device=dev)
+                    sums = all_reduce_sum(sums).tolist()
+                    for k, s in enumerate(val_batches):
+                        ev[f"val_{s}"] = sums[2 * k] / max(1, sums[2 * k + 1])
                 if eval_fn is not None and rank == 0:
                     model.eval()
                     ev.update(eval_fn(model, tokenizer, step) or {})
@@ -290,12 +354,21 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 if rank == 0:
                     plot_losses(history, out_dir / "loss.png")
             stopping = stop_after is not None and step >= stop_after
-            if rank == 0 and (step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping):
-                last_ckpt = save_checkpoint(
-                    out_dir, f"step_{step:08d}", model=model, tokenizer=tokenizer, model_cfg=model_cfg,
-                    train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
-                    history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
-                    keep=cfg.keep_checkpoints)
+            if step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping:
+                if world_size > 1 and not replicas_identical(model):
+                    log(f"warning: step {step}: the ranks' parameters differ (nondeterministic kernels?); "
+                        "the checkpoint holds rank 0's")
+                name = f"step_{step:08d}"
+                if rank == 0:
+                    save_checkpoint(
+                        out_dir, name, model=model, tokenizer=tokenizer, model_cfg=model_cfg,
+                        train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
+                        history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
+                        keep=cfg.keep_checkpoints)
+                barrier()  # the checkpoint is complete before any rank goes on (or exits, or resumes)
+                last_ckpt = out_dir / name
+            elif eval_fn is not None and step % cfg.eval_interval == 0:
+                barrier()  # rank 0's eval_fn is done
             if stopping:
                 break
     finally:

@@ -44,14 +44,45 @@ def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):
         assert len(b) == 3
 
 
-def test_sharded_plans_are_disjoint_and_equal(data_dir, tok):
+def test_sharded_loaders_split_the_single_process_stream(data_dir, tok):
+    """At each micro-step the ranks' batches are disjoint and together are the batches one process takes
+    in world_size micro-steps, across epoch boundaries (4 batches an epoch, 3 ranks)."""
     ds = load_split(data_dir, "train", tok, 10_000)
-    plans = [BatchLoader(ds, 2, tok.pad_id, 10_000, seed=3, rank=r, world_size=3).epoch_plan(0) for r in range(3)]
-    assert len({len(p) for p in plans}) == 1
-    seen = [i for p in plans for b in p for i in b]
-    assert len(seen) == len(set(seen))
+    one = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=3)
+    ranks = [BatchLoader(ds, 3, tok.pad_id, 10_000, seed=3, rank=r, world_size=3) for r in range(3)]
+    assert len(one) == 4
+    for _ in range(5):
+        got = [loader.next_batch() for loader in ranks]
+        want = [one.next_batch() for _ in range(3)]
+        assert all(a.x.equal(b.x) and a.y.equal(b.y) for a, b in zip(got, want, strict=True))
+        assert len({tuple(map(tuple, b.x.tolist())) for b in got}) == 3  # disjoint (12 distinct pairs)
+    assert {loader.state_dict()["batches"] for loader in ranks} == {one.state_dict()["batches"]} == {15}
+    assert ranks[0].state_dict()["samples"] == one.state_dict()["samples"] == 45
     with pytest.raises(ValueError):
         BatchLoader(ds, 2, tok.pad_id, 10_000, rank=3, world_size=3)
+
+
+def test_loader_position_moves_between_world_sizes(data_dir, tok):
+    ds = load_split(data_dir, "train", tok, 10_000)
+    two = [BatchLoader(ds, 5, tok.pad_id, 10_000, seed=7, rank=r, world_size=2) for r in range(2)]
+    for loader in two:
+        for _ in range(3):
+            loader.next_batch()
+    one = BatchLoader(ds, 5, tok.pad_id, 10_000, seed=7)
+    ref = BatchLoader(ds, 5, tok.pad_id, 10_000, seed=7)
+    one.load_state_dict(two[0].state_dict())
+    for _ in range(6):
+        ref.next_batch()
+    for _ in range(4):
+        assert one.next_batch().x.equal(ref.next_batch().x)
+
+
+def test_fixed_batches_shard_the_same_batches(data_dir, tok):
+    ds = load_split(data_dir, "train", tok, 10_000)
+    whole = fixed_batches(ds, 2, tok.pad_id, 10_000, 5)
+    shares = [fixed_batches(ds, 2, tok.pad_id, 10_000, 5, rank=r, world_size=2) for r in range(2)]
+    assert [len(s) for s in shares] == [3, 2]
+    assert all(a.x.equal(b.x) for a, b in zip(whole, [shares[i % 2][i // 2] for i in range(5)], strict=True))
 
 
 def test_loader_position_resumes_exactly(data_dir, tok):
