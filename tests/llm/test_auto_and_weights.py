@@ -1,0 +1,138 @@
+"""--engine auto/llm selection, the tiny trained model through the engine, int8 shards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from p2t_core.llm.auto import translate_with_llm
+from p2t_core.llm.engine import LLMEngine, LLMTranslationError, LLMUnavailable
+from tests.llm.conftest import FAST, GOOD_SRC, REFUSED_SRC, StubDecoder
+
+
+def test_auto_uses_the_compiler_when_it_accepts_and_never_loads_the_model():
+    stub = StubDecoder([])
+    res = translate_with_llm(GOOD_SRC, "g.py", None, "auto", llm=LLMEngine(decoder=stub))
+    assert res.engines() == {"g": "compiler"} and stub.calls == []
+    assert "engine: compiler" in res.module_source.splitlines()[0]
+
+
+def test_auto_rescues_a_refused_unit_with_the_llm(good_module):
+    res = translate_with_llm(REFUSED_SRC, "g.py", None, "auto", llm=LLMEngine(decoder=StubDecoder([good_module])),
+                             k=1, **FAST)
+    assert res.engines() == {"g": "llm"}
+    assert "unsupported call to torch.fix" in res.units[0].compiler_error
+    assert "g: llm, candidate 1 of 1 verified" in res.report()
+    assert "engine: llm" in res.module_source.splitlines()[0]
+
+
+def test_auto_without_weights_reports_both_engines(tmp_path):
+    res = translate_with_llm(REFUSED_SRC, "g.py", None, "auto", weights_dir=tmp_path)
+    assert res.engines() == {"g": None} and "has no weights" in res.llm_unavailable
+    assert "compiler: " in res.report() and "llm: the LLM engine has no weights" in res.report()
+
+
+def test_engine_llm_failure_lists_candidates():
+    res = translate_with_llm(GOOD_SRC, "g.py", "g", "llm", llm=LLMEngine(decoder=StubDecoder(["garbage (", ""])),
+                             k=2, **FAST)
+    assert res.engines() == {"g": None}
+    assert "candidate 0 (greedy): grammar failed" in res.units[0].llm_error
+
+
+def test_run_translate_cli_messages(tmp_path):
+    from p2t_core.llm.cli import run_translate
+
+    f = tmp_path / "g.py"
+    f.write_text(REFUSED_SRC)
+    import click
+
+    @click.command()
+    def cmd():
+        run_translate(REFUSED_SRC, str(f), engine="auto", weights=str(tmp_path / "none"), no_verify=True)
+
+    r = CliRunner().invoke(cmd, [])
+    assert r.exit_code == 2
+    assert "unsupported call to torch.fix" in r.output and "has no weights" in r.output
+    assert "1 unit(s) not translated" in r.output
+
+
+def test_no_shipped_weights_is_a_clear_error(tmp_path):
+    with pytest.raises(LLMUnavailable, match="no weights"):
+        LLMEngine(tmp_path).decoder  # noqa: B018
+
+
+def test_tiny_model_decodes_and_the_chain_rejects_garbage_cleanly(tiny_weights, tmp_path):
+    from p2t_model.quantize import load_quantized, quantize_checkpoint
+
+    qdir = quantize_checkpoint(tiny_weights, tmp_path / "int8")
+    for wdir in (tiny_weights, qdir):
+        eng = LLMEngine(wdir, device="cpu")
+        with pytest.raises(LLMTranslationError) as info:
+            eng.translate_unit(GOOD_SRC, "g.py", "g", k=3, max_new_tokens=48, **FAST)
+        assert len(info.value.outcomes) == 3
+        assert all(o.stage in ("grammar", "semantics") for o in info.value.outcomes)
+    model, tok = load_quantized(qdir)
+    assert model.lm_head.weight is model.tok_emb.weight and tok.end_id == 3
+
+
+def test_int8_shards_load_without_pickle_and_a_tampered_shard_is_refused(tiny_weights, tmp_path, monkeypatch):
+    from p2t_model.checkpoint import CheckpointError
+    from p2t_model.quantize import INDEX, load_quantized, quantize_checkpoint
+
+    qdir = quantize_checkpoint(tiny_weights, tmp_path / "int8", max_shard_bytes=64 * 1024)
+    index = json.loads((qdir / INDEX).read_text())
+    shards = [n for n in index["files"] if n.endswith(".safetensors")]
+    assert len(shards) > 1 and all(f["bytes"] <= 64 * 1024 for f in index["files"].values())
+
+    def no_pickle(*a, **k):
+        raise AssertionError("pickle used")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr("pickle.loads", no_pickle)
+    load_quantized(qdir)
+    data = bytearray((qdir / shards[0]).read_bytes())
+    data[-1] ^= 0x01
+    (qdir / shards[0]).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="tampered"):
+        load_quantized(qdir)
+
+
+def test_quantize_round_trip_error_is_small():
+    from p2t_model.quantize import relative_error
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((512, 64), (64, 192), (8192, 512)):
+        assert relative_error(torch.randn(*shape, generator=g) * 0.02) < 1e-2
+
+
+def test_pass_at_k_and_wilson():
+    from p2t_core.llm.evaluate import pass_at_k, wilson
+
+    assert pass_at_k(4, 0, 1) == 0 and pass_at_k(4, 4, 4) == 1 and pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(5, 1, 4) == pytest.approx(0.8)
+    lo, hi = wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-3) and hi == pytest.approx(0.7634, abs=1e-3)
+
+
+def test_eval_cli_on_the_tiny_model(tiny_weights, tmp_path):
+    from p2t_core.llm.cli import eval_cmd
+
+    d = tmp_path / "data"
+    d.mkdir()
+    rows = [{"prompt": "import torch\n\ndef g(x):\n    return torch.trunc(x)\n", "source": GOOD_SRC,
+             "target": "", "family": "elementwise", "style": "torch", "hash": "h1"},
+            {"prompt": "import torch\n\ndef g(x):\n    return torch.fix(x)\n", "source": REFUSED_SRC,
+             "target": "", "family": "elementwise", "style": "method", "hash": "h2"}]
+    (d / "valid_random.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(eval_cmd, ["--weights", str(tiny_weights), "--data", str(d), "--k", "2",
+                                      "--max-new-tokens", "24", "--backend", "interpret", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["rows"] == 2 and res["pass@1"]["rate"] == 0 and res["pass@2"]["n"] == 2
+    assert sum(res["failures"]["all_candidates"].values()) == 4
+    assert res["auto"]["compiler_refused"] == 1 and res["auto"]["rescued_by_llm"] == 0
+    assert set(res["by_style"]) == {"torch", "method"}
