@@ -250,3 +250,12 @@ ELEMENTWISE_CASES = [
     _case("broadcast_col", "    return x * torch.rsqrt(v[:, None] + 1e-5)", "x, v",
           shapes=[{"x": (17, 9), "v": (17,)}]),
 ]
+
+
+@hookimpl
+def p2t_example_units(rng, count):
+    """Example units for the data pipeline (built-in generators):
+    elementwise chains (activations, arithmetic, comparisons, casts)."""
+    from p2t_core.data.generators import generate_units
+
+    return generate_units(rng, count, ["elementwise"])

@@ -213,3 +213,12 @@ MATMUL_CASES = [
           shapes=[{"x": (20, 32), "w": (48, 32), "b": (48,)}]),
     _case("residual", "    return x @ w + r * 2.0", "x, w, r"),
 ]
+
+
+@hookimpl
+def p2t_example_units(rng, count):
+    """Example units for the data pipeline (built-in generators):
+    matmuls with epilogues (bias, activation, scale, residual)."""
+    from p2t_core.data.generators import generate_units
+
+    return generate_units(rng, max(1, count // 2), ["matmul"])

@@ -298,3 +298,12 @@ REDUCTION_CASES = [
           shapes=[{"x": (9, 130), "w": (130,)}]),
     ValidationCase("RMSNorm", RMSNORM_MODULE, "RMSNorm", n_kernels=1),
 ]
+
+
+@hookimpl
+def p2t_example_units(rng, count):
+    """Example units for the data pipeline (built-in generators):
+    reductions, norms (RMS, L2, centering), the losses and multi-output units."""
+    from p2t_core.data.generators import generate_units
+
+    return generate_units(rng, count, ["reduction", "norm", "loss", "multi_output"])

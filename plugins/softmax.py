@@ -65,3 +65,11 @@ SOFTMAX_CASES = [
     _case("softmax_3d_mid", "    return x.softmax(1) * 2.0", shapes=[{"x": (2, 37, 5)}]),
     _case("softmax_epilogue", "    p = torch.softmax(x, -1)\n    return p * y", "x, y"),
 ]
+
+
+@hookimpl
+def p2t_example_units(rng, count):
+    """Example units for the data pipeline (built-in generators): softmax / log_softmax with scales and masks."""
+    from p2t_core.data.generators import generate_units
+
+    return generate_units(rng, max(1, count // 2), ["softmax"])
