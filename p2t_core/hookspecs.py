@@ -46,7 +46,7 @@ def p2t_validation_cases():
 
 @hookspec
 def p2t_example_units(rng, count):
-    """Return up to `count` random `p2t_core.examples.ExampleUnit`s of this plugin's family.
+    """Return up to `count` random `p2t_core.data.examples.ExampleUnit`s of this plugin's family.
 
     `rng` is a `random.Random`; the same seed must give the same units. An example unit is an
     expression tree over parameters that the data pipeline renders in several Python styles and

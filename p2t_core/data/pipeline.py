@@ -3,8 +3,9 @@
 `build(out_dir, pairs, workers, seed)`:
 
 1. **Units** come from the plugins' `p2t_example_units(rng, count)` hook (built-in and third-party plugins
-   alike) and from the built-in generators in `p2t_core.data.generators`, deduplicated by structure;
-   everything is deterministic for a seed.
+   alike; the built-in plugins implement it by calling the generators in `p2t_core.data.generators`),
+   deduplicated by structure; everything is deterministic for a seed. Only without plugins
+   (`use_plugins=False`, or when no plugin implements the hook) are the generators called directly.
 2. **Renderings**: each unit in every style it admits (`render.applicable_styles`), with surface variation
    seeded by (seed, unit, style); each is canonicalized (`canonical.canonicalize`), and renderings are
    deduplicated by `canonical_hash`: the first occurrence wins. `pairs` is the number of distinct
@@ -12,12 +13,16 @@
 3. **Target**: the design lowers a pair's target from the op graph that generated it, not from its
    rendering. The compiler exposes `compile_unit_source` only, so the pipeline compiles the deterministic
    torch-style rendering of the same unit (`render.target_source`: a function, or for the `module` style
-   a torch-style Module class) and uses that module as the target of *every* styling of the unit. A
-   rendering the frontend cannot read (NumPy, loops, unusual spellings) still gets a target.
-4. **Verification**: each pair's target is verified against the pair's own rendering as the reference
+   a torch-style Module class), with the parameters' ranks from the unit (`shapes=`), and uses that module
+   as the target of *every* styling of the unit. A rendering the frontend cannot read (NumPy, unusual
+   spellings) still gets a target. The verifier's signature is built from the unit (`unit_signature`):
+   its size variables say which dims are shared, which the compiler cannot know from unannotated code.
+4. **Verification**: every pair's target is verified against the pair's own rendering as the reference
    (NumPy renderings: against the torch rendering, since the verifier calls references with torch
-   tensors), float32 only, small shapes. Failures are never dropped silently: they are counted by reason
-   (`unsupported`, `compile_error`, `compiler_crash`, `verification_failed`, `timeout`, ...).
+   tensors), float32 only, small shapes, in one long-lived `p2t_core.verify.batch` worker per pipeline
+   worker process: the target runs once per input set and its outputs are compared with each rendering's
+   reference outputs on the same inputs (see `verify_batch`). Failures are never dropped silently: they
+   are counted by reason (`unsupported`, `compile_error`, `compiler_crash`, `verification_failed`, `timeout`, ...).
 5. **Cache**: one JSON file per pair under `cache_dir/<key[:2]>/<key>.json`, key = sha256(rendering,
    target source, compiler fingerprint, fingerprint of the plugins the unit's family and ops belong to).
    A plugin's fingerprint is the hash of its source file(s), so editing one plugin rebuilds only the pairs
@@ -31,13 +36,14 @@
    land in the same split. `manifest.json` holds counts, file sha256s, versions, seed and failures.
 
 Work runs in `workers` spawned processes (`workers <= 1`: in this process); each task is a batch of units,
-so a worker compiles a unit's target once and verifies all of its renderings in one call each.
+so a worker compiles a unit's target once and verifies all of its renderings in one batch.
 `compile_fn` and `verify_fn` can be injected (tests use fakes); they must be picklable module-level
 functions when `workers > 1`.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import inspect
 import itertools
@@ -58,13 +64,14 @@ from p2t_core.data.canonical import canonical_hash, canonicalize
 from p2t_core.data.generators import generate_units
 from p2t_core.data.render import applicable_styles, render, target_source, unit_entry
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: targets compiled with the unit's ranks, batch verifier
 SPLITS = ("train", "valid_random", "valid_compositional")
 RANDOM_HOLDOUT = 0.02
 COMPOSITIONAL_HOLDOUT = 0.05  # at most this share of units is held out by op combination
 VERIFY_DTYPES = ("float32",)
 NOT_CACHED = {"timeout", "no_compiler", "verify_crash", "worker_died"}
 SMALL_SIZES = (3, 5, 4, 7, 6, 2, 9, 8)
+VERIFY_TIMEOUT_S = 30.0  # per case (and per candidate load) in the batch verifier
 
 
 # --- fingerprints ---------------------------------------------------------------------------------
@@ -166,11 +173,17 @@ def hook_units(pm, rng: random.Random, count: int) -> list[ex.ExampleUnit]:
 
 
 def iter_units(seed: int, pm=None, chunk: int = 32):
-    """Deterministic stream of units for `seed`: each round the plugins' units, then built-in ones."""
+    """Deterministic stream of units for `seed`: each round the plugins' units (the `p2t_example_units` hook);
+    the built-in generators directly only when there is no plugin manager or no plugin implements the hook."""
     seen: set[str] = set()
+    builtin = pm is None
     for r in itertools.count():
-        units = hook_units(pm, random.Random(f"{seed}:hook:{r}"), chunk)
-        units += generate_units(random.Random(f"{seed}:builtin:{r}"), chunk)
+        units = [] if builtin else hook_units(pm, random.Random(f"{seed}:hook:{r}"), chunk)
+        if not units:
+            if not builtin and r == 0:
+                builtin = True
+            if builtin:
+                units = generate_units(random.Random(f"{seed}:builtin:{r}"), chunk)
         for u in units:
             k = u.key()
             if k not in seen:
@@ -295,10 +308,37 @@ def read_entry(cache_dir: Path, key: str) -> dict | None:
 
 # --- the work (runs in workers) ------------------------------------------------------------------------
 
-def _default_compile(source: str, unit: str):
+def _default_compile(source: str, unit: str, shapes: dict | None = None):
     from p2t_core.engine import compile_unit_source
 
-    return compile_unit_source(source, unit)
+    return compile_unit_source(source, unit, shapes=shapes)
+
+
+def unit_shapes(unit: ex.ExampleUnit) -> dict[str, tuple[int, ...]]:
+    """Concrete shapes of the tensor parameters (default sizes): the compiler takes the ranks from them."""
+    sizes = ex.bind_sizes(unit)
+    return {p.name: tuple(sizes[d] if isinstance(d, str) else d for d in p.dims) for p in unit.tensor_params}
+
+
+_VERIFIER = None  # this process's long-lived batch verifier (one per pipeline worker process)
+
+
+def batch_verifier(backend: str):
+    global _VERIFIER
+    if _VERIFIER is None or _VERIFIER.backend != (backend if backend != "auto" else _VERIFIER.backend):
+        from p2t_core.verify.batch import BatchVerifier
+
+        close_verifier()
+        _VERIFIER = BatchVerifier(backend, timeout_s=VERIFY_TIMEOUT_S)
+        atexit.register(close_verifier)
+    return _VERIFIER
+
+
+def close_verifier() -> None:
+    global _VERIFIER
+    if _VERIFIER is not None:
+        _VERIFIER.close()
+        _VERIFIER = None
 
 
 def _default_verify(reference_source, candidate_source, signature, **kw):
@@ -344,7 +384,6 @@ def run_task(task: dict, compile_fn: Callable | None, verify_fn: Callable | None
              backend: str) -> list[tuple[str, dict]]:
     """Compile one unit's target once and verify each of its pairs; write every entry as it completes."""
     compile_fn = compile_fn or _default_compile
-    verify_fn = verify_fn or _default_verify
     unit = ex.from_json(task["unit"])
     style_kind = task["target_style"]
     done: list[tuple[str, dict]] = []
@@ -358,9 +397,14 @@ def run_task(task: dict, compile_fn: Callable | None, verify_fn: Callable | None
 
     t0 = time.perf_counter()
     try:
-        compiled = compile_fn(task["target_source"], unit_entry(unit, style_kind))
+        entry = unit_entry(unit, style_kind)
+        if "shapes" in inspect.signature(compile_fn).parameters:
+            compiled = compile_fn(task["target_source"], entry, shapes=unit_shapes(unit))
+        else:
+            compiled = compile_fn(task["target_source"], entry)
         target = compiled.module_source
-        signature = getattr(compiled, "signature", None) or unit_signature(unit, style_kind)
+        signature = unit_signature(unit, style_kind) if verify_fn is None else \
+            (getattr(compiled, "signature", None) or unit_signature(unit, style_kind))
         n_kernels = int(getattr(compiled, "n_kernels", 0) or 0)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -371,10 +415,38 @@ def run_task(task: dict, compile_fn: Callable | None, verify_fn: Callable | None
                           "compile_s": time.perf_counter() - t0})
         return done
     compile_s = time.perf_counter() - t0
+    base = {"target": target, "n_kernels": n_kernels, "compile_s": compile_s}
+
+    def record(pair: dict, report, verify_s: float) -> None:
+        if getattr(report, "passed", False):
+            finish(pair, {**base, "status": "ok", "verify_s": verify_s})
+        else:
+            finish(pair, {**base, "status": "fail", "reason": classify_report(report), "message": _message(report),
+                          "verify_s": verify_s})
+
+    if verify_fn is None:  # the batch verifier: the target runs once per input set for all the renderings
+        from p2t_core.verify.batch import verify_batch
+
+        t1 = time.perf_counter()
+        try:
+            reports = verify_batch([(pair["reference"], target, signature) for pair in task["pairs"]],
+                                   backend=backend, dtypes=VERIFY_DTYPES, seed=int(task["pairs"][0]["key"][:8], 16),
+                                   verifier=batch_verifier(backend))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            for pair in task["pairs"]:
+                finish(pair, {**base, "status": "fail", "reason": "verify_crash",
+                              "message": f"{type(e).__name__}: {e}"[:500]})
+            return done
+        per = (time.perf_counter() - t1) / max(len(reports), 1)
+        for pair, report in zip(task["pairs"], reports, strict=True):
+            record(pair, report, per)
+        return done
+
     shapes = small_shapes(signature)
     for pair in task["pairs"]:
         t1 = time.perf_counter()
-        base = {"target": target, "n_kernels": n_kernels, "compile_s": compile_s}
         try:
             report = verify_fn(pair["reference"], target, signature, backend=backend, dtypes=VERIFY_DTYPES,
                                shapes=shapes, seed=int(pair["key"][:8], 16))
@@ -384,12 +456,7 @@ def run_task(task: dict, compile_fn: Callable | None, verify_fn: Callable | None
             finish(pair, {**base, "status": "fail", "reason": "verify_crash",
                           "message": f"{type(e).__name__}: {e}"[:500]})
             continue
-        verify_s = time.perf_counter() - t1
-        if getattr(report, "passed", False):
-            finish(pair, {**base, "status": "ok", "verify_s": verify_s})
-        else:
-            finish(pair, {**base, "status": "fail", "reason": classify_report(report), "message": _message(report),
-                          "verify_s": verify_s})
+        record(pair, report, time.perf_counter() - t1)
     return done
 
 
@@ -587,6 +654,7 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
     finally:
         if bar is not None:
             bar.close()
+        close_verifier()
     summary.work_s = time.perf_counter() - t0
 
     # 6: splits and files

@@ -469,7 +469,8 @@ class _Renderer:
         else:
             tp = self.call(self.T(name), [x[0], *args], kwargs)
         if values:
-            tp = (f"{tp[0]}.values", ATOM) if self.plain or self.chance(0.7) else (f"{tp[0]}[0]", ATOM)
+            # The plain (target) form indexes: the compiler reads `[0]` of a (values, indices) pair, not `.values`.
+            tp = (f"{tp[0]}[0]", ATOM) if self.plain or self.chance(0.3) else (f"{tp[0]}.values", ATOM)
         return tp
 
     def np_reduce(self, op, x, dim, keep, rank) -> tuple[str, int]:

@@ -175,3 +175,18 @@ def test_real_compiler(tmp_path):
     assert s.written > 0
     for x in rows(tmp_path / "out")["train"]:
         assert "@triton.jit" in x["target"]
+
+
+def test_units_come_from_the_plugins_hook():
+    """The built-in plugins implement `p2t_example_units`; the pipeline takes units from the hook only."""
+    from itertools import islice
+
+    from p2t_core.plugins import default_plugins
+
+    pm = default_plugins().pm
+    impls = {pm.get_name(i.plugin) for i in pm.hook.p2t_example_units.get_hookimpls()}
+    assert {"elementwise", "reduction", "matmul", "softmax"} <= impls
+    units = list(islice(pipeline.iter_units(0, pm, chunk=32), 300))
+    assert {u.family for u in units} == {"elementwise", "reduction", "matmul", "softmax", "norm", "loss",
+                                         "multi_output"}
+    assert units == list(islice(pipeline.iter_units(0, pm, chunk=32), 300))  # deterministic
