@@ -5,6 +5,16 @@ update by the nearest (semi-)orthogonal matrix U V^T of its SVD U S V^T, approxi
 steps of a quintic Newton-Schulz iteration in bf16, and steps W -= lr * scale * U V^T. All singular
 directions then move at the same rate, which is what makes it faster than Adam on hidden matrices.
 Embeddings, the output head, norms and biases are not matrices in that sense: AdamW takes them.
+
+Under DDP (train.py) every rank runs this optimizer on all Muon parameters, redundantly: after DDP's
+all-reduce every rank holds the same gradients and momentum, so the Newton-Schulz results are identical
+and the replicas stay bitwise equal with no communication beyond the gradient all-reduce. Sharding the
+orthogonalization (each rank a subset of the matrices, then an all-gather of the updates) would save at
+most (1 - 1/N) of the Newton-Schulz time, which at the 50m preset is a few percent of a step (~6e11 FLOPs
+against ~2.4e13 for forward and backward at batch 96 x ~820 tokens), at the price of an all-gather of
+every hidden matrix each step and of momentum buffers that only exist on their owner rank, which the
+checkpoint (written by rank 0) and resuming on a different number of ranks would then have to gather and
+redistribute. See model/README.md.
 """
 
 from __future__ import annotations
