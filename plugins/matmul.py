@@ -150,15 +150,20 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         expanded = f"{env.tensor(t)}.expand({out_shape})"
         args3.append(_as3(expanded, mm.rank, out_role))
     lines.append("if batch * m * n > 0:")
+    # On a GPU with autotuning on, the first call for a shape times each candidate tile configuration
+    tune = "a3.is_cuda" if ctx.autotune else "False"
     body = [
         "a3 = a3.expand(batch, m, k)",
         "b3 = b3.expand(batch, k, n)",
-        "block_m, block_n, block_k, warps, stages = _p2t_mm_config(m, n, k, a3.element_size(), a3.is_cuda)",
-        "grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n), batch)",
+        f"configs, key = _p2t_mm_configs(m, n, k, batch, a3.dtype, a3.element_size(), {tune})",
+        "for block_m, block_n, block_k, warps, stages in configs:",
+        "    grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n), batch)",
+        "    for rep in range(1 if len(configs) == 1 else 3):",
+        "        start = _p2t_tic(key, rep > 0)",
     ]
     views = []
     for k, expr in enumerate(args3):
-        body.append(f"v{k} = {expr}")
+        body.insert(2 + k, f"v{k} = {expr}")
         views.append(f"v{k}")
     n_out = len(group.outputs)
     estrides = [f"*_p2t_mm_strides(v{k})" for k in range(n_out, len(args3))]
@@ -166,15 +171,16 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     call = ["a3", "b3", *views[n_out:], *(env.scalar(s) for s in scalars), *views[:n_out], "m", "n", "k",
             "*_p2t_mm_strides(a3)", "*_p2t_mm_strides(b3)", *estrides, *ostrides]
     body += [
-        f"{ctx.kernel_name}[grid](",
-        f"    {', '.join(call)},",
-        "    ALLOW_TF32=torch.backends.cuda.matmul.allow_tf32, UPCAST=not a3.is_cuda,",
-        "    BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=8,",
-        "    num_warps=warps, num_stages=stages,",
-        ")",
+        f"        {ctx.kernel_name}[grid](",
+        f"            {', '.join(call)},",
+        "            ALLOW_TF32=torch.backends.cuda.matmul.allow_tf32, UPCAST=not a3.is_cuda,",
+        "            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=8,",
+        "            num_warps=warps, num_stages=stages,",
+        "        )",
+        "        _p2t_toc(key, (block_m, block_n, block_k, warps, stages), start, len(configs))",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.update({"_p2t_mm_strides", "_p2t_mm_config"})
+    env.prelude.update({"_p2t_mm_strides", "_p2t_mm_config", "_p2t_mm_configs", "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 
 

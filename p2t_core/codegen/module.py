@@ -8,7 +8,8 @@ from p2t_core import __version__
 from p2t_core.codegen import Kernel, LauncherEnv, LoweringContext, Writer, literal
 from p2t_core.codegen.prelude import PRELUDE
 from p2t_core.errors import UnsupportedError
-from p2t_core.ir import Graph, Node
+from p2t_core.ir import ANCHOR_OPS, Graph, Node
+from p2t_core.schedule import VIEW_OPS
 from p2t_core.schedule import Schedule
 from p2t_core.signature import Signature
 
@@ -49,8 +50,9 @@ class UnitEmitter:
             n.op == "size" for n in self.graph.nodes()
         )
         if not rank_generic:
+            flexible = self.broadcast_only_params()
             for p in self.graph.params:
-                if p.op == "input":
+                if p.op == "input" and p.name not in flexible:
                     w.line(f'_p2t_check_rank("{p.name}", {p.name}, {p.rank})')
                     env.prelude.add("_p2t_check_rank")
             occurrences: dict[str, list[str]] = {}
@@ -59,7 +61,12 @@ class UnitEmitter:
                     continue
                 for d, s in enumerate(src.shape):
                     if isinstance(s, str):
-                        occurrences.setdefault(s, []).append(f"{env.exprs[src.id]}.shape[{d}]")
+                        expr = env.exprs[src.id]
+                        if src.name in flexible:  # right-aligned, as broadcasting reads it: 1 where absent
+                            occurrences.setdefault(s, []).append(f"_p2t_dim({expr}, {d - src.rank})")
+                            env.prelude.add("_p2t_dim")
+                        else:
+                            occurrences.setdefault(s, []).append(f"{expr}.shape[{d}]")
             for sym, dims in occurrences.items():
                 name = env.fresh(size_var_name(sym))
                 env.sizes[sym] = name
@@ -72,6 +79,37 @@ class UnitEmitter:
                 if any(isinstance(s, str) and s not in env.sizes for s in n.attrs["dims"]):
                     raise UnsupportedError("a size that depends on a reshape", "sizes of input tensors",
                                            line=n.loc[0], col=n.loc[1])
+
+    def broadcast_only_params(self) -> set[str]:
+        """Tensor parameters that only broadcast into elementwise ops beside a tensor that fixes the result's
+        rank (a bias, a norm's weight): they may have fewer dims at run time, as in torch."""
+        nodes = self.graph.nodes()
+        users: dict[int, list[Node]] = {}
+        for n in nodes:
+            for i in n.inputs:
+                users.setdefault(i.id, []).append(n)
+        elementwise = {n.id for n in nodes if n.op not in ANCHOR_OPS and n.op not in VIEW_OPS
+                       and n.op not in ("input", "scalar", "const", "size", "module_tensor")}
+
+        def reaches_anchor(n: Node, seen: set[int]) -> bool:
+            for u in users.get(n.id, ()):
+                if u.id in seen:
+                    continue
+                seen.add(u.id)
+                if u.op in ANCHOR_OPS or u.op in VIEW_OPS or (u.id in elementwise and reaches_anchor(u, seen)):
+                    return True
+            return False
+
+        flexible = set()
+        for p in self.graph.params:
+            if p.op != "input":
+                continue
+            uses = users.get(p.id, [])
+            if not uses or any(u.id not in elementwise for u in uses) or reaches_anchor(p, set()):
+                continue
+            if all(any(i is not p and i.rank >= p.rank and i.op != "const" for i in u.inputs) for u in uses):
+                flexible.add(p.name)
+        return flexible
 
     def emit_views(self, w: Writer) -> None:
         """Launcher-side views (reshape, permute, expand) of tensors that are ready."""

@@ -165,4 +165,54 @@ def _p2t_split(n_outer, n_r, n_inner, block_i):
         return 1
     return max(1, min(triton.cdiv(n_r, 16384), 1024 // programs))
 ''',
+    "_P2T_TUNING": '''
+_P2T_TUNING = {}
+''',
+    "_p2t_mm_configs": '''
+def _p2t_mm_configs(m, n, k, batch, dtype, element_size, tune):
+    """Launch configurations (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) to run for this matmul.
+
+    With tune (a GPU, autotuning on): every candidate, timed by _p2t_toc, until each has been timed; from
+    then on the fastest alone. Otherwise the shape heuristic of _p2t_mm_config."""
+    key = (m, n, k, batch, dtype)
+    if not tune:
+        return [_p2t_mm_config(m, n, k, element_size, False)], key
+    if key in _P2T_TUNING and "best" in _P2T_TUNING[key]:
+        return [_P2T_TUNING[key]["best"]], key
+    if element_size > 2:
+        candidates = [(128, 128, 32, 8, 3), (64, 128, 32, 4, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 4)]
+    else:
+        candidates = [(128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 64, 4, 4),
+                      (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 128, 32, 4, 4)]
+    kept = [c for c in candidates if c[0] <= max(16, 2 * m) and c[1] <= max(16, 2 * n)]
+    return kept or [_p2t_mm_config(m, n, k, element_size, True)], key
+''',
+    "_p2t_tic": '''
+def _p2t_tic(key, timed):
+    """Start timing one launch of an autotuning round (None when nothing is being tuned)."""
+    if not timed:
+        return None
+    start = torch.cuda.Event(enable_timing=True)
+    start.record()
+    return start
+''',
+    "_p2t_toc": '''
+def _p2t_toc(key, config, start, n_configs):
+    """Record a timed launch; once every configuration of the round has a time, keep the fastest."""
+    if start is None:
+        return
+    end = torch.cuda.Event(enable_timing=True)
+    end.record()
+    end.synchronize()
+    times = _P2T_TUNING.setdefault(key, {"times": {}})["times"]
+    elapsed = start.elapsed_time(end)
+    times[config] = min(times.get(config, elapsed), elapsed)
+    if len(times) == n_configs:
+        _P2T_TUNING[key]["best"] = min(times, key=times.get)
+''',
+    "_p2t_dim": '''
+def _p2t_dim(t, d):
+    """Size of dim d (negative: from the end) of t, or 1 where t has fewer dims (broadcasting)."""
+    return t.shape[d] if t.dim() >= -d else 1
+''',
 }
