@@ -164,12 +164,12 @@ def hook_units(pm, rng: random.Random, count: int) -> list[ex.ExampleUnit]:
     """Units from every plugin implementing `p2t_example_units` (third-party plugins join automatically)."""
     if pm is None:
         return []
-    out = []
-    for result in pm.hook.p2t_example_units(rng=rng, count=count):
-        for u in result or []:
-            if isinstance(u, ex.ExampleUnit):
-                out.append(u)
-    return out
+    results = [[u for u in (result or []) if isinstance(u, ex.ExampleUnit)]
+               for result in pm.hook.p2t_example_units(rng=rng, count=count)]
+    # Interleaved in proportion (unit i of a plugin returning n sits at i / n), so any prefix, i.e. a small
+    # build, mixes the plugins' families in the shares they return.
+    order = sorted((i / len(r), j, i) for j, r in enumerate(results) for i in range(len(r)))
+    return [results[j][i] for _, j, i in order]
 
 
 def iter_units(seed: int, pm=None, chunk: int = 32):

@@ -26,6 +26,7 @@ the source the compiler lowers into the pair's target.
 from __future__ import annotations
 
 import random
+import re
 
 from p2t_core.data.examples import (
     BINARY,
@@ -378,6 +379,9 @@ class _Renderer:
             short = {"float16": "half", "float32": "float", "bfloat16": "bfloat16", "float64": "double"}
             if fl == "method" and self.chance(0.6):
                 return self.method(x, short[dt])
+            if self.plain and not re.fullmatch(r"[A-Za-z_]\w*(\.to\([\w.]+\))*", x[0]):
+                # The frontend reads `torch.exp(x).to(...)` as a call to `torch.exp.to`: a temporary instead.
+                x = (self.bind(x[0]), ATOM)
             return self.method(x, "to", [self.T(dt)])
         # unary
         x = self.node(e.args[0])
