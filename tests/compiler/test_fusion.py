@@ -56,7 +56,7 @@ def test_one_kernel(name):
     body, shapes = ONE_KERNEL[name]
     unit = compile_unit_source(HEADER + body, name, shapes=shapes)
     assert unit.n_kernels == 1, (name, unit.n_kernels, [g.kind for g in unit.schedule.groups])
-    assert unit.module_source.count("@triton.jit\ndef _" + name) == 1
+    assert f"def _{name}_0_kernel(" in unit.module_source  # (a group may add helper kernels, e.g. a split pass)
 
 
 def test_rmsnorm_module_one_kernel():
@@ -84,7 +84,6 @@ def test_unfusable_patterns_take_more_kernels():
     assert compile_unit_source(src, "two_mm").n_kernels == 2
 
 
-@pytest.mark.xfail(strict=True, reason="kernel-local names like red{node.id} come from a process-global id counter")
 def test_deterministic_output():
     a = compile_unit_source(RMSNORM_MODULE, "RMSNorm").module_source
     b = compile_unit_source(RMSNORM_MODULE, "RMSNorm").module_source
