@@ -88,8 +88,13 @@ def translate(file, unit, output, engine, no_verify, backend, shapes, dtypes, sk
 
     source = read_source(file)
     shape_map = parse_shapes(shapes)
-    if engine == "llm":
-        raise P2TError("the LLM engine has no shipped weights in this version; use --engine compiler")
+    if engine in ("llm", "auto"):
+        from p2t_core.llm.cli import run_translate
+
+        run_translate(source, file, unit=unit, engine=engine, output=output, no_verify=no_verify, backend=backend,
+                      shapes=shape_map, dtypes=tuple(dtypes.split(",")), skip_unsupported=skip_unsupported,
+                      seed=seed, autotune=not no_autotune)
+        return
     start = time.perf_counter()
     result = compile_units(source, file, unit=unit, shapes=shape_map, autotune=not no_autotune)
     for err in result.errors:
@@ -185,10 +190,11 @@ def _register_subcommands():
     """Commands that live beside their subsystems (verification, benchmarks, data pipeline, training)."""
     from p2t_core.bench.cli import bench
     from p2t_core.data.cli import data
+    from p2t_core.llm.cli import eval_cmd
     from p2t_core.verify_cli import verify_cmd
     from p2t_model.cli import train
 
-    for command in (verify_cmd, bench, data, train):
+    for command in (verify_cmd, bench, data, train, eval_cmd):
         main.add_command(command)
 
 

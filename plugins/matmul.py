@@ -74,7 +74,14 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     env = ctx.launcher
     mm = group.anchor
     a, b = mm.inputs
-    extra = [i for i in group.inputs if i not in (a, b) and not (i.rank == 0 and i.op in ("const", "scalar", "size"))]
+    member_ids = {n.id for n in group.members}
+    extra: list = []  # tensors the epilogue reads (the product's own operands included, e.g. `x @ w + x`)
+    for n in group.members:
+        if n is mm:
+            continue
+        for i in n.inputs:
+            if i.id not in member_ids and i not in extra and not (i.rank == 0 and i.op in ("const", "scalar", "size")):
+                extra.append(i)
     scalars = kernel_scalars(group)
     eptrs = [pointer_name(k + 2, t) for k, t in enumerate(extra)]
     outs = [f"Out{k}_ptr" for k in range(len(group.outputs))]
@@ -137,7 +144,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     # launcher
     ea, eb = env.tensor(a), env.tensor(b)
     lines = [f"a3 = {_as3(ea, a.rank, 'a')}", f"b3 = {_as3(eb, b.rank, 'b')}"]
-    lines.append("batch = max(a3.shape[0], b3.shape[0])")
+    lines.append("batch = _p2t_size(a3.shape[0], b3.shape[0])")
     lines.append("m, k, n = a3.shape[1], a3.shape[2], b3.shape[2]")
     out_role = "out_m" if b.rank == 1 else "out_n"
     out_shape = {3: "(batch, m, n)", 2: "(m, n)"}.get(mm.rank, "(m,)" if b.rank == 1 else "(n,)")
@@ -180,7 +187,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         "        _p2t_toc(key, (block_m, block_n, block_k, warps, stages), start, len(configs))",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.update({"_p2t_mm_strides", "_p2t_mm_config", "_p2t_mm_configs", "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
+    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_config", "_p2t_mm_configs", "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 
 

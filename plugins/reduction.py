@@ -70,7 +70,9 @@ def _var(correction_default, root):
         centered = b.elementwise("sub", x=x, y=mean)
         sq = b.reduce("sum", b.elementwise("mul", x=centered, y=centered), d, bool(keepdim))
         count = b.reduced_count(x, d)
-        denom = b.elementwise("sub", x=count, y=b.const(corr)) if corr else count
+        # max(N - correction, 0): torch gives NaN (0 / 0) for fewer elements than the correction
+        denom = b.elementwise("maximum", x=b.elementwise("sub", x=count, y=b.const(corr)), y=b.const(0.0)) \
+            if corr else count
         var = b.elementwise("div", x=sq, y=denom)
         return b.elementwise("sqrt", x=var) if root else var
 
@@ -148,9 +150,9 @@ def _huber(b, x, y, delta=1.0):
 def _kl_div(b, input, target, reduction="mean", log_target=False):
     if log_target:
         loss = b.elementwise("mul", x=b.elementwise("exp", x=target), y=b.elementwise("sub", x=target, y=input))
-    else:  # xlogy(t, t) - t * input, with 0 where t == 0
-        t_log_t = b.elementwise("where", condition=b.elementwise("gt", x=target, y=b.const(0.0)),
-                                x=b.elementwise("mul", x=target, y=b.elementwise("log", x=target)), y=b.const(0.0))
+    else:  # xlogy(t, t) - t * input: 0 where t == 0, NaN where t < 0, as in torch
+        t_log_t = b.elementwise("where", condition=b.elementwise("eq", x=target, y=b.const(0.0)),
+                                x=b.const(0.0), y=b.elementwise("mul", x=target, y=b.elementwise("log", x=target)))
         loss = b.elementwise("sub", x=t_log_t, y=b.elementwise("mul", x=target, y=input))
     if reduction == "batchmean":
         return b.elementwise("div", x=b.reduce("sum", loss, None), y=b.size(input.shape[:1]))

@@ -33,6 +33,7 @@ class RowLowering:
         self.reduced = tuple(s for i, s in enumerate(self.F) if i not in self.dims)
         self.members = group.members
         self.member_ids = {n.id for n in self.members}
+        self.order = {n.id: i for i, n in enumerate(self.members)}
         self.tensors = [i for i in group.inputs if not (i.rank == 0 and i.op in ("const", "scalar", "size"))]
         self.scalars = kernel_scalars(group)
         self.rframe = self.reduced_frame()
@@ -50,10 +51,15 @@ class RowLowering:
         """Nodes (and inputs) shaped like a reduction without keepdim: they broadcast against the reduced
         shape, not against F, so `x.sum(-1) + c` indexes c by row even when F is square."""
         frame: set[int] = set()
+        leading = tuple(self.dims) == tuple(range(len(self.dims)))  # then the reduced shape right-aligns into F
+        if leading:
+            return frame
+        reduced_rank = len(self.reduced)
         for n in self.members:
             if n.op in REDUCE_OPS and not n.attrs.get("keepdim"):
                 frame.add(n.id)
-            elif not self.is_anchor(n) and any(i.id in frame for i in n.inputs):
+            elif (not self.is_anchor(n) and any(i.id in frame for i in n.inputs) and n.rank == reduced_rank
+                  and all(i.rank <= reduced_rank for i in n.inputs)):
                 frame.add(n.id)
                 frame.update(i.id for i in n.inputs if i.rank > 0 and i.id not in self.member_ids)
         return frame
@@ -92,6 +98,10 @@ class RowLowering:
             else:
                 need[n.id] = before
         return depth
+
+    def tag(self, n: Node) -> int:
+        """A member's position in the group: stable variable names, whatever the process-wide node ids are."""
+        return self.order[n.id]
 
     @staticmethod
     def is_anchor(n: Node) -> bool:
@@ -194,14 +204,14 @@ class RowLowering:
         w.line("mask_s = (offs_s < n_split) & mask_i")
         for k, a in enumerate(self.anchors):
             reduce, identity = SPLIT_COMBINE[a.op]
-            part = f"part{a.id}"
+            part = f"part{self.tag(a)}"
             w.line(f"{part} = tl.load({self.parts[k]} + offs_s * (n_outer * n_inner) + o * n_inner + offs_i, "
                    f"mask=mask_s, other={identity})")
-            w.line(f"red{a.id} = {reduce.format(x=part)}[None, :]")
+            w.line(f"red{self.tag(a)} = {reduce.format(x=part)}[None, :]")
             if a.op in ("max", "min"):
-                w.line(f"red{a.id} = tl.where(tl.max(({part} != {part}).to(tl.int32), axis=0)[None, :] > 0, "
-                       f"float(\"nan\"), red{a.id})")
-            names[a.id] = f"red{a.id}"
+                w.line(f"red{self.tag(a)} = tl.where(tl.max(({part} != {part}).to(tl.int32), axis=0)[None, :] > 0, "
+                       f"float(\"nan\"), red{self.tag(a)})")
+            names[a.id] = f"red{self.tag(a)}"
         self.emit_rows(w, names, self.ctx.emitter(names))
         for o in self.g.outputs:
             self.store(w, o, names[o.id], full=False)
@@ -317,7 +327,7 @@ class RowLowering:
 
     # -- reductions in loops ----------------------------------------------------------------------
     def acc(self, a: Node) -> str:
-        return f"acc{a.id}"
+        return f"acc{self.tag(a)}"
 
     def init_acc(self, w: Writer, a: Node) -> None:
         acc = self.acc(a)
@@ -338,7 +348,7 @@ class RowLowering:
             if n.op in ("softmax", "log_softmax"):
                 m, s = self.stats[n.id]
                 x = fe.operand(n.inputs[0])
-                var = f"sm{n.id}"
+                var = f"sm{self.tag(n)}"
                 if n.op == "softmax":
                     w.line(f"{var} = tl.exp({x} - tl.where({m} == float(\"-inf\"), 0.0, {m})) / {s}")
                 else:
@@ -379,7 +389,7 @@ class RowLowering:
             w.line(f"{acc}_m = m_new")
 
     def finish_acc(self, w: Writer, a: Node, names: dict[int, str]) -> None:
-        acc, out = self.acc(a), f"red{a.id}"
+        acc, out = self.acc(a), f"red{self.tag(a)}"
         if a.op == "sum":
             w.line(f"{out} = tl.sum({acc}, axis=0)[None, :]")
         elif a.op == "prod":
@@ -404,7 +414,7 @@ class RowLowering:
 
     # -- reductions on a tile in registers --------------------------------------------------------
     def single_anchor(self, w: Writer, a: Node, names, full_names, fe) -> None:
-        out = f"red{a.id}"
+        out = f"red{self.tag(a)}"
         v = self.value_of(a, full_names, fe, w)
         if a.op == "sum":
             w.line(f"{out} = tl.sum(tl.where(mask, {v}, 0.0), axis=0)[None, :]")

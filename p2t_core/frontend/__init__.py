@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
+from p2t_core.errors import UnsupportedError
 from p2t_core.frontend.lower import Frontend
 from p2t_core.frontend.units import ParsedFile, Unit, parse_file
 from p2t_core.ir import Graph
@@ -76,7 +77,10 @@ def infer_ranks(unit: Unit) -> dict[str, int]:
 
 def _forward(node, kind: str):
     if kind == "module":
-        return next(s for s in node.body.body if m.matches(s, m.FunctionDef(name=m.Name("forward"))))
+        for s in node.body.body:
+            if m.matches(s, m.FunctionDef(name=m.Name("forward"))):
+                return s
+        raise UnsupportedError(f"Module class {node.name.value} without forward()", "a forward(self, ...) method")
     return node
 
 

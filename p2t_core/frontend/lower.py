@@ -202,6 +202,8 @@ class Frontend:
 
     def read_init(self, cls: cst.ClassDef):
         """Scalar attributes from constructor arguments and tensor parameters (`nn.Parameter(torch.ones(dim))`)."""
+        if not any(m.matches(st, m.FunctionDef(name=m.Name("__init__"))) for st in cls.body.body):
+            return [], []  # a Module without parameters: nothing to replay
         init = self.method(cls, "__init__")
         args: list[InitArg] = []
         plist = list(init.params.params)[1:]
@@ -305,7 +307,7 @@ class Frontend:
         return [self.tensor_out(result, fn)], False
 
     def tensor_out(self, value, where):
-        if isinstance(value, Node) and (value.rank or value.op not in ("const", "scalar", "size")):
+        if isinstance(value, Node) and (value.rank or _reads_a_tensor(value)):
             return value
         if isinstance(value, MinMaxResult):
             raise self.unsupported(where, "returning a (values, indices) pair", "return .values or .indices")
@@ -496,8 +498,10 @@ class Frontend:
     def root_is_local(self, expr) -> bool:
         """Whether an attribute chain starts at a value of the unit (not at an imported module)."""
         root = expr
-        while m.matches(root, m.Attribute() | m.Call() | m.Subscript()):
-            root = root.value if not m.matches(root, m.Call()) else root.func
+        while m.matches(root, m.Attribute() | m.Subscript()):
+            root = root.value
+        if m.matches(root, m.Call()):  # an attribute of a call's result: a value, not a module path
+            return True
         return not m.matches(root, m.Name()) or root.value in self.env or root.value == "self"
 
     def shape_of(self, node: Node) -> ShapeValue:
@@ -605,6 +609,16 @@ class Frontend:
         return value
 
 
+def _reads_a_tensor(node: Node) -> bool:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.op in ("input", "module_tensor"):
+            return True
+        stack.extend(n.inputs)
+    return False
+
+
 # -- frontend built-ins: shape glue and dtype casts, which are not ops of any plugin ------------------
 def _size_arg(fe: Frontend, value, where):
     if isinstance(value, int):
@@ -707,8 +721,11 @@ def _dim(fe: Frontend, args, kwargs, where):
 def _number(kind):
     def apply(fe: Frontend, args, kwargs, where):
         (v,) = args
-        if isinstance(v, (int, float, bool)):
-            return kind(v)
+        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and kind is float):
+            try:
+                return kind(v)
+            except ValueError:
+                raise fe.unsupported(where, f"{kind.__name__}({v!r})", "a number") from None
         return v  # a scalar parameter or size stays a runtime scalar
 
     return apply

@@ -96,10 +96,11 @@ def _normalize_loops(module: cst.Module, path: str) -> tuple[cst.Module, dict[st
     body, errors = [], {}
     for stmt in module.body:
         if m.matches(stmt, m.FunctionDef() | m.ClassDef()):
+            snippet = module.with_changes(body=[*imports, stmt])
             try:
-                single = normalize_loops(module.with_changes(body=[*imports, stmt]), path)
-                stmt = single.body[-1]
-            except SourceError as e:
+                stmt = normalize_loops(snippet, path).body[-1]
+            except SourceError as e:  # positions are in the snippet: move them to the unit's place in the file
+                e.line += _line_of(module.code, stmt) - _line_of(snippet.code, stmt)
                 errors[stmt.name.value] = e
         body.append(stmt)
     return module.with_changes(body=body), errors
