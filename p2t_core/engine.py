@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from p2t_core.codegen.module import UnitEmitter, emit_module
-from p2t_core.errors import P2TError, SourceError
+from p2t_core.errors import P2TError, ShapeError, SourceError
 from p2t_core.frontend import build_unit, parse_file
 from p2t_core.graph_check import check_graph
 from p2t_core.ir import Graph
@@ -78,6 +78,8 @@ def compile_units(
             check_graph(graph)
             run_passes(graph)
             sched = schedule(graph)
+            if shapes:
+                _check_shapes(sig, shapes, path, graph.outputs[0].loc)
             emitter = UnitEmitter(graph, sched, sig, plugins, autotune=autotune)
             single = emit_module([emitter], source_path=path)
             emitters.append(emitter)
@@ -91,6 +93,21 @@ def compile_units(
         result.module_source = emit_module(fresh, source_path=path)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _check_shapes(sig: Signature, shapes, path: str, loc) -> None:
+    """Explicit shapes must satisfy the unit's size constraints (e.g. `x @ w + x` needs a square w)."""
+    from p2t_core.translate import bindings_from_shapes
+
+    try:
+        bindings_from_shapes(sig, shapes)
+    except ShapeError as e:
+        raise ShapeError(f"{e.message} (the unit's shapes must agree: {_dims_text(sig)})", path=path, line=loc[0],
+                         col=loc[1]) from None
+
+
+def _dims_text(sig: Signature) -> str:
+    return ", ".join(f"{p.name}: ({', '.join(map(str, p.dims))})" for p in sig.tensor_params)
 
 
 def compile_unit_source(source: str, unit: str, *, path: str = "<input>", plugins: Plugins | None = None,

@@ -22,7 +22,12 @@ def build_unit(parsed: ParsedFile, unit: Unit, registry: OpRegistry, ranks: dict
     """`ranks` overrides the inferred rank of named tensor parameters (from `--shapes`)."""
     if unit.name in parsed.loop_errors:
         raise parsed.loop_errors[unit.name]
-    return Frontend(parsed, registry, {**infer_ranks(unit), **(ranks or {})}).build(unit)
+    try:
+        inferred = infer_ranks(unit)
+    except UnsupportedError as e:  # located at the unit: infer_ranks sees only the unit's tree
+        e.path, e.line = parsed.path, unit.line
+        raise
+    return Frontend(parsed, registry, {**inferred, **(ranks or {})}).build(unit)
 
 
 def infer_ranks(unit: Unit) -> dict[str, int]:

@@ -453,25 +453,9 @@ def loop_row_sum(x):
 
 # ------------------------------------------------------------------------------------------ known failures
 # name -> reason; test_corpus.py marks these xfail(strict=True). See KNOWN_FAILURES.md for the messages.
-_METHOD_ON_CALL = "method call on a torch call's result resolves as `torch.<fn>.<method>` (unsupported call)"
 KNOWN_BROKEN: dict[str, str] = {
     "ew_rpow": "scalar base of ** : _p2t_pow(2.0, x) calls tl.zeros_like on a Python float (InterpreterError)",
     "cast_to_bf16": "fp32 -> bf16 cast differs from torch's round-to-nearest-even by 1 bf16 ulp",
-    "red_max_values": "`torch.max(x, dim=0).values` is refused as 'returning str' (wrong line:col too)",
-    "red_var_whole": "var over an empty tensor gives -0.0 (sum/(N-1) with N=0) where torch gives NaN",
-    "red_var_last": "var over empty rows gives -0.0 (sum/(N-1) with N=0) where torch gives NaN",
-    "red_std_whole": "std over an empty tensor gives 0 where torch gives NaN",
-    "red_std_3d": "std over an empty reduced dim gives 0 where torch gives NaN",
-    "center_cols": "`x - x.mean(dim=0)` fused into one kernel whose launcher expands the (M, N) output to (N,)",
-    "red_norm_inf": "`p=float('inf')` reaches the norm expansion as the string 'inf' and is refused",
-    "huber_manual": _METHOD_ON_CALL,
-    "hinge": _METHOD_ON_CALL,
-    "sm_manual_amax": _METHOD_ON_CALL,
-    "alias_from_nn_functional": _METHOD_ON_CALL,
-    "loss_kl_negative_target": "kl_div with negative targets: torch gives NaN (xlogy), the kernel gives 0",
-    "mm_residual_square": "internal KeyError while compiling `x @ w + x` (matmul epilogue reading an operand)",
-    "linear_3d": "F.linear on a 3-D input with an empty batch dim: launcher expand() fails",
-    "GeluModule": "an nn.Module subclass without __init__ is refused ('has no __init__()')",
 }
 
 NAMES = [c.name for c in CORPUS]
