@@ -10,6 +10,7 @@
 #   BUILD_BUDGET  seconds for the build (default 240)      TRAIN_BUDGET seconds for training (default 270)
 #   WORK          local scratch (default /tmp/p2t_gpu_work): dataset, cache, run directory
 #   PRESET        model preset (default 50m; `tiny` for a CPU smoke test with P2T_NO_GPU_ENV=1)
+#   CONFIG        optional JSON/TOML overriding the preset (`p2t train --config`), e.g. {"model": {"context": 4096}}
 #
 # Verification backend: `interpret`. Each pair is verified on tiny shapes (rows 3..7, last dim 9..17), which the
 # Triton interpreter runs in ~10-25 ms per pair (measured on a 2-core CPU, p2t_core/data/README.md); the cuda
@@ -86,7 +87,7 @@ fi
 t2=$(date +%s.%N)
 if [ -s "$DATA/train.jsonl" ]; then
     timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli --data "$DATA" --out "$RUN" --preset "$PRESET" \
-        --max-steps "$STEPS" --quiet > >(tee "$LOGS/train.log") 2>&1
+        --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"} --quiet > >(tee "$LOGS/train.log") 2>&1
     echo "train exit code $?"
 fi
 t3=$(date +%s.%N)
