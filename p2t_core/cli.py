@@ -191,10 +191,12 @@ def _register_subcommands():
     from p2t_core.bench.cli import bench
     from p2t_core.data.cli import data
     from p2t_core.llm.cli import eval_cmd
+    from p2t_core.repl import repl
+    from p2t_core.suggest import suggest
     from p2t_core.verify_cli import verify_cmd
     from p2t_model.cli import train
 
-    for command in (verify_cmd, bench, data, train, eval_cmd):
+    for command in (verify_cmd, bench, data, train, eval_cmd, repl, suggest):
         main.add_command(command)
 
 
