@@ -203,8 +203,8 @@ class Builder:
             self.sizes.unify(a.shape[-1], b.shape[0] if b.rank == 1 else b.shape[-2])
         except ValueError as e:
             raise self.shape_error(f"matmul of {list(a.shape)} and {list(b.shape)}: {e}") from None
-        if a.rank == 1 and b.rank == 1:
-            raise self.unsupported("dot product of two vectors with @", "(x * y).sum()")
+        if a.rank == 1 and b.rank == 1:  # a dot product is a whole-vector reduction
+            return self.reduce("sum", self.elementwise("mul", x=a, y=b), None)
         if b.rank == 1:
             shape = a.shape[:-1]
         elif a.rank == 1:

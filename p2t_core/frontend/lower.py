@@ -357,6 +357,8 @@ class Frontend:
         if m.matches(target, m.Name()):
             self.env[target.value] = value
         elif m.matches(target, m.Tuple() | m.List()):
+            if isinstance(value, ShapeValue):  # `n, m = x.shape`
+                value = tuple(value.items)
             items = list(value) if isinstance(value, (tuple, MinMaxResult)) else None
             if items is None and isinstance(value, MinMaxResult):
                 items = [value.values, value.indices]
