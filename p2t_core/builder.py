@@ -134,7 +134,8 @@ class Builder:
             operands[k] = v
         missing = [a for a in op.args if a not in operands]
         if missing:
-            raise self.unsupported(f"call of {op_name} without {', '.join(missing)}", f"{op_name}({', '.join(op.args)})")
+            raise self.unsupported(f"call of {op_name} without {', '.join(missing)}",
+                                   f"{op_name}({', '.join(op.args)})")
         if op.kind == "composite":
             return op.expand(self, **operands)
         if op.kind == "elementwise":

@@ -188,13 +188,14 @@ def plugins_cmd():
 
 def _register_subcommands():
     """Commands that live beside their subsystems (verification, benchmarks, data pipeline, training)."""
+    from p2t_model.cli import train
+
     from p2t_core.bench.cli import bench
     from p2t_core.data.cli import data
     from p2t_core.llm.cli import eval_cmd
     from p2t_core.repl import repl
     from p2t_core.suggest import suggest
     from p2t_core.verify_cli import verify_cmd
-    from p2t_model.cli import train
 
     for command in (verify_cmd, bench, data, train, eval_cmd, repl, suggest):
         main.add_command(command)

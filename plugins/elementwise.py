@@ -153,7 +153,8 @@ OPS = [
     _op("celu", ("x", "alpha"), "tl.where({x} > 0, {x}, {alpha} * (tl.exp({x} / {alpha}) - 1.0))", F.celu, "f",
         defaults={"alpha": 1.0}),
     _op("gelu", ("x", "approximate"), lambda o: (
-        f"0.5 * {o['x']} * (1.0 + _p2t_tanh({SQRT_2_OVER_PI!r} * ({o['x']} + 0.044715 * {o['x']} * {o['x']} * {o['x']})))"
+        f"0.5 * {o['x']} * (1.0 + _p2t_tanh({SQRT_2_OVER_PI!r} * "
+        f"({o['x']} + 0.044715 * {o['x']} * {o['x']} * {o['x']})))"
         if o["approximate"] == "'tanh'" else f"0.5 * {o['x']} * (1.0 + tl.erf({o['x']} * 0.7071067811865476))"),
         F.gelu, "f", defaults={"approximate": "none"}, helpers=("_p2t_tanh",), static=("approximate",)),
     _op("silu", ("x",), "{x} / (1.0 + tl.exp(-{x}))", F.silu, "f"),
@@ -174,8 +175,8 @@ OPS = [
         helpers=("_p2t_log1p",)),
     # comparisons and logic (bool results)
     *[
-        _op(name, ("x", "y"), f"{{x}} {sym} {{y}}", getattr(torch, name), "tm", (f"operator.{name}", f"numpy.{np_name}"),
-            result="bool")
+        _op(name, ("x", "y"), f"{{x}} {sym} {{y}}", getattr(torch, name), "tm",
+            (f"operator.{name}", f"numpy.{np_name}"), result="bool")
         for name, sym, np_name in (("lt", "<", "less"), ("le", "<=", "less_equal"), ("gt", ">", "greater"),
                                    ("ge", ">=", "greater_equal"), ("eq", "==", "equal"), ("ne", "!=", "not_equal"))
     ],

@@ -187,7 +187,8 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         "        _p2t_toc(key, (block_m, block_n, block_k, warps, stages), start, len(configs))",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_config", "_p2t_mm_configs", "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
+    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_config", "_p2t_mm_configs", "_p2t_tic", "_p2t_toc",
+                        "_P2T_TUNING"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 
 

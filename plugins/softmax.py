@@ -4,7 +4,6 @@ epilogue; rows of any length, in registers when they fit and with an online max/
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from p2t_core.codegen.rows import RowLowering
 from p2t_core.hookspecs import hookimpl

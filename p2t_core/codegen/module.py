@@ -9,8 +9,7 @@ from p2t_core.codegen import Kernel, LauncherEnv, LoweringContext, Writer, liter
 from p2t_core.codegen.prelude import PRELUDE
 from p2t_core.errors import UnsupportedError
 from p2t_core.ir import ANCHOR_OPS, Graph, Node
-from p2t_core.schedule import VIEW_OPS
-from p2t_core.schedule import Schedule
+from p2t_core.schedule import VIEW_OPS, Schedule
 from p2t_core.signature import Signature
 
 HEADER = "import math\n\nimport torch\nimport triton\nimport triton.language as tl\n"

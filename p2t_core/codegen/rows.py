@@ -13,7 +13,7 @@ from __future__ import annotations
 from p2t_core.codegen import Kernel, LoweringContext, Writer
 from p2t_core.codegen.elementwise import kernel_scalars, pointer_name, wrap_args
 from p2t_core.ir import REDUCE_OPS, Node
-from p2t_core.schedule import KernelGroup, aligned
+from p2t_core.schedule import KernelGroup
 
 MAX_SINGLE_R = 16384  # tiles up to this many elements stay in registers (64 KB of fp32 over 16 warps)
 
@@ -397,7 +397,8 @@ class RowLowering:
         elif a.op in ("max", "min"):
             fn = "tl.max" if a.op == "max" else "tl.min"
             w.line(f"{out} = {fn}({acc}, axis=0)[None, :]")
-            w.line(f"{out} = tl.where(tl.max(({acc} != {acc}).to(tl.int32), axis=0)[None, :] > 0, float(\"nan\"), {out})")
+            any_nan = f"tl.max(({acc} != {acc}).to(tl.int32), axis=0)[None, :] > 0"
+            w.line(f"{out} = tl.where({any_nan}, float(\"nan\"), {out})")
         elif a.op in ("argmax", "argmin"):
             fn = "tl.max" if a.op == "argmax" else "tl.min"
             w.line(f"has_nan = tl.max(({acc} != {acc}).to(tl.int32), axis=0)[None, :] > 0")

@@ -253,7 +253,8 @@ class Frontend:
 
     def init_tensor(self, value, locals_, size_vars):
         call = value
-        if m.matches(call, m.Call()) and self.qualified(call.func) & {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}:
+        parameter = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+        if m.matches(call, m.Call()) and self.qualified(call.func) & parameter:
             call = call.args[0].value
         if not m.matches(call, m.Call()):
             return None

@@ -202,13 +202,13 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
     "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps
-    "_p2t_mm_config": SHAPE,
+    "_p2t_mm_config": SHAPE,                          # block_m, block_n, block_k, num_warps, num_stages
     "_p2t_split": SCALAR,                             # programs per row of a split reduction
     "_p2t_mm_configs": (SHAPE, SHAPE),                # tile configurations to run, the tuning key
     "_p2t_dim": SCALAR,
     "_p2t_tic": OTHER,                                # a CUDA event, or None
     "_p2t_toc": NONE,
-    "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)                          # block_m, block_n, block_k, num_warps, num_stages
+    "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)
 }
 
 
