@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from p2t_core.codegen.elementwise import lower_elementwise
 from p2t_core.hookspecs import hookimpl
 from p2t_core.ops import OpDef
-from p2t_core.validate import ValidationCase
+from p2t_core.validate import function_case
 
 HELPERS = {
     "_p2t_tanh": """
@@ -233,22 +233,19 @@ def p2t_validation_cases():
     return ELEMENTWISE_CASES
 
 
-def _case(name, body, params="x", kernels=1, **kw):
-    return ValidationCase(name, f"import torch\nimport torch.nn.functional as F\n\ndef {name}({params}):\n{body}\n",
-                          name, n_kernels=kernels, **kw)
 
 
 ELEMENTWISE_CASES = [
-    _case("gelu_erf", "    return F.gelu(x)"),
-    _case("gelu_tanh", "    return F.gelu(x, approximate='tanh')"),
-    _case("bias_silu", "    return F.silu(x + b)", "x, b", shapes=[{"x": (33, 70), "b": (70,)}]),
-    _case("chain", "    y = torch.exp(-x * x) * 0.5 + torch.sin(x)\n    return torch.where(y > 0.4, y, -y)"),
-    _case("activations", "    return F.mish(x) + F.hardswish(x) - F.softplus(x) + F.selu(x) * F.elu(x)"),
-    _case("scaled_leaky", "    return F.leaky_relu(x, 0.2) * alpha", "x, alpha: float = 2.0"),
-    _case("clamped_pow", "    return torch.clamp(x, -1.5, 1.5) ** 3 + x.abs().pow(0.5)"),
-    _case("compare_cast", "    return (x > y).float() * x + torch.maximum(x, y)", "x, y"),
-    _case("two_outputs", "    s = torch.sigmoid(x)\n    return s, s * (1 - s)", kernels=1),
-    _case("broadcast_col", "    return x * torch.rsqrt(v[:, None] + 1e-5)", "x, v",
+    function_case("gelu_erf", "    return F.gelu(x)"),
+    function_case("gelu_tanh", "    return F.gelu(x, approximate='tanh')"),
+    function_case("bias_silu", "    return F.silu(x + b)", "x, b", shapes=[{"x": (33, 70), "b": (70,)}]),
+    function_case("chain", "    y = torch.exp(-x * x) * 0.5 + torch.sin(x)\n    return torch.where(y > 0.4, y, -y)"),
+    function_case("activations", "    return F.mish(x) + F.hardswish(x) - F.softplus(x) + F.selu(x) * F.elu(x)"),
+    function_case("scaled_leaky", "    return F.leaky_relu(x, 0.2) * alpha", "x, alpha: float = 2.0"),
+    function_case("clamped_pow", "    return torch.clamp(x, -1.5, 1.5) ** 3 + x.abs().pow(0.5)"),
+    function_case("compare_cast", "    return (x > y).float() * x + torch.maximum(x, y)", "x, y"),
+    function_case("two_outputs", "    s = torch.sigmoid(x)\n    return s, s * (1 - s)", kernels=1),
+    function_case("broadcast_col", "    return x * torch.rsqrt(v[:, None] + 1e-5)", "x, v",
           shapes=[{"x": (17, 9), "v": (17,)}]),
 ]
 

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from p2t_core.codegen import Kernel, LoweringContext, Writer
-from p2t_core.codegen.elementwise import kernel_scalars, pointer_name, wrap_args
+from p2t_core.codegen.elementwise import kernel_scalars, pointer_name
 from p2t_core.hookspecs import hookimpl
 from p2t_core.ops import OpDef
-from p2t_core.validate import ValidationCase
+from p2t_core.validate import function_case
 
 
 def _matmul(b, x, y):
@@ -91,11 +91,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
               "ALLOW_TF32: tl.constexpr", "UPCAST: tl.constexpr", "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr",
               "BLOCK_K: tl.constexpr", "GROUP_M: tl.constexpr"]
     w = Writer()
-    w.line("@triton.jit")
-    w.line(f"def {ctx.kernel_name}(")
-    with w.indent():
-        w.lines_(wrap_args(params))
-    w.line("):")
+    w.jit_def(ctx.kernel_name, params)
     with w.indent():
         w.lines_([
             "pid = tl.program_id(0)",
@@ -210,22 +206,23 @@ def p2t_validation_cases():
     return MATMUL_CASES
 
 
-def _case(name, body, params="x, w", kernels=1, **kw):
-    src = f"import torch\nimport torch.nn.functional as F\n\n\ndef {name}({params}):\n{body}\n"
-    return ValidationCase(name, src, name, n_kernels=kernels, **kw)
+
+
+def _mm_case(name, body, params="x, w", **kw):
+    return function_case(name, body, params, **kw)
 
 
 MATMUL_CASES = [
-    _case("mm", "    return x @ w"),
-    _case("linear_relu", "    return torch.relu(x @ w + b)", "x, w, b", shapes=[{"x": (37, 45), "w": (45, 70),
+    _mm_case("mm", "    return x @ w"),
+    _mm_case("linear_relu", "    return torch.relu(x @ w + b)", "x, w, b", shapes=[{"x": (37, 45), "w": (45, 70),
                                                                                      "b": (70,)}]),
-    _case("transposed", "    return x.T @ w.t()", shapes=[{"x": (33, 17), "w": (40, 33)}]),
-    _case("bmm_scale", "    return torch.bmm(x, w) * 0.5"),
-    _case("batched_broadcast", "    return torch.matmul(x, w)", shapes=[{"x": (3, 19, 24), "w": (24, 10)}]),
-    _case("mv", "    return torch.mv(x, w)"),
-    _case("f_linear_gelu", "    return F.gelu(F.linear(x, w, b))", "x, w, b",
+    _mm_case("transposed", "    return x.T @ w.t()", shapes=[{"x": (33, 17), "w": (40, 33)}]),
+    _mm_case("bmm_scale", "    return torch.bmm(x, w) * 0.5"),
+    _mm_case("batched_broadcast", "    return torch.matmul(x, w)", shapes=[{"x": (3, 19, 24), "w": (24, 10)}]),
+    _mm_case("mv", "    return torch.mv(x, w)"),
+    _mm_case("f_linear_gelu", "    return F.gelu(F.linear(x, w, b))", "x, w, b",
           shapes=[{"x": (20, 32), "w": (48, 32), "b": (48,)}]),
-    _case("residual", "    return x @ w + r * 2.0", "x, w, r"),
+    _mm_case("residual", "    return x @ w + r * 2.0", "x, w, r"),
 ]
 
 

@@ -12,7 +12,7 @@ from p2t_core.codegen.rows import HELPERS, RowLowering
 from p2t_core.hookspecs import hookimpl
 from p2t_core.ir import Node
 from p2t_core.ops import OpDef
-from p2t_core.validate import ValidationCase
+from p2t_core.validate import ValidationCase, function_case
 
 NUMPY_KWARGS = {"axis": "dim", "keepdims": "keepdim"}
 
@@ -257,9 +257,6 @@ def p2t_validation_cases():
     return REDUCTION_CASES
 
 
-def _case(name, body, params="x", kernels=1, **kw):
-    src = f"import torch\nimport torch.nn.functional as F\n\n\ndef {name}({params}):\n{body}\n"
-    return ValidationCase(name, src, name, n_kernels=kernels, **kw)
 
 
 RMSNORM_MODULE = '''import torch
@@ -277,26 +274,27 @@ class RMSNorm(nn.Module):
 '''
 
 REDUCTION_CASES = [
-    _case("row_sum", "    return x.sum(-1)"),
-    _case("col_mean", "    return x.mean(dim=0)"),
-    _case("whole_max", "    return torch.max(x)"),
-    _case("amin_keepdim", "    return x.amin(1, keepdim=True) * 2.0"),
-    _case("argmax_rows", "    return torch.argmax(x, dim=-1)"),
-    _case("max_values_indices", "    m = torch.max(x, 1)\n    return m.values + m.indices.float()"),
-    _case("var_std", "    return x.var(-1) + x.std(-1, unbiased=False)"),
-    _case("l2_normalize", "    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)"),
-    _case("logsumexp_rows", "    return torch.logsumexp(x, dim=-1)"),
-    _case("prod_3d", "    return x.prod(dim=1)", shapes=[{"x": (3, 5, 4)}]),
-    _case("mse", "    return F.mse_loss(x, y)", "x, y"),
+    function_case("row_sum", "    return x.sum(-1)"),
+    function_case("col_mean", "    return x.mean(dim=0)"),
+    function_case("whole_max", "    return torch.max(x)"),
+    function_case("amin_keepdim", "    return x.amin(1, keepdim=True) * 2.0"),
+    function_case("argmax_rows", "    return torch.argmax(x, dim=-1)"),
+    function_case("max_values_indices", "    m = torch.max(x, 1)\n    return m.values + m.indices.float()"),
+    function_case("var_std", "    return x.var(-1) + x.std(-1, unbiased=False)"),
+    function_case("l2_normalize", "    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-6)"),
+    function_case("logsumexp_rows", "    return torch.logsumexp(x, dim=-1)"),
+    function_case("prod_3d", "    return x.prod(dim=1)", shapes=[{"x": (3, 5, 4)}]),
+    function_case("mse", "    return F.mse_loss(x, y)", "x, y"),
     # long enough that the launcher splits the whole-tensor reduction over many programs
-    _case("mse_split", "    return F.mse_loss(x, y)", "x, y", shapes=[{"x": (300, 400), "y": (300, 400)}],
+    function_case("mse_split", "    return F.mse_loss(x, y)", "x, y", shapes=[{"x": (300, 400), "y": (300, 400)}],
           dtypes=("float32",)),
-    _case("amax_split", "    return x.abs().amax() * 2.0 + x.sum()", shapes=[{"x": (70000,)}], dtypes=("float32",)),
-    _case("huber_sum", "    return F.huber_loss(x, y, reduction='sum', delta=0.5)", "x, y"),
-    _case("kl", "    return F.kl_div(F.log_softmax(x, -1), y.softmax(-1), reduction='batchmean')", "x, y",
+    function_case("amax_split", "    return x.abs().amax() * 2.0 + x.sum()", shapes=[{"x": (70000,)}],
+                  dtypes=("float32",)),
+    function_case("huber_sum", "    return F.huber_loss(x, y, reduction='sum', delta=0.5)", "x, y"),
+    function_case("kl", "    return F.kl_div(F.log_softmax(x, -1), y.softmax(-1), reduction='batchmean')", "x, y",
           kernels=None),
-    _case("bce", "    return F.binary_cross_entropy(torch.sigmoid(x), y.sigmoid())", "x, y"),
-    _case("rmsnorm_fn", "    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w", "x, w",
+    function_case("bce", "    return F.binary_cross_entropy(torch.sigmoid(x), y.sigmoid())", "x, y"),
+    function_case("rmsnorm_fn", "    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w", "x, w",
           shapes=[{"x": (9, 130), "w": (130,)}]),
     ValidationCase("RMSNorm", RMSNORM_MODULE, "RMSNorm", n_kernels=1),
 ]

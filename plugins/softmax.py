@@ -8,7 +8,7 @@ import torch
 from p2t_core.codegen.rows import RowLowering
 from p2t_core.hookspecs import hookimpl
 from p2t_core.ops import OpDef
-from p2t_core.validate import ValidationCase
+from p2t_core.validate import function_case
 
 
 def _softmax(log: bool):
@@ -50,19 +50,16 @@ def p2t_validation_cases():
     return SOFTMAX_CASES
 
 
-def _case(name, body, params="x", kernels=1, **kw):
-    src = f"import torch\nimport torch.nn.functional as F\n\n\ndef {name}({params}):\n{body}\n"
-    return ValidationCase(name, src, name, n_kernels=kernels, **kw)
 
 
 SOFTMAX_CASES = [
-    _case("row_softmax", "    return torch.softmax(x, dim=-1)"),
-    _case("scaled_softmax", "    return F.softmax(x * scale, dim=-1)", "x, scale: float = 0.125"),
-    _case("masked_softmax", "    return (x + mask).softmax(-1)", "x, mask"),
-    _case("col_log_softmax", "    return F.log_softmax(x, dim=0)"),
-    _case("long_rows", "    return torch.softmax(x, -1)", shapes=[{"x": (3, 9000)}]),
-    _case("softmax_3d_mid", "    return x.softmax(1) * 2.0", shapes=[{"x": (2, 37, 5)}]),
-    _case("softmax_epilogue", "    p = torch.softmax(x, -1)\n    return p * y", "x, y"),
+    function_case("row_softmax", "    return torch.softmax(x, dim=-1)"),
+    function_case("scaled_softmax", "    return F.softmax(x * scale, dim=-1)", "x, scale: float = 0.125"),
+    function_case("masked_softmax", "    return (x + mask).softmax(-1)", "x, mask"),
+    function_case("col_log_softmax", "    return F.log_softmax(x, dim=0)"),
+    function_case("long_rows", "    return torch.softmax(x, -1)", shapes=[{"x": (3, 9000)}]),
+    function_case("softmax_3d_mid", "    return x.softmax(1) * 2.0", shapes=[{"x": (2, 37, 5)}]),
+    function_case("softmax_epilogue", "    p = torch.softmax(x, -1)\n    return p * y", "x, y"),
 ]
 
 

@@ -34,6 +34,21 @@ class Writer:
         finally:
             self.level -= 1
 
+    def jit_def(self, name: str, params: list[str]) -> None:
+        """`@triton.jit` and the signature of kernel `name`, its parameters wrapped at 100 columns."""
+        self.line("@triton.jit")
+        self.line(f"def {name}(")
+        with self.indent():
+            line = ""
+            for p in params:
+                if line and len(line) + len(p) + 2 > 100:
+                    self.line(line)
+                    line = ""
+                line = f"{line} {p},".strip()
+            if line:
+                self.line(line)
+        self.line("):")
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 

@@ -18,19 +18,6 @@ def pointer_name(i: int, node: Node) -> str:
     return f"In{i}_{base}_ptr"
 
 
-def wrap_args(args: list[str], width: int = 100) -> list[str]:
-    """Comma-separated arguments in lines of at most `width` characters, each ending with a comma."""
-    lines, current = [], ""
-    for a in args:
-        piece = f"{a},"
-        if current and len(current) + 1 + len(piece) > width:
-            lines.append(current)
-            current = piece
-        else:
-            current = f"{current} {piece}".strip()
-    return lines + ([current] if current else [])
-
-
 def kernel_scalars(group) -> list[Node]:
     """Scalar values the kernel takes as arguments (scalar parameters and runtime sizes)."""
     return [i for i in group.inputs if i.rank == 0 and i.op in ("scalar", "size")]
@@ -47,13 +34,8 @@ def lower_elementwise(group, ctx: LoweringContext) -> Kernel:
     size_args = [f"size{d}" for d in range(1, MAX_DIMS)]
 
     w = Writer()
-    w.line("@triton.jit")
-    params = [*ptrs, *scalar_args, *outs, "n_elements", *size_args, *stride_args, "CONTIGUOUS: tl.constexpr",
-              "BLOCK_SIZE: tl.constexpr"]
-    w.line(f"def {ctx.kernel_name}(")
-    with w.indent():
-        w.lines_(wrap_args(params))
-    w.line("):")
+    w.jit_def(ctx.kernel_name, [*ptrs, *scalar_args, *outs, "n_elements", *size_args, *stride_args,
+                                "CONTIGUOUS: tl.constexpr", "BLOCK_SIZE: tl.constexpr"])
     with w.indent():
         w.line("pid = tl.program_id(0)")
         w.line("offsets = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)")

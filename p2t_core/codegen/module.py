@@ -238,7 +238,3 @@ def emit_module(units: list[UnitEmitter], *, source_path: str, engine: str = "co
     parts += [PRELUDE[name].strip() + "\n" for name in sorted(prelude)]
     parts += texts
     return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
-
-
-def node_label(n: Node) -> str:
-    return n.name or f"%{n.id}"

@@ -11,7 +11,7 @@ kernel loads each row once and keeps it in registers for every pass.
 from __future__ import annotations
 
 from p2t_core.codegen import Kernel, LoweringContext, Writer
-from p2t_core.codegen.elementwise import kernel_scalars, pointer_name, wrap_args
+from p2t_core.codegen.elementwise import kernel_scalars, pointer_name
 from p2t_core.ir import REDUCE_OPS, Node
 from p2t_core.schedule import KernelGroup
 
@@ -119,15 +119,9 @@ class RowLowering:
         params = [*self.ptrs, *scalar_args, *self.outs, "n_outer", "n_r", "n_inner", *strides, *split_args,
                   "WIDE: tl.constexpr", "SINGLE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
         w = Writer()
-        w.line("@triton.jit")
-        w.line(f"def {ctx.kernel_name}(")
+        w.jit_def(ctx.kernel_name, params)
         with w.indent():
-            w.lines_(wrap_args(params))
-        w.line("):")
-        with w.indent():
-            w.line("o = tl.program_id(0).to(tl.int64)")
-            w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
-            w.line("mask_i = offs_i < n_inner")
+            self.program_position(w)
             self.scalar_names = dict(zip((s.id for s in self.scalars), scalar_args, strict=True))
             if self.splittable:
                 w.line("if COMBINE:")
@@ -151,6 +145,13 @@ class RowLowering:
     def split_name(self) -> str:
         return self.ctx.kernel_name.removesuffix("_kernel") + "_split_kernel"
 
+    @staticmethod
+    def program_position(w: Writer) -> None:
+        """The program's outer index and its BLOCK_I inner positions (shared by both stages)."""
+        w.line("o = tl.program_id(0).to(tl.int64)")
+        w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
+        w.line("mask_i = offs_i < n_inner")
+
     def row_loads(self, w: Writer, names: dict) -> None:
         """One value per row: inputs that do not vary along R."""
         for k, t in enumerate(self.tensors):
@@ -165,15 +166,9 @@ class RowLowering:
         params = [*self.ptrs, *scalar_args, *self.parts, "n_outer", "n_r", "n_inner", *strides, "chunk",
                   "WIDE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
         w = Writer()
-        w.line("@triton.jit")
-        w.line(f"def {self.split_name}(")
+        w.jit_def(self.split_name, params)
         with w.indent():
-            w.lines_(wrap_args(params))
-        w.line("):")
-        with w.indent():
-            w.line("o = tl.program_id(0).to(tl.int64)")
-            w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
-            w.line("mask_i = offs_i < n_inner")
+            self.program_position(w)
             w.line("lo = tl.program_id(2) * chunk")
             names: dict = dict(self.scalar_names)
             self.row_loads(w, names)
