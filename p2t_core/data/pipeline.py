@@ -29,7 +29,9 @@
    that use it. Entries are written atomically (tmp file + `os.replace`) as each pair completes and carry
    the sha256 of their own content: an entry that fails its check is rebuilt, never used. Interrupting a
    build loses nothing already verified; the next build resumes from the cache. Transient failures
-   (timeouts, crashes of the verifier, a missing compiler) are not cached.
+   (timeouts, crashes of the verifier, a missing compiler) are not cached. Stages 1-2 are cached too: the
+   candidate list of a request lives in `cache_dir/candidates/<key>.jsonl`, key = sha256(seed, pairs, the
+   generator and renderer sources, the plugins' sources), with the sha256 of its content in its first line.
 6. **Splits**: compositional held-out first (a seed-chosen set of unordered op pairs; a unit with any of
    them goes to `valid_compositional.jsonl`, so no training unit contains a held-out combination), then a
    random held-out share of units (`valid_random.jsonl`), the rest `train.jsonl`. All stylings of a unit
@@ -236,6 +238,60 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
             if len(out) >= pairs:
                 return out
     return out
+
+
+def _candidates_key(seed: int, pairs: int, fps: Fingerprints) -> str:
+    """What a candidate list depends on: the request, the generator/renderer sources and the plugins' sources
+    (their example hooks make the units)."""
+    parts = [GENERATOR_VERSION, str(seed), str(pairs), data_fingerprint(), sys.version.split()[0],
+             *(f"{n}={h}" for n, h in sorted(fps.plugins.items()))]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _candidates_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "candidates" / f"{key}.jsonl"
+
+
+def save_candidates(cache_dir: Path, key: str, cands: list[Candidate], stats: Counter) -> None:
+    """One file per request: a header line (key, sha256 of the rest) and one line per unit and per candidate."""
+    units: dict[str, int] = {}
+    lines = []
+    for c in cands:
+        uk = c.unit.key()
+        if uk not in units:
+            units[uk] = len(units)
+            lines.append(json.dumps({"unit": ex.to_json(c.unit)}))
+        lines.append(json.dumps({"u": units[uk], "style": c.style, "source": c.source, "prompt": c.prompt,
+                                 "hash": c.hash}))
+    lines.append(json.dumps({"stats": dict(stats)}))
+    body = "\n".join(lines)
+    header = json.dumps({"key": key, "sha256": hashlib.sha256(body.encode()).hexdigest()})
+    path = _candidates_path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, header + "\n" + body)
+
+
+def load_candidates(cache_dir: Path, key: str) -> tuple[list[Candidate], Counter] | None:
+    """The cached candidate list, or None when missing or failing its hash (then it is made again)."""
+    try:
+        header, body = _candidates_path(cache_dir, key).read_text().split("\n", 1)
+        head = json.loads(header)
+        if head.get("key") != key or hashlib.sha256(body.encode()).hexdigest() != head.get("sha256"):
+            return None
+        units: list[ex.ExampleUnit] = []
+        cands: list[Candidate] = []
+        stats: Counter = Counter()
+        for line in body.split("\n"):
+            o = json.loads(line)
+            if "unit" in o:
+                units.append(ex.from_json(o["unit"]))
+            elif "stats" in o:
+                stats.update(o["stats"])
+            else:
+                cands.append(Candidate(units[o["u"]], o["style"], o["source"], o["prompt"], o["hash"]))
+        return cands, stats
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 def unit_signature(unit: ex.ExampleUnit, style: str = "torch"):
@@ -580,7 +636,13 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
     # 1-2: units, renderings, canonical forms, dedup
     t0 = time.perf_counter()
     gen_stats: Counter = Counter()
-    cands = make_candidates(seed, pairs, pm, gen_stats)
+    ckey = _candidates_key(seed, pairs, fps)
+    loaded = load_candidates(cache, ckey)
+    if loaded is None:
+        cands = make_candidates(seed, pairs, pm, gen_stats)
+        save_candidates(cache, ckey, cands, gen_stats)
+    else:
+        cands, gen_stats = loaded
     summary.units, summary.duplicates, summary.candidates = gen_stats["units"], gen_stats["duplicates"], len(cands)
     targets: dict[tuple[str, str], str] = {}
     for c in cands:

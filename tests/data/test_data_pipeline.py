@@ -100,6 +100,24 @@ def test_cache_reuse_and_corruption(tmp_path):
     assert "tampered" not in (tmp_path / "out3" / "train.jsonl").read_text()
 
 
+def test_candidate_list_is_cached_and_checked(tmp_path, monkeypatch):
+    run(tmp_path)
+    [path] = (tmp_path / "cache" / "candidates").glob("*.jsonl")
+
+    def no_rendering(*a, **k):
+        raise AssertionError("a warm build must not render again")
+
+    monkeypatch.setattr(pipeline, "make_candidates", no_rendering)
+    warm = run(tmp_path, "warm")
+    assert warm.cached == PAIRS and warm.candidates == PAIRS
+    assert (tmp_path / "out" / "train.jsonl").read_text() == (tmp_path / "warm" / "train.jsonl").read_text()
+    path.write_text(path.read_text().replace('"torch"', '"numpy"', 1))  # tampered: fails its hash
+    monkeypatch.undo()
+    again = run(tmp_path, "again")
+    assert again.cached == PAIRS
+    assert (tmp_path / "out" / "train.jsonl").read_text() == (tmp_path / "again" / "train.jsonl").read_text()
+
+
 def test_plugin_fingerprint_invalidates_only_its_pairs(tmp_path):
     run(tmp_path)
     s = run(tmp_path, "out2", fingerprints=fps(softmax_hash="s2"))
