@@ -1,6 +1,5 @@
 """Training losses: each reduces to a single scalar in one or two kernels."""
 
-import torch
 import torch.nn.functional as F
 
 

@@ -8,6 +8,8 @@
 #   WORKERS       build worker processes (default 14)      SEED         corpus seed (default 0)
 #   BACKEND       verifier backend for the build (default interpret; see below)
 #   BUILD_BUDGET  seconds for the build (default 240)      TRAIN_BUDGET seconds for training (default 270)
+#   EVAL_LIMIT    held-out units per split to evaluate (default 8; 0: none), EVAL_BUDGET seconds per split (60),
+#   EVAL_BACKEND  verifier backend of the eval (default cuda)
 #   WORK          local scratch (default /tmp/p2t_gpu_work): dataset, cache, run directory
 #   PRESET        model preset (default 50m; `tiny` for a CPU smoke test with P2T_NO_GPU_ENV=1)
 #   CONFIG        optional JSON/TOML overriding the preset (`p2t train --config`), e.g. {"model": {"context": 4096}}
@@ -24,11 +26,11 @@
 # Training is bounded by `timeout` too; the newest checkpoint is exported either way.
 #
 # $OUT receives at most 8 files, none over 16 MiB:
-#   logs.tar.gz         this script's log, build/stats/train output, data manifest.json + stats, train_log.jsonl,
+#   logs.tar.gz         this script's log, build/stats/train/eval output (eval_*.json), data manifest.json + stats, train_log.jsonl,
 #                       loss.png, the run's config, timings.json
-#   weights.tar.part-*  the exported model (weights-only checkpoint, bf16: ~100 MB) split into <= 7 parts;
-#                       reassemble: cat weights.tar.part-* | tar -x  (gives weights/, loadable with
-#                       p2t_model.checkpoint.load_model; the bf16 tensors load into the fp32 model)
+#   weights/            the newest checkpoint as int8 shards + quantized.json + tokenizer.json (<= 6 files), the
+#                       format `model/weights` ships; copy them there only if `p2t eval` shows they beat the
+#                       shipped ones
 # Not the dataset itself (rebuild it with the same PAIRS and SEED: it is deterministic).
 set -uo pipefail
 
@@ -92,36 +94,25 @@ if [ -s "$DATA/train.jsonl" ]; then
 fi
 t3=$(date +%s.%N)
 
-# Export the newest checkpoint (weights only), as bf16 so that it fits in 7 parts of 16 MB.
+# Export the newest checkpoint as int8 shards (the shipped format: <= 15 MiB each, ~50 MB in all for the 50m
+# model), straight into $OUT, so the weights come back whole (a bf16 export, ~100 MB, did not).
 if [ -e "$RUN/latest" ] || compgen -G "$RUN/step_*" >/dev/null; then
-    python3 - "$RUN" "$WORK/export" "$WORK/weights" <<'EOF'
-import sys
-from pathlib import Path
-
-import torch
-
-from p2t_model.checkpoint import export_model, load_checkpoint, load_weights, save_checkpoint
-from p2t_model.model import MinimalLLM
-
-run, full, small = sys.argv[1:4]
-export_model(run, full)  # the fp32 weights-only checkpoint
-ck = load_checkpoint(full)
-model = MinimalLLM(ck["model_config"])
-load_weights(model, ck["weights"])
-model.to(torch.bfloat16)
-dst = Path(small)
-save_checkpoint(dst.parent, dst.name, model=model, tokenizer=ck["tokenizer"], model_cfg=ck["model_config"],
-                step=ck["step"], history=ck.get("history"), with_rng=False, update_latest=False)
-print(f"exported step {ck['step']} to {dst} (bf16)")
-EOF
-    if [ -d "$WORK/weights" ]; then
-        tar -C "$WORK" -cf - weights | split -b 16000000 -d -a 1 - "$OUT/weights.tar.part-"
-        ls -l "$OUT"/weights.tar.part-* 2>/dev/null
-    fi
+    python3 -m p2t_model.quantize "$RUN" "$OUT/weights" || echo "int8 export failed"
+    ls -l "$OUT/weights" 2>/dev/null
     cp "$RUN/train_log.jsonl" "$RUN/loss.png" "$LOGS/" 2>/dev/null || true
     cp "$RUN"/*.json "$LOGS/" 2>/dev/null || true
 else
     echo "no checkpoint to export"
+fi
+# Verified pass@1 of the exported int8 model on a sample of each held-out split, time-boxed: greedy, one
+# candidate, verified on CUDA (the GPU is free once training is done).
+if [ -f "$OUT/weights/quantized.json" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
+    for split in valid_random valid_compositional; do
+        timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$OUT/weights" --data "$DATA" \
+            --split "$split" --limit "${EVAL_LIMIT:-8}" --k 1 --samples 1 --temperature 0 --backend "${EVAL_BACKEND:-cuda}" \
+            --max-new-tokens 3000 --json "$LOGS/eval_$split.json" > >(tee -a "$LOGS/eval.log") 2>&1
+        echo "eval $split exit code $?"
+    done
 fi
 t4=$(date +%s.%N)
 python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" <<'EOF'

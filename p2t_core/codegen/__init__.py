@@ -4,6 +4,7 @@ emitter that spells graph nodes as Triton expressions through the op registry.""
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 
 from p2t_core.ir import BOOL, Node
@@ -180,8 +181,10 @@ class ExprEmitter:
         operands = dict(zip(node.attrs["operands"], (self.operand(i) for i in node.inputs), strict=True))
         for name in op.static:
             operands[name] = literal(node.attrs[name])
-        self.ctx.helpers.update(op.helpers)
-        return op.spell(operands)
+        text = op.spell(operands)
+        # only the helpers this spelling calls (`x ** 3` spells as a product, not through `_p2t_pow`)
+        self.ctx.helpers.update(h for h in op.helpers if re.search(rf"\b{h}\(", text))
+        return text
 
     def lines(self, nodes: list[Node]) -> list[str]:
         out = []

@@ -110,7 +110,9 @@ class ExampleUnit:
 
     def key(self) -> str:
         """A structural hash: equal for units that compute the same tree over the same parameters."""
-        return hashlib.sha256(to_json(self, with_name=False).encode()).hexdigest()
+        if "_key" not in self.__dict__:  # memoized (the unit is frozen; the pipeline asks often)
+            self.__dict__["_key"] = hashlib.sha256(to_json(self, with_name=False).encode()).hexdigest()
+        return self.__dict__["_key"]
 
 
 # --- op catalogue ---------------------------------------------------------------------------------
@@ -219,7 +221,9 @@ def _node_to_obj(n):
     if isinstance(n, Ref):
         return {"ref": n.name}
     if isinstance(n, Expr):
-        return {"op": n.op, "args": [_node_to_obj(a) for a in n.args], "attrs": n.attrs}
+        # attrs as pairs: their order is the keyword order of the rendering, which a JSON object (the units
+        # are dumped with sorted keys) would lose on the way through a worker or the cache
+        return {"op": n.op, "args": [_node_to_obj(a) for a in n.args], "attrs": [[k, v] for k, v in n.attrs.items()]}
     return {"const": n}
 
 
@@ -227,7 +231,7 @@ def _node_from_obj(o):
     if "ref" in o:
         return Ref(o["ref"])
     if "op" in o:
-        return Expr(o["op"], tuple(_node_from_obj(a) for a in o["args"]), dict(o["attrs"]))
+        return Expr(o["op"], tuple(_node_from_obj(a) for a in o["args"]), {k: v for k, v in o["attrs"]})
     return o["const"]
 
 

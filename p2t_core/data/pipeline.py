@@ -30,8 +30,10 @@
    the sha256 of their own content: an entry that fails its check is rebuilt, never used. Interrupting a
    build loses nothing already verified; the next build resumes from the cache. Transient failures
    (timeouts, crashes of the verifier, a missing compiler) are not cached. Stages 1-2 are cached too: the
-   candidate list of a request lives in `cache_dir/candidates/<key>.jsonl`, key = sha256(seed, pairs, the
-   generator and renderer sources, the plugins' sources), with the sha256 of its content in its first line.
+   candidate list of a request, with each unit's target sources, lives in `cache_dir/candidates/<key>.jsonl`,
+   key = sha256(seed, pairs, the generator and renderer sources, the plugins' sources), with the sha256 of its
+   content in its first line. A pair entry is two lines: `{"key", "sha256"}`, then the entry's JSON (the sha256
+   is of those bytes, so checking an entry costs no re-serialization).
 6. **Splits**: compositional held-out first (a seed-chosen set of unordered op pairs; a unit with any of
    them goes to `valid_compositional.jsonl`, so no training unit contains a held-out combination), then a
    random held-out share of units (`valid_random.jsonl`), the rest `train.jsonl`. All stylings of a unit
@@ -66,7 +68,7 @@ from p2t_core.data.canonical import canonical_hash, canonicalize
 from p2t_core.data.generators import generate_units
 from p2t_core.data.render import applicable_styles, render, target_source, unit_entry
 
-GENERATOR_VERSION = "2"  # 2: targets compiled with the unit's ranks, batch verifier
+GENERATOR_VERSION = "3"  # 2: targets compiled with the unit's ranks, batch verifier; 3: two-line cache entries
 SPLITS = ("train", "valid_random", "valid_compositional")
 RANDOM_HOLDOUT = 0.02
 COMPOSITIONAL_HOLDOUT = 0.05  # at most this share of units is held out by op combination
@@ -200,7 +202,12 @@ class Candidate:
     source: str
     prompt: str
     hash: str
+    targets: dict[str, str] = field(default_factory=dict)  # the unit's target sources by kind (shared)
     key: str = ""
+
+    @property
+    def target(self) -> str:
+        return self.targets[target_kind(self.style)]
 
     @property
     def meta(self) -> dict:
@@ -219,6 +226,7 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
             break
         try:
             styles = applicable_styles(unit)
+            targets = unit_targets(unit, styles)
         except Exception as e:  # a plugin's malformed unit: counted, not fatal
             stats[f"bad_unit:{type(e).__name__}"] += 1
             continue
@@ -234,7 +242,7 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
                 stats["duplicates"] += 1
                 continue
             seen.add(h)
-            out.append(Candidate(unit, style, source, prompt, h))
+            out.append(Candidate(unit, style, source, prompt, h, targets))
             if len(out) >= pairs:
                 return out
     return out
@@ -252,15 +260,27 @@ def _candidates_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "candidates" / f"{key}.jsonl"
 
 
+def target_kind(style: str) -> str:
+    """The target of a `module` rendering is a Module class; every other rendering's is a function."""
+    return "module" if style == "module" else "torch"
+
+
+def unit_targets(unit: ex.ExampleUnit, styles) -> dict[str, str]:
+    """Target sources by kind: those of the renderings' styles, and the torch one (the NumPy renderings'
+    reference)."""
+    return {kind: target_source(unit, kind) for kind in sorted({"torch", *map(target_kind, styles)})}
+
+
 def save_candidates(cache_dir: Path, key: str, cands: list[Candidate], stats: Counter) -> None:
-    """One file per request: a header line (key, sha256 of the rest) and one line per unit and per candidate."""
+    """One file per request: a header line (key, sha256 of the rest), then a line per unit (with its target
+    sources) and a line per candidate."""
     units: dict[str, int] = {}
     lines = []
     for c in cands:
         uk = c.unit.key()
         if uk not in units:
             units[uk] = len(units)
-            lines.append(json.dumps({"unit": ex.to_json(c.unit)}))
+            lines.append(json.dumps({"unit": ex.to_json(c.unit), "targets": c.targets}))
         lines.append(json.dumps({"u": units[uk], "style": c.style, "source": c.source, "prompt": c.prompt,
                                  "hash": c.hash}))
     lines.append(json.dumps({"stats": dict(stats)}))
@@ -278,17 +298,18 @@ def load_candidates(cache_dir: Path, key: str) -> tuple[list[Candidate], Counter
         head = json.loads(header)
         if head.get("key") != key or hashlib.sha256(body.encode()).hexdigest() != head.get("sha256"):
             return None
-        units: list[ex.ExampleUnit] = []
+        units: list[tuple[ex.ExampleUnit, dict[str, str]]] = []
         cands: list[Candidate] = []
         stats: Counter = Counter()
         for line in body.split("\n"):
             o = json.loads(line)
             if "unit" in o:
-                units.append(ex.from_json(o["unit"]))
+                units.append((ex.from_json(o["unit"]), o["targets"]))
             elif "stats" in o:
                 stats.update(o["stats"])
             else:
-                cands.append(Candidate(units[o["u"]], o["style"], o["source"], o["prompt"], o["hash"]))
+                unit, targets = units[o["u"]]
+                cands.append(Candidate(unit, o["style"], o["source"], o["prompt"], o["hash"], targets))
         return cands, stats
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
@@ -330,8 +351,6 @@ def cache_key(source: str, target_src: str, compiler_fp: str, plugin_fp: str) ->
     return h.hexdigest()
 
 
-def _content_hash(entry: dict) -> str:
-    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:
@@ -339,12 +358,14 @@ def entry_path(cache_dir: Path, key: str) -> Path:
 
 
 def write_entry(cache_dir: Path, key: str, entry: dict) -> None:
+    """Two lines: a header `{"key", "sha256"}`, then the entry's JSON, whose bytes the sha256 is of."""
     path = entry_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps({"key": key, "sha256": _content_hash(entry), "entry": entry}, sort_keys=True)
-    with open(tmp, "w") as f:
-        f.write(data)
+    body = json.dumps(entry, sort_keys=True).encode()
+    header = json.dumps({"key": key, "sha256": hashlib.sha256(body).hexdigest()}).encode()
+    with open(tmp, "wb") as f:
+        f.write(header + b"\n" + body)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -352,12 +373,13 @@ def write_entry(cache_dir: Path, key: str, entry: dict) -> None:
 
 def read_entry(cache_dir: Path, key: str) -> dict | None:
     """The cached entry, or None when missing or corrupt (bad JSON, wrong key, content hash mismatch)."""
-    path = entry_path(cache_dir, key)
     try:
-        data = json.loads(path.read_text())
-        if data.get("key") != key or _content_hash(data["entry"]) != data.get("sha256"):
+        header, body = entry_path(cache_dir, key).read_bytes().split(b"\n", 1)
+        head = json.loads(header)
+        if head.get("key") != key or hashlib.sha256(body).hexdigest() != head.get("sha256"):
             return None
-        return data["entry"]
+        entry = json.loads(body)
+        return entry if isinstance(entry, dict) else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -644,13 +666,12 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
     else:
         cands, gen_stats = loaded
     summary.units, summary.duplicates, summary.candidates = gen_stats["units"], gen_stats["duplicates"], len(cands)
-    targets: dict[tuple[str, str], str] = {}
+    unit_fp: dict[str, str] = {}
     for c in cands:
-        kind = "module" if c.style == "module" else "torch"
-        tk = (c.unit.key(), kind)
-        if tk not in targets:
-            targets[tk] = target_source(c.unit, kind)
-        c.key = cache_key(c.source, targets[tk], fps.compiler, fps.for_unit(c.unit))
+        uk = c.unit.key()
+        if uk not in unit_fp:
+            unit_fp[uk] = fps.for_unit(c.unit)
+        c.key = cache_key(c.source, c.target, fps.compiler, unit_fp[uk])
     summary.render_s = time.perf_counter() - t0
 
     # 3-5: cache lookups; the misses grouped by (unit, target kind)
@@ -664,16 +685,11 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
             continue
         if entry_path(cache, c.key).exists():
             summary.corrupt += 1
-        kind = "module" if c.style == "module" else "torch"
-        tk = (c.unit.key(), kind)
-        task = tasks.setdefault(tk, {"unit": ex.to_json(c.unit), "target_style": kind,
-                                     "target_source": targets[tk], "pairs": []})
-        reference = c.source
-        if c.style == "numpy":  # the verifier calls references with torch tensors
-            rk = (c.unit.key(), "torch")
-            if rk not in targets:
-                targets[rk] = target_source(c.unit, "torch")
-            reference = targets[rk]
+        kind = target_kind(c.style)
+        task = tasks.setdefault((c.unit.key(), kind), {"unit": ex.to_json(c.unit), "target_style": kind,
+                                                       "target_source": c.target, "pairs": []})
+        # the verifier calls references with torch tensors: a NumPy rendering is checked through its torch twin
+        reference = c.targets["torch"] if c.style == "numpy" else c.source
         task["pairs"].append({"key": c.key, "source": c.source, "prompt": c.prompt, "hash": c.hash,
                               "reference": reference, "meta": c.meta})
     t0 = time.perf_counter()

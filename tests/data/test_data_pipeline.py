@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from itertools import combinations
 from pathlib import Path
@@ -59,8 +60,6 @@ def test_build_dedup_failures_and_format(tmp_path):
     assert call_counts_match(s)
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert man["counts"] == s.splits and man["seed"] == 0 and man["failures"] == s.failures
-    import hashlib
-
     for f, h in man["files"].items():
         assert hashlib.sha256((tmp_path / "out" / f).read_bytes()).hexdigest() == h
     table = pipeline.stats_data(tmp_path / "out")
@@ -92,9 +91,10 @@ def test_cache_reuse_and_corruption(tmp_path):
     # corrupt two entries: one with bad JSON, one with edited content (its hash no longer matches)
     files = sorted((tmp_path / "cache").rglob("*.json"))
     files[0].write_text("{not json")
-    data = json.loads(files[1].read_text())
-    data["entry"]["target"] = "import os  # tampered"
-    files[1].write_text(json.dumps(data))
+    header, body = files[1].read_text().split("\n", 1)
+    entry = json.loads(body)
+    entry["target"] = "import os  # tampered"
+    files[1].write_text(header + "\n" + json.dumps(entry, sort_keys=True))
     third = run(tmp_path, "out3")
     assert third.corrupt == 2 and third.computed == 2 and third.cached == PAIRS - 2
     assert "tampered" not in (tmp_path / "out3" / "train.jsonl").read_text()
@@ -174,9 +174,11 @@ def test_worker_pool(tmp_path):
 def test_entry_layout(tmp_path):
     run(tmp_path, pairs=20)
     f = next((tmp_path / "cache").rglob("*.json"))
-    data = json.loads(f.read_text())
+    header, body = f.read_bytes().split(b"\n", 1)
+    data = json.loads(header)
     assert entry_path(tmp_path / "cache", data["key"]) == f and f.parent.name == data["key"][:2]
-    assert set(data) == {"key", "sha256", "entry"}
+    assert set(data) == {"key", "sha256"} and hashlib.sha256(body).hexdigest() == data["sha256"]
+    assert json.loads(body)["status"] in ("ok", "fail")
 
 
 def test_real_compiler(tmp_path):

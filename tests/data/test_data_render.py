@@ -95,6 +95,17 @@ def test_json_roundtrip_and_key():
         assert v == u and v.key() == u.key()
 
 
+def test_json_roundtrip_keeps_the_keyword_order():
+    """Units travel to workers and the cache as JSON; their renderings (and so the cache keys) must not change."""
+    expr = Expr("hardtanh", (Ref("x"),), {"min_val": -1.0, "max_val": 1.0})
+    u = ExampleUnit("clip", [Param("x", "tensor", 2, ("M", "N"))], [expr], "elementwise")
+    v = from_json(to_json(u))
+    for style in render.applicable_styles(u):
+        assert render.render(v, style, random.Random(3)) == render.render(u, style, random.Random(3))
+    assert render.target_source(v, "torch") == render.target_source(u, "torch")
+    assert "min_val=-1.0, max_val=1.0" in render.target_source(v, "torch")
+
+
 def test_generators_are_deterministic():
     a = generators.generate_units(random.Random(99), 30)
     b = generators.generate_units(random.Random(99), 30)

@@ -18,7 +18,8 @@ def structure(graph: Graph) -> str:
             if n.op in ("input", "scalar", "module_tensor"):
                 memo[n.id] = n.name
             elif n.op == "const":
-                memo[n.id] = repr(float(n.attrs["value"]) if not isinstance(n.attrs["value"], bool) else n.attrs["value"])
+                value = n.attrs["value"]
+                memo[n.id] = repr(value if isinstance(value, bool) else float(value))
             else:
                 attrs = ",".join(f"{k}={v}" for k, v in sorted(n.attrs.items()) if k != "operands")
                 memo[n.id] = f"{n.op}[{attrs}]({', '.join(text(i) for i in n.inputs)})"
