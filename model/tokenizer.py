@@ -11,11 +11,18 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PAD, PY, TRITON, END = "<|pad|>", "<|py|>", "<|triton|>", "<|end|>"
 SPECIALS = [PAD, PY, TRITON, END]  # ids 0..3, in this order
 TOKENIZER_FILE = "tokenizer.json"
+# Pieces that BPE merges within, never across: an identifier or dotted name with the `(`, `[` or `=` after it
+# (`tl.load(`, `mask=`), a number, blank lines with the next line's indentation, a run of operators or
+# punctuation with one space on each side at most (`, `, ` + `), other space runs. GPT-2's split, which cut
+# `In0_X_ptr` into five pieces, ran out of merges at ~2,100 tokens here and made pairs 1.5x longer
+# (docs/BENCHMARKS.md, data section). A single leading space stays with the piece after it.
+CODE_PIECES = (r" ?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*[(\[=]?| ?[0-9][0-9.]*(?:[eE][-+]?[0-9]+)?"
+               r"|\n+[ ]*| ?[^\sA-Za-z0-9_]+ ?| +|\s")
 
 
 class P2TTokenizer:
@@ -30,7 +37,10 @@ class P2TTokenizer:
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2) -> P2TTokenizer:
         tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(CODE_PIECES), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

@@ -76,6 +76,7 @@ VERIFY_DTYPES = ("float32",)
 NOT_CACHED = {"timeout", "no_compiler", "verify_crash", "worker_died"}
 SMALL_SIZES = (3, 5, 4, 7, 6, 2, 9, 8)
 VERIFY_TIMEOUT_S = 30.0  # per case (and per candidate load) in the batch verifier
+FORKED_LOOKUP_MIN = 2000  # candidates below which forking cache readers costs more than it saves
 
 
 # --- fingerprints ---------------------------------------------------------------------------------
@@ -373,8 +374,9 @@ def write_entry(cache_dir: Path, key: str, entry: dict) -> None:
 
 def read_entry(cache_dir: Path, key: str) -> dict | None:
     """The cached entry, or None when missing or corrupt (bad JSON, wrong key, content hash mismatch)."""
-    try:
-        header, body = entry_path(cache_dir, key).read_bytes().split(b"\n", 1)
+    try:  # (a plain string path: pathlib's parsing was a tenth of a warm rebuild)
+        with open(os.path.join(cache_dir, key[:2], key + ".json"), "rb") as f:
+            header, body = f.read().split(b"\n", 1)
         head = json.loads(header)
         if head.get("key") != key or hashlib.sha256(body).hexdigest() != head.get("sha256"):
             return None
@@ -629,11 +631,63 @@ class BuildSummary:
         return t
 
 
-def _atomic_write(path: Path, text: str) -> str:
+def pair_row(c: Candidate, entry: dict) -> str:
+    """The JSONL line of a verified pair."""
+    return json.dumps({"id": f"{c.unit.family}-{c.hash[:16]}", "hash": c.hash, "prompt": c.prompt, "source": c.source,
+                       "target": entry["target"], "family": c.unit.family, "style": c.style, "ops": list(c.unit.ops),
+                       "ranks": [p.rank for p in c.unit.tensor_params], "dtypes": list(VERIFY_DTYPES),
+                       "n_kernels": entry.get("n_kernels", 0)}, sort_keys=True)
+
+
+_LOOKUP: tuple[Path, list[Candidate]] | None = None  # what forked cache readers inherit
+
+
+def _lookup_range(bounds: tuple[int, int]) -> list[tuple[dict | None, str | None]]:
+    """Cache lookups of candidates [lo, hi): per candidate its entry, slimmed to the status fields when it
+    holds a verified pair, whose JSONL line comes along (the target text is the bulk of the work)."""
+    cache, cands = _LOOKUP
+    out = []
+    for c in cands[bounds[0]:bounds[1]]:
+        e = read_entry(cache, c.key)
+        if e is not None and e.get("status") == "ok":
+            out.append(({"status": "ok", "n_kernels": e.get("n_kernels", 0)}, pair_row(c, e)))
+        else:
+            out.append((e, None))
+    return out
+
+
+def lookup_cache(cache: Path, cands: list[Candidate], workers: int) -> list[tuple[dict | None, str | None]]:
+    """`_lookup_range` over every candidate: in forked processes when `workers > 1` and the platform forks
+    (half the time of a warm rebuild is reading and re-serializing 50k cached targets), else here."""
+    global _LOOKUP
+    _LOOKUP = (cache, cands)
+    try:
+        import multiprocessing as mp
+
+        if workers <= 1 or len(cands) < FORKED_LOOKUP_MIN or "fork" not in mp.get_all_start_methods():
+            return _lookup_range((0, len(cands)))
+        step = -(-len(cands) // (4 * workers))
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_lookup_range, [(i, i + step) for i in range(0, len(cands), step)])
+        return [r for part in parts for r in part]
+    finally:
+        _LOOKUP = None
+
+
+def _atomic_write(path: Path, text: str | bytes) -> str:
+    """Write through a temp file and a rename; a file that already holds exactly these bytes is left alone (a
+    warm rebuild into the same directory rewrites nothing). Returns the sha256 of the content."""
+    data = text.encode() if isinstance(text, str) else text
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        if path.stat().st_size == len(data) and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            return digest
+    except OSError:
+        pass
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return digest
 
 
 def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir=None, *,
@@ -676,11 +730,13 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
 
     # 3-5: cache lookups; the misses grouped by (unit, target kind)
     entries: dict[str, dict] = {}
+    row_text: dict[str, str] = {}
     tasks: dict[tuple[str, str], dict] = {}
-    for c in cands:
-        e = read_entry(cache, c.key)
+    for c, (e, row) in zip(cands, lookup_cache(cache, cands, workers), strict=True):
         if e is not None:
             entries[c.key] = e
+            if row is not None:
+                row_text[c.key] = row
             summary.cached += 1
             continue
         if entry_path(cache, c.key).exists():
@@ -701,9 +757,13 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
 
         bar = tqdm(total=n_todo, desc="verify pairs", unit="pair", file=sys.stderr, disable=None)
 
+    by_key = {c.key: c for c in cands}
+
     def collect(results):
         for key, entry in results:
             entries[key] = entry
+            if entry.get("status") == "ok":
+                row_text[key] = pair_row(by_key[key], entry)
             summary.computed += 1
         if bar is not None:
             bar.update(len(results))
@@ -754,18 +814,13 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
     held = set(heldout)
     rows: dict[str, list[str]] = {s: [] for s in SPLITS}
     for c in ok:
-        e = entries[c.key]
-        row = {"id": f"{c.unit.family}-{c.hash[:16]}", "hash": c.hash, "prompt": c.prompt, "source": c.source,
-               "target": e["target"], "family": c.unit.family, "style": c.style, "ops": list(c.unit.ops),
-               "ranks": [p.rank for p in c.unit.tensor_params], "dtypes": list(VERIFY_DTYPES),
-               "n_kernels": e.get("n_kernels", 0)}
-        rows[split_of(c.unit, seed, held)].append(json.dumps(row, sort_keys=True))
+        rows[split_of(c.unit, seed, held)].append(row_text[c.key])
         summary.by_family[c.unit.family] = summary.by_family.get(c.unit.family, 0) + 1
         summary.by_style[c.style] = summary.by_style.get(c.style, 0) + 1
     files = {}
     for s in SPLITS:
-        text = "".join(line + "\n" for line in rows[s])
-        files[f"{s}.jsonl"] = _atomic_write(out / f"{s}.jsonl", text)
+        data = ("\n".join(rows[s]) + "\n").encode() if rows[s] else b""
+        files[f"{s}.jsonl"] = _atomic_write(out / f"{s}.jsonl", data)
         summary.splits[s] = len(rows[s])
     summary.written = len(ok)
     summary.failures.update(failures)

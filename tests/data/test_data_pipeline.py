@@ -118,6 +118,15 @@ def test_candidate_list_is_cached_and_checked(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "train.jsonl").read_text() == (tmp_path / "again" / "train.jsonl").read_text()
 
 
+def test_forked_cache_lookup_matches_the_serial_one(tmp_path, monkeypatch):
+    run(tmp_path)
+    monkeypatch.setattr(pipeline, "FORKED_LOOKUP_MIN", 0)
+    s = run(tmp_path, "forked", workers=2)
+    assert s.cached == PAIRS and s.computed == 0
+    for name in pipeline.SPLITS:
+        assert (tmp_path / "out" / f"{name}.jsonl").read_text() == (tmp_path / "forked" / f"{name}.jsonl").read_text()
+
+
 def test_plugin_fingerprint_invalidates_only_its_pairs(tmp_path):
     run(tmp_path)
     s = run(tmp_path, "out2", fingerprints=fps(softmax_hash="s2"))
