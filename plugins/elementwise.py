@@ -84,7 +84,11 @@ def _pow(x: str, y: str) -> str:
     try:
         e = float(y)
     except ValueError:
-        return f"_p2t_pow({x}, {y})"
+        try:
+            float(x)  # a literal base (`2.0 ** x`): the helper needs tensors on both sides
+        except ValueError:
+            return f"_p2t_pow({x}, {y})"
+        return f"_p2t_pow(tl.zeros_like({y}) + {x}, {y})"
     if e == int(e) and 1 <= e <= 4:
         return " * ".join([x] * int(e))
     if e in (-1.0, -2.0):

@@ -147,6 +147,13 @@ def literal(value) -> str:
     return repr(value)
 
 
+def _integral(node: Node) -> bool:
+    """An int or bool value in the kernel: an integer scalar argument, or an integer/bool tensor's load."""
+    if node.op == "scalar":
+        return node.attrs.get("kind") in ("int", "bool")
+    return node.op != "const" and not node.dtype.is_float
+
+
 class ExprEmitter:
     """Spells member nodes as Triton statements; `names` maps node ids to kernel variable names."""
 
@@ -178,7 +185,10 @@ class ExprEmitter:
                 return f"{v}.to({TL_DTYPES[target]}).to(tl.float32)"
             return v
         op = self.ctx.registry[node.op]
-        operands = dict(zip(node.attrs["operands"], (self.operand(i) for i in node.inputs), strict=True))
+        values = [self.operand(i) for i in node.inputs]
+        if op.result == "float":  # float math of an int (`math.sqrt(d)` for `d: int`): tl.sqrt wants fp32
+            values = [f"{v}.to(tl.float32)" if _integral(i) else v for i, v in zip(node.inputs, values, strict=True)]
+        operands = dict(zip(node.attrs["operands"], values, strict=True))
         for name in op.static:
             operands[name] = literal(node.attrs[name])
         text = op.spell(operands)
