@@ -147,6 +147,13 @@ def literal(value) -> str:
     return repr(value)
 
 
+def _round_to_bf16(v: str) -> str:
+    """fp32 `v` rounded to the nearest bf16 value (ties to even), still as fp32; NaN stays NaN."""
+    bits = f"{v}.to(tl.uint32, bitcast=True)"
+    rounded = f"((({bits} + 0x7FFF + (({bits} >> 16) & 1)) >> 16) << 16).to(tl.float32, bitcast=True)"
+    return f"tl.where({v} != {v}, {v}, {rounded})"
+
+
 def _integral(node: Node) -> bool:
     """An int or bool value in the kernel: an integer scalar argument, or an integer/bool tensor's load."""
     if node.op == "scalar":
@@ -181,8 +188,10 @@ class ExprEmitter:
                 return f"{v} != 0"
             if x.dtype == BOOL:
                 return f"{v}.to(tl.float32)"
-            if target in ("float16", "bfloat16"):  # round as torch does, keep computing in fp32
-                return f"{v}.to({TL_DTYPES[target]}).to(tl.float32)"
+            if target == "bfloat16":  # round to nearest even on the bits, as torch does; keep computing in fp32
+                return _round_to_bf16(v)  # (the interpreter's own fp32 -> bf16 conversion truncates)
+            if target == "float16":  # round as torch does, keep computing in fp32
+                return f"{v}.to(tl.float16).to(tl.float32)"
             return v
         op = self.ctx.registry[node.op]
         values = [self.operand(i) for i in node.inputs]

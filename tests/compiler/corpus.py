@@ -454,7 +454,6 @@ def loop_row_sum(x):
 # ------------------------------------------------------------------------------------------ known failures
 # name -> reason; test_corpus.py marks these xfail(strict=True). See KNOWN_FAILURES.md for the messages.
 KNOWN_BROKEN: dict[str, str] = {
-    "cast_to_bf16": "fp32 -> bf16 cast differs from torch's round-to-nearest-even by 1 bf16 ulp",
 }
 
 NAMES = [c.name for c in CORPUS]
