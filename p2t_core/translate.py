@@ -69,7 +69,7 @@ def run_validation(plugins, name: str, *, backend: str = "auto") -> list[dict]:
                 else:
                     bindings = [bindings_from_shapes(unit.signature, s) for s in case.shapes] or None
                     report = verify(case.source, unit.module_source, unit.signature, backend=backend,
-                                    dtypes=case.dtypes, shapes=bindings)
+                                    dtypes=case.dtypes, shapes=bindings, tolerances=case.tolerances)
                     row["passed"] = report.passed
                     row["detail"] = report.summary()
                     row["report"] = report.to_dict()

@@ -13,6 +13,7 @@ class ValidationCase:
     n_kernels: int | None = None  # the fused kernel count the translation must have
     shapes: list[dict] = field(default_factory=list)  # explicit per-parameter shapes, e.g. [{"x": (33, 70)}]
     dtypes: tuple[str, ...] = ("float32", "float16", "bfloat16")
+    tolerances: dict[str, float] | None = None  # the verifier's relative tolerances overridden, by dtype name
 
 
 def function_case(name: str, body: str, params: str = "x", kernels: int | None = 1, **kw) -> ValidationCase:
