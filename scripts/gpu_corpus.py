@@ -20,8 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: `tests.compiler.corpus`
 
-from p2t_core.translate import bindings_from_shapes  # noqa: E402
-from p2t_core.verify import shape_cases, verify  # noqa: E402
 from tests.compiler import test_corpus as tc  # noqa: E402
 from tests.compiler.corpus import CORPUS, KNOWN_BROKEN  # noqa: E402
 
@@ -32,13 +30,7 @@ def run_case(case, backend: str) -> dict:
         unit = tc.translate(case)
     except Exception as e:  # noqa: BLE001 - a refusal or crash is this unit's result
         return {"name": case.name, "passed": False, "stage": "translate", "error": f"{type(e).__name__}: {e}"}
-    seed = tc.seed_of(case)
-    shapes = shape_cases(unit.signature, seed)
-    if case.shapes:
-        explicit = bindings_from_shapes(unit.signature, case.shapes)
-        shapes = [explicit] + [s for s in shapes if s != explicit]
-    report = verify(case.source, unit.module_source, unit.signature, backend=backend, dtypes=case.dtypes,
-                    shapes=shapes, seed=seed)
+    report = tc.case_report(case, unit, backend)
     failed = [c for c in report.cases if c.status == "fail"]
     return {"name": case.name, "passed": report.passed, "stage": "verify", "kernels": unit.n_kernels,
             "cases": len(report.cases), "failed_cases": len(failed), "seconds": round(time.perf_counter() - t0, 2),

@@ -60,7 +60,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from p2t_core.data import examples as ex
@@ -249,6 +249,18 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
     return out
 
 
+def _seal(key: str, body: bytes) -> bytes:
+    """A cache file: a header line `{"key", "sha256"}`, then `body`, whose bytes the sha256 is of."""
+    return json.dumps({"key": key, "sha256": hashlib.sha256(body).hexdigest()}).encode() + b"\n" + body
+
+
+def _unseal(data: bytes, key: str) -> bytes | None:
+    """The body of a sealed file, or None when its header names another key or its hash does not match."""
+    header, body = data.split(b"\n", 1)
+    head = json.loads(header)
+    return body if head.get("key") == key and hashlib.sha256(body).hexdigest() == head.get("sha256") else None
+
+
 def _candidates_key(seed: int, pairs: int, fps: Fingerprints) -> str:
     """What a candidate list depends on: the request, the generator/renderer sources and the plugins' sources
     (their example hooks make the units)."""
@@ -285,24 +297,21 @@ def save_candidates(cache_dir: Path, key: str, cands: list[Candidate], stats: Co
         lines.append(json.dumps({"u": units[uk], "style": c.style, "source": c.source, "prompt": c.prompt,
                                  "hash": c.hash}))
     lines.append(json.dumps({"stats": dict(stats)}))
-    body = "\n".join(lines)
-    header = json.dumps({"key": key, "sha256": hashlib.sha256(body.encode()).hexdigest()})
     path = _candidates_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, header + "\n" + body)
+    _atomic_write(path, _seal(key, "\n".join(lines).encode()))
 
 
 def load_candidates(cache_dir: Path, key: str) -> tuple[list[Candidate], Counter] | None:
     """The cached candidate list, or None when missing or failing its hash (then it is made again)."""
     try:
-        header, body = _candidates_path(cache_dir, key).read_text().split("\n", 1)
-        head = json.loads(header)
-        if head.get("key") != key or hashlib.sha256(body.encode()).hexdigest() != head.get("sha256"):
+        body = _unseal(_candidates_path(cache_dir, key).read_bytes(), key)
+        if body is None:
             return None
         units: list[tuple[ex.ExampleUnit, dict[str, str]]] = []
         cands: list[Candidate] = []
         stats: Counter = Counter()
-        for line in body.split("\n"):
+        for line in body.split(b"\n"):
             o = json.loads(line)
             if "unit" in o:
                 units.append((ex.from_json(o["unit"]), o["targets"]))
@@ -352,21 +361,22 @@ def cache_key(source: str, target_src: str, compiler_fp: str, plugin_fp: str) ->
     return h.hexdigest()
 
 
+def _entry_file(cache_dir, key: str) -> str:
+    # a plain string: pathlib's parsing was a tenth of a warm rebuild's 50k lookups
+    return os.path.join(cache_dir, key[:2], key + ".json")
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / key[:2] / f"{key}.json"
+    return Path(_entry_file(cache_dir, key))
 
 
 def write_entry(cache_dir: Path, key: str, entry: dict) -> None:
-    """Two lines: a header `{"key", "sha256"}`, then the entry's JSON, whose bytes the sha256 is of."""
+    """The entry's JSON, sealed (`_seal`), written through a temp file, fsync and a rename."""
     path = entry_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    body = json.dumps(entry, sort_keys=True).encode()
-    header = json.dumps({"key": key, "sha256": hashlib.sha256(body).hexdigest()}).encode()
     with open(tmp, "wb") as f:
-        f.write(header + b"\n" + body)
+        f.write(_seal(key, json.dumps(entry, sort_keys=True).encode()))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -374,11 +384,10 @@ def write_entry(cache_dir: Path, key: str, entry: dict) -> None:
 
 def read_entry(cache_dir: Path, key: str) -> dict | None:
     """The cached entry, or None when missing or corrupt (bad JSON, wrong key, content hash mismatch)."""
-    try:  # (a plain string path: pathlib's parsing was a tenth of a warm rebuild)
-        with open(os.path.join(cache_dir, key[:2], key + ".json"), "rb") as f:
-            header, body = f.read().split(b"\n", 1)
-        head = json.loads(header)
-        if head.get("key") != key or hashlib.sha256(body).hexdigest() != head.get("sha256"):
+    try:
+        with open(_entry_file(cache_dir, key), "rb") as f:
+            body = _unseal(f.read(), key)
+        if body is None:
             return None
         entry = json.loads(body)
         return entry if isinstance(entry, dict) else None
@@ -662,12 +671,10 @@ def lookup_cache(cache: Path, cands: list[Candidate], workers: int) -> list[tupl
     global _LOOKUP
     _LOOKUP = (cache, cands)
     try:
-        import multiprocessing as mp
-
-        if workers <= 1 or len(cands) < FORKED_LOOKUP_MIN or "fork" not in mp.get_all_start_methods():
+        if workers <= 1 or len(cands) < FORKED_LOOKUP_MIN or "fork" not in get_all_start_methods():
             return _lookup_range((0, len(cands)))
         step = -(-len(cands) // (4 * workers))
-        with mp.get_context("fork").Pool(workers) as pool:
+        with get_context("fork").Pool(workers) as pool:
             parts = pool.map(_lookup_range, [(i, i + step) for i in range(0, len(cands), step)])
         return [r for part in parts for r in part]
     finally:

@@ -34,21 +34,26 @@ def seed_of(case: Case) -> int:
     return zlib.crc32(case.name.encode())
 
 
-def verify_case(case: Case):
-    unit = translate(case)
-    if case.kernels is not None:
-        assert unit.n_kernels == case.kernels, f"{case.name}: expected {case.kernels} kernel(s), got {unit.n_kernels}"
+def case_report(case: Case, unit, backend: str = "interpret"):
+    """The verifier's report of a translated case (scripts/gpu_corpus.py runs it with backend "cuda")."""
     seed = seed_of(case)
     shapes = shape_cases(unit.signature, seed)
     if case.shapes:
         explicit = bindings_from_shapes(unit.signature, case.shapes)
         shapes = [explicit] + [s for s in shapes if s != explicit]
-        if max(len(v) for v in case.shapes.values()) >= 3:
+        if backend == "interpret" and max(len(v) for v in case.shapes.values()) >= 3:
             # 3-D/4-D: the generated "block edges" binding can mean 16k short rows, one program each, which
             # takes the interpreter over a minute (see KNOWN_FAILURES.md); keep the small ones.
             shapes = [s for s in shapes if s is explicit or math.prod(s.values()) <= 8192]
-    report = verify(case.source, unit.module_source, unit.signature, backend="interpret", dtypes=case.dtypes,
-                    shapes=shapes, seed=seed)
+    return verify(case.source, unit.module_source, unit.signature, backend=backend, dtypes=case.dtypes,
+                  shapes=shapes, seed=seed)
+
+
+def verify_case(case: Case):
+    unit = translate(case)
+    if case.kernels is not None:
+        assert unit.n_kernels == case.kernels, f"{case.name}: expected {case.kernels} kernel(s), got {unit.n_kernels}"
+    report = case_report(case, unit)
     assert report.passed, f"{case.name}:\n{report.render()}\n--- module ---\n{unit.module_source}"
     return report
 

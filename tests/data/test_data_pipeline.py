@@ -112,6 +112,7 @@ def test_candidate_list_is_cached_and_checked(tmp_path, monkeypatch):
     assert warm.cached == PAIRS and warm.candidates == PAIRS
     assert (tmp_path / "out" / "train.jsonl").read_text() == (tmp_path / "warm" / "train.jsonl").read_text()
     path.write_text(path.read_text().replace('"torch"', '"numpy"', 1))  # tampered: fails its hash
+    assert pipeline.load_candidates(tmp_path / "cache", path.stem) is None
     monkeypatch.undo()
     again = run(tmp_path, "again")
     assert again.cached == PAIRS
