@@ -28,8 +28,11 @@ from .config import load_config_file, merge, preset
 @click.option("--stop-after", type=int, help="Stop (with a checkpoint) after this step; the schedule is unchanged.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile on CUDA (default: on).")
+@click.option("--tokenizer", "tokenizer_file", type=click.Path(exists=True, dir_okay=False),
+              help="Use this tokenizer.json (e.g. another run's) instead of training one on --data.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_after, device, compile_, quiet):
+def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_after, device, compile_,
+          tokenizer_file, quiet):
     """Train the LLM engine's model on (canonical Python, Triton) pairs.
 
     Prints the exact parameter count, then a progress bar with loss, tokens/s and MFU; validation
@@ -50,6 +53,7 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
     from p2t_core.errors import P2TError
 
     from .distributed import init_from_env, shutdown
+    from .tokenizer import P2TTokenizer
     from .train import train as run_training
 
     try:
@@ -60,7 +64,8 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
         result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
                               device=ctx.device, stop_after=stop_after, use_compile=compile_,
                               progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
-                              rank=ctx.rank, world_size=ctx.world_size)
+                              rank=ctx.rank, world_size=ctx.world_size,
+                              tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)
     except (P2TError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
         shutdown()

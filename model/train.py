@@ -182,12 +182,13 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
           resume: bool = False, max_steps: int | None = None, device: str | None = None,
           eval_fn: EvalFn | None = None, progress: bool = True, log: Callable[[str], None] = print,
           rank: int = 0, world_size: int = 1, stop_after: int | None = None,
-          use_compile: bool | None = None) -> TrainResult:
+          use_compile: bool | None = None, tokenizer: P2TTokenizer | None = None) -> TrainResult:
     """Train (or resume training) into out_dir: checkpoints `step_NNNNNNNN/`, `latest`, `train_log.jsonl`,
     `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate).
     `stop_after` ends the run (with a checkpoint) at that step without changing the schedule, which
     `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it.
     On resume the checkpoint's configs are used; `max_steps` and `use_compile` still override them.
+    `tokenizer`: use this vocabulary instead of training one on the data (runs meant to be compared share one).
     With world_size > 1 the caller has initialised the process group (`distributed.init_from_env`) and
     passes this process's rank and device; only rank 0 calls `log`."""
     if world_size > 1 and not torch.distributed.is_initialized():
@@ -226,7 +227,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     # --- tokenizer and data ---
     if ck is not None:
         tokenizer = ck["tokenizer"]
-    else:  # trained by rank 0 and sent to the others: every rank has the very same vocabulary
+    elif tokenizer is None:  # trained by rank 0 and sent to the others: every rank has the very same vocabulary
         text = None
         if rank == 0:
             text = P2TTokenizer.train_on_jsonl(Path(data_dir) / "train.jsonl",
@@ -269,7 +270,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
-        run = torch.compile(run)
+        run = torch.compile(run, dynamic=True)  # batches come in many padded lengths: one graph for all
     no_sync = ddp.no_sync if ddp is not None else None
 
     # --- the loop ---

@@ -1,6 +1,6 @@
 """The compiler's differential corpus (tests/compiler/corpus.py) verified on one backend, in one call.
 
-    python3 scripts/gpu_corpus.py [--backend cuda] [--jobs 8] [--json OUT/corpus_cuda.json] [--limit N]
+    python3 scripts/gpu_corpus.py [--backend cuda] [--jobs 8] [--json OUT/corpus_cuda.json] [--limit N] [--skip F]
 
 Each unit is translated, then verified against its own Python with the same shapes and dtypes as
 tests/compiler/test_corpus.py, in the verifier's worker processes (`--jobs` at a time: the workers spend most
@@ -43,8 +43,14 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--limit", type=int, default=0, help="only the first N units (a smoke test)")
+    ap.add_argument("--skip", type=Path, help="a file of unit names (one per line) not to run again, e.g. those "
+                    "an earlier, cut-off run already passed")
     args = ap.parse_args()
-    cases = CORPUS[: args.limit] if args.limit else CORPUS
+    skip = set(args.skip.read_text().split()) if args.skip else set()
+    cases = [c for c in CORPUS if c.name not in skip]
+    cases = cases[: args.limit] if args.limit else cases
+    if skip:
+        print(f"skipping {len(CORPUS) - len(cases)} units named in {args.skip}", flush=True)
     t0 = time.perf_counter()
     results = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

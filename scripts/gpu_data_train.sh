@@ -13,6 +13,13 @@
 #   WORK          local scratch (default /tmp/p2t_gpu_work): dataset, cache, run directory
 #   PRESET        model preset (default 50m; `tiny` for a CPU smoke test with P2T_NO_GPU_ENV=1)
 #   CONFIG        optional JSON/TOML overriding the preset (`p2t train --config`), e.g. {"model": {"context": 4096}}
+#   DATA_TAR      a tarball of a data directory built elsewhere (train/valid JSONL + manifest.json, e.g. built on a
+#                 CPU machine and carried, xz: 317 MB of JSONL pack into 5 MB): unpacked instead of building
+#   TOKENIZER     a tokenizer.json to train with (`p2t train --tokenizer`) instead of training one here
+#   CORPUS_SKIP   also run the compiler's differential corpus on CUDA (scripts/gpu_corpus.py --skip CORPUS_SKIP) in
+#                 the background while the tokenizer loads and the model compiles (it uses CPU cores, little GPU)
+#   LATENCY_N     after the export, time LLM translations of this many valid_random units (scripts/llm_latency.py)
+#   COMPILE_WAIT  seconds to wait for the first logged step with torch.compile before restarting without it (180)
 #
 # Verification backend: `interpret`. Each pair is verified on tiny shapes (rows 3..7, last dim 9..17), which the
 # Triton interpreter runs in ~10-25 ms per pair (measured on a 2-core CPU, p2t_core/data/README.md); the cuda
@@ -64,15 +71,26 @@ echo "# PAIRS=$PAIRS STEPS=$STEPS PRESET=$PRESET WORKERS=$WORKERS SEED=$SEED BAC
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 nproc
 
+if [ -n "${CORPUS_SKIP:-}" ]; then
+    (timeout 400 python3 scripts/gpu_corpus.py --backend cuda --jobs 8 --skip "$CORPUS_SKIP" \
+        --json "$OUT/corpus_cuda.json" > "$LOGS/corpus.log" 2>&1; echo "corpus exit code $?" >> "$LOGS/corpus.log") &
+    CORPUS_PID=$!
+fi
+
 t0=$(date +%s.%N)
 build() {  # build N [budget]: the corpus into $DATA (cache $DATA/cache), the GPU hidden from the workers
     CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1 timeout -s INT "$2" \
         python3 -m p2t_core.cli data build --out "$DATA" --pairs "$1" --workers "$WORKERS" --seed "$SEED" \
         --backend "$BACKEND" > >(tee -a "$LOGS/build.log") 2>&1
 }
-build "$PAIRS" "$BUILD_BUDGET"
-rc=$?
-if [ "$rc" -ne 0 ] || [ ! -s "$DATA/train.jsonl" ]; then
+if [ -n "${DATA_TAR:-}" ]; then
+    tar -C "$DATA" -xJf "$DATA_TAR"
+    rc=$?
+else
+    build "$PAIRS" "$BUILD_BUDGET"
+    rc=$?
+fi
+if [ -z "${DATA_TAR:-}" ] && { [ "$rc" -ne 0 ] || [ ! -s "$DATA/train.jsonl" ]; }; then
     cached=$(find "$DATA/cache" -name '*.json' | wc -l)
     echo "build stopped (rc $rc) at its budget with $cached cached pairs: writing the splits from the cache"
     if [ "$cached" -gt 0 ]; then
@@ -88,8 +106,25 @@ fi
 
 t2=$(date +%s.%N)
 if [ -s "$DATA/train.jsonl" ]; then
-    timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli --data "$DATA" --out "$RUN" --preset "$PRESET" \
-        --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"} --quiet > >(tee "$LOGS/train.log") 2>&1
+    train_args=(--data "$DATA" --out "$RUN" --preset "$PRESET" --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
+                ${TOKENIZER:+--tokenizer "$TOKENIZER"} --quiet)
+    timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli "${train_args[@]}" > >(tee "$LOGS/train.log") 2>&1 &
+    TRAIN_PID=$!
+    # torch.compile has failed to give a first step in minutes before (docs/TRAINING_RUN.md): if no step is
+    # logged by COMPILE_WAIT, restart without it for the rest of the budget rather than lose the run.
+    waited=0
+    while kill -0 "$TRAIN_PID" 2>/dev/null && [ ! -s "$RUN/train_log.jsonl" ] && [ "$waited" -lt "${COMPILE_WAIT:-180}" ]; do
+        sleep 5; waited=$((waited + 5))
+    done
+    if kill -0 "$TRAIN_PID" 2>/dev/null && [ ! -s "$RUN/train_log.jsonl" ]; then
+        echo "no step after ${waited} s with torch.compile: restarting without it"
+        pkill -INT -P "$TRAIN_PID"; kill -INT "$TRAIN_PID"; wait "$TRAIN_PID"
+        rm -rf "$RUN"
+        timeout -s INT $((TRAIN_BUDGET - waited)) python3 -m p2t_model.cli "${train_args[@]}" --no-compile \
+            > >(tee -a "$LOGS/train.log") 2>&1
+    else
+        wait "$TRAIN_PID"
+    fi
     echo "train exit code $?"
 fi
 t3=$(date +%s.%N)
@@ -103,6 +138,10 @@ if [ -e "$RUN/latest" ] || compgen -G "$RUN/step_*" >/dev/null; then
     cp "$RUN"/*.json "$LOGS/" 2>/dev/null || true
 else
     echo "no checkpoint to export"
+fi
+if [ -n "${LATENCY_N:-}" ] && [ -f "$OUT/weights/quantized.json" ]; then
+    timeout 120 python3 scripts/llm_latency.py --weights "$OUT/weights" --data "$DATA" --n "$LATENCY_N" \
+        --backend cuda --json "$LOGS/latency.json" > >(tee "$LOGS/latency.log") 2>&1
 fi
 # Verified pass@1 of the exported int8 model on a sample of each held-out split, time-boxed: greedy, one
 # candidate, verified on CUDA (the GPU is free once training is done).
@@ -128,5 +167,9 @@ out = {"build_s": t1 - t0, "train_s": t3 - t2, "export_s": t4 - t3, "pairs_writt
 json.dump(out, open(sys.argv[7], "w"), indent=2)
 print(json.dumps(out))
 EOF
+if [ -n "${CORPUS_PID:-}" ]; then
+    wait "$CORPUS_PID"
+    cp "$LOGS/corpus.log" "$OUT/" 2>/dev/null
+fi
 tar -C "$WORK" -czf "$OUT/logs.tar.gz" logs
 ls -l "$OUT"

@@ -1,0 +1,73 @@
+"""Latency of one LLM translation: greedy, one candidate, with and without the post-processor chain.
+
+    python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
+                                  [--max-new-tokens 3000] [--json OUT]
+
+For each of the first N units of the split: decode (the timed part of "verification excluded"), then the
+chain grammar -> semantics -> compile -> verification against the unit's Python (added for "included").
+The first unit also pays for loading and warming up and is reported apart. Prints the medians and, per
+unit, the tokens decoded and whether the candidate verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from p2t_core.llm.engine import LLMEngine, check_and_verify
+from p2t_core.llm.evaluate import read_split, row_unit
+from p2t_core.llm.prompt import unit_signature
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="valid_random")
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--max-new-tokens", type=int, default=3000)
+    ap.add_argument("--json", dest="json_out")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    engine = LLMEngine(args.weights, args.device)
+    decoder = engine.decoder
+    load_s = time.perf_counter() - t0
+    rows = read_split(args.data, args.split, limit=args.n)
+    per_unit = []
+    for row in rows:
+        unit = row_unit(row)
+        sig = unit_signature(row["source"], unit, "<latency>")
+        t1 = time.perf_counter()
+        text = decoder.decode(row["prompt"], 1, temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)[0]
+        t2 = time.perf_counter()
+        outcome, _, _ = check_and_verify(text, reference_source=row["source"], path="<latency>", unit=unit,
+                                         signature=sig, backend=args.backend, verify_dtypes=("float32",),
+                                         timeout_s=120.0, seed=0, index=0)
+        t3 = time.perf_counter()
+        per_unit.append({"unit": unit, "family": row.get("family"), "tokens": len(decoder.tokenizer.encode(text)),
+                         "decode_s": t2 - t1, "total_s": t3 - t1, "verified": outcome.stage is None,
+                         "stage": outcome.stage})
+        print(f"{unit:40s} {per_unit[-1]['tokens']:5d} tokens  decode {t2 - t1:6.2f} s  with the chain "
+              f"{t3 - t1:6.2f} s  {'verified' if outcome.stage is None else 'stopped at ' + outcome.stage}",
+              flush=True)
+    warm = per_unit[1:] or per_unit
+    summary = {"weights": args.weights, "split": args.split, "backend": args.backend, "load_s": load_s,
+               "first_unit": per_unit[0] if per_unit else None,
+               "median_decode_s": statistics.median(u["decode_s"] for u in warm),
+               "median_total_s": statistics.median(u["total_s"] for u in warm),
+               "median_tokens": statistics.median(u["tokens"] for u in warm),
+               "tokens_per_s": sum(u["tokens"] for u in warm) / sum(u["decode_s"] for u in warm),
+               "verified": sum(u["verified"] for u in per_unit), "units": len(per_unit), "per_unit": per_unit}
+    print(json.dumps({k: v for k, v in summary.items() if k != "per_unit"}, indent=2))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
