@@ -70,6 +70,12 @@ class TrainConfig:
     adam_eps: float = 1e-8
     # No decay on the embedding, norms and biases (decaying gains and embeddings hurts).
     adam_weight_decay: float = 0.0
+    # "muon": Muon for the hidden matrices, AdamW for the rest (the default). "adamw": AdamW for everything,
+    # the baseline of the controlled comparison (docs/BENCHMARKS.md); its hidden matrices get the usual
+    # GPT-style AdamW settings below rather than Muon's.
+    optimizer: str = "muon"
+    adamw_hidden_lr: float = 2e-3
+    adamw_hidden_weight_decay: float = 0.1
     # Linear warmup for 200 steps (Adam's moments settle), then cosine to 10% of peak.
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1

@@ -93,17 +93,25 @@ def split_params(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list
 
 
 def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """[Muon, AdamW] over the model's parameters; asserts each parameter is in exactly one of them."""
-    muon, adamw = split_params(model)
-    ids = [id(p) for _, p in muon] + [id(p) for _, p in adamw]
+    """[Muon, AdamW] over the model's parameters (cfg.optimizer "muon"), or one AdamW with a group for the
+    hidden matrices ("adamw"); asserts each parameter is in exactly one group."""
+    if cfg.optimizer not in ("muon", "adamw"):
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: muon or adamw")
+    hidden, rest = split_params(model)
+    ids = [id(p) for _, p in hidden] + [id(p) for _, p in rest]
     every = {id(p) for p in model.parameters() if p.requires_grad}
     assert len(ids) == len(set(ids)), "a parameter is in both optimizer groups"
     assert set(ids) == every, "a parameter is in no optimizer group"
-    opts = [
-        Muon([p for _, p in muon], lr=cfg.muon_lr, momentum=cfg.muon_momentum, weight_decay=cfg.muon_weight_decay),
-        torch.optim.AdamW([p for _, p in adamw], lr=cfg.adam_lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
-                          weight_decay=cfg.adam_weight_decay, fused=all(p.is_cuda for _, p in adamw) or None),
-    ]
+    adamw_groups = [{"params": [p for _, p in rest], "lr": cfg.adam_lr, "weight_decay": cfg.adam_weight_decay}]
+    opts = []
+    if cfg.optimizer == "muon":
+        opts.append(Muon([p for _, p in hidden], lr=cfg.muon_lr, momentum=cfg.muon_momentum,
+                         weight_decay=cfg.muon_weight_decay))
+    else:
+        adamw_groups.insert(0, {"params": [p for _, p in hidden], "lr": cfg.adamw_hidden_lr,
+                                "weight_decay": cfg.adamw_hidden_weight_decay})
+    opts.append(torch.optim.AdamW(adamw_groups, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
+                                  fused=all(p.is_cuda for p in model.parameters()) or None))
     for opt in opts:
         for group in opt.param_groups:
             group["base_lr"] = group["lr"]  # the schedule multiplies base_lr
