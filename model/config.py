@@ -96,9 +96,6 @@ class TrainConfig:
     compile: bool = True
     # Sequences are padded to a multiple of 64 tokens: fewer distinct shapes for compiled kernels.
     pad_multiple: int = 64
-    # Length-bucketing: sort pairs by length within windows of 50 micro-batches, so padding is small
-    # while the order stays random at the scale of an optimizer step.
-    bucket_window: int = 50
     # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
     # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.
     peak_flops: float = 720e12
@@ -113,7 +110,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     "tiny": (
         dict(vocab_size=512, context=256, d_model=64, n_layer=2, n_head=4, ffn_hidden=192),
         dict(micro_batch=4, grad_accum=2, max_steps=50, warmup_steps=5, eval_interval=25, eval_batches=2,
-             ckpt_interval=25, log_interval=5, muon_lr=0.02, adam_lr=3e-3, pad_multiple=8, bucket_window=4),
+             ckpt_interval=25, log_interval=5, muon_lr=0.02, adam_lr=3e-3, pad_multiple=8),
     ),
 }
 

@@ -2,8 +2,12 @@
 
 A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line
 is `{"prompt", "target", "family", "style", "hash", ...}`. Pairs are tokenized once, pairs longer than
-the context are dropped (and counted), and batches are length-bucketed: shuffle by seed, sort by length
-within windows of `window` batches, cut into batches, shuffle the batches. The batch stream is the
+the context are dropped (and counted), and batches are length-bucketed within an optimizer step: shuffle by
+seed, cut into steps of `group` batches (the micro-batches of one step over all ranks), sort each step's pairs
+by length and cut it into its batches. A step is a random sample of the corpus whatever the accumulation, so
+24 x 4 accumulated and one batch of 96 see the very same pairs at every step (bucketing whole windows instead
+made each true batch one length band, mostly one op family, and trained far worse: docs/BENCHMARKS.md);
+sorting inside the step keeps the padding of micro-batches small. The batch stream is the
 concatenation of these epoch plans, and the loader's position is one integer: the number of batches
 the whole job has consumed (over all ranks), so a checkpoint resumes it exactly. With `rank`/`world_size`
 (torchrun / DDP) the ranks take consecutive batches of the same stream, rank r the r-th of each group
@@ -129,13 +133,13 @@ class BatchLoader:
     """An endless, resumable, shardable stream of length-bucketed batches over one dataset."""
 
     def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
-                 shuffle: bool = True, window: int = 50, pad_multiple: int = 64, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1):
         if len(ds) == 0:
             raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
-        self.seed, self.shuffle, self.window, self.pad_multiple = seed, shuffle, window, pad_multiple
+        self.seed, self.shuffle, self.group, self.pad_multiple = seed, shuffle, group, pad_multiple
         self.rank, self.world_size = rank, world_size
         self.consumed = 0  # batches of the stream taken so far by all ranks together
         self._plan_epoch: int | None = None
@@ -148,13 +152,11 @@ class BatchLoader:
         order = list(range(len(self.ds)))
         if self.shuffle:
             rng.shuffle(order)
-        span = self.batch_size * self.window
+        span = self.batch_size * self.group  # the pairs of one optimizer step
         batches = []
         for s in range(0, len(order), span):
-            chunk = sorted(order[s:s + span], key=lambda i: self.ds.lengths[i])
-            batches += [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
-        if self.shuffle:
-            rng.shuffle(batches)
+            step = sorted(order[s:s + span], key=lambda i: self.ds.lengths[i])
+            batches += [step[j:j + self.batch_size] for j in range(0, len(step), self.batch_size)]
         return batches
 
     def _plan_of(self, epoch: int) -> list[list[int]]:
@@ -211,7 +213,7 @@ def fixed_batches(ds: PairDataset, batch_size: int, pad_id: int, context: int, n
     world_size > 1, this rank's share (every world_size-th) of the n batches a single process would use."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
-    loader = BatchLoader(ds, batch_size, pad_id, context, seed=0, shuffle=True, window=n or 1,
+    loader = BatchLoader(ds, batch_size, pad_id, context, seed=0, shuffle=True, group=n or 1,
                          pad_multiple=pad_multiple)
     plan = loader.epoch_plan(0)[:n][rank::world_size]
     return [collate(ds, index, pad_id, pad_multiple, context) for index in plan]

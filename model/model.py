@@ -52,11 +52,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class KVCache:
     """Keys and values of every layer for up to `max_len` positions: (n_layer, B, nh, max_len, hs) each."""
 
-    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype):
+    def __init__(self, cfg: ModelConfig, batch: int, max_len: int, device, dtype, pad: torch.Tensor | None = None):
         shape = (cfg.n_layer, batch, cfg.n_head, max_len, cfg.head_dim)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
+        self.pad = pad  # (B,) left-padding of each row's prompt: positions before it are never attended to
+
+    def key_mask(self, length: int, last: torch.Tensor | int) -> torch.Tensor:
+        """(B | 1, 1, Q, length) bool: the keys queries at positions `last` (an int, a (1,) or a (Q, 1) tensor)
+        may see: those not after them and, in a left-padded batch, not in their row's padding."""
+        pos = torch.arange(length, device=self.k.device)
+        mask = (pos <= last).view(1, 1, -1, length)  # (1, 1, Q, L)
+        if self.pad is not None:
+            mask = mask & (pos >= self.pad.view(-1, 1, 1, 1))  # (B, 1, Q, L)
+        return mask
 
     def update(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
         """Store k, v (B, nh, T, hs) at positions start..start+T; return all keys/values up to there."""
@@ -78,6 +88,8 @@ class KVCache:
         """The same cache for n copies of each sequence (after a batch-1 prefill)."""
         self.k = self.k.repeat_interleave(n, dim=1)
         self.v = self.v.repeat_interleave(n, dim=1)
+        if self.pad is not None:
+            self.pad = self.pad.repeat_interleave(n)
         return self
 
 
@@ -97,8 +109,13 @@ class Attention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if isinstance(start_pos, torch.Tensor):  # one token at a device-held position: static shapes, no sync
             k_all, v_all = kv_cache.write_at(layer, start_pos, k, v)  # (B, nh, L, hs): the whole cache
-            mask = (torch.arange(kv_cache.max_len, device=x.device) <= start_pos).view(1, -1)  # (1, L): written
+            mask = kv_cache.key_mask(kv_cache.max_len, start_pos)  # (B | 1, 1, 1, L): written, not padding
             y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
+        elif kv_cache is not None and start_pos == 0 and kv_cache.pad is not None:  # a left-padded prefill
+            kv_cache.update(layer, 0, k, v)
+            rows = torch.arange(T, device=x.device).view(-1, 1)  # (T, 1): query positions
+            mask = kv_cache.key_mask(T, rows) | torch.eye(T, dtype=torch.bool, device=x.device)  # (B, 1, T, T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (pad queries see only themselves)
         elif kv_cache is None or start_pos == 0:  # training, or a prefill: plain causal attention
             if kv_cache is not None:
                 kv_cache.update(layer, 0, k, v)
@@ -198,7 +215,9 @@ class MinimalLLM(nn.Module):
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                  stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None,
                  cuda_graph: bool = True) -> list[list[int]]:
-        """Decode `num_samples` continuations of one prompt with a KV cache.
+        """Decode `num_samples` continuations of one prompt with a KV cache; or, where `prompt_ids` is a list of
+        prompts, one continuation of each (left-padded into one batch: RoPE sees only relative positions and
+        the padding is masked, so each row decodes as it would alone, up to rounding).
 
         temperature == 0 is greedy; otherwise sample from softmax(logits / temperature) restricted to
         the smallest set of tokens whose probability reaches top_p. Each returned list holds the new
@@ -207,8 +226,13 @@ class MinimalLLM(nn.Module):
         50M model is launch-bound: ~900 kernels a token otherwise). Sample together, not one by one.
         """
         device = self.rope_cos.device
-        prompt = torch.as_tensor(prompt_ids, dtype=torch.long, device=device).view(1, -1)  # (1, P)
-        P = prompt.shape[1]
+        many = len(prompt_ids) > 0 and isinstance(prompt_ids[0], list | tuple)
+        prompts = list(prompt_ids) if many else [list(prompt_ids)]
+        P = max(len(p) for p in prompts)
+        pad = torch.tensor([P - len(p) for p in prompts], device=device) if many else None  # (B,)
+        prompt = torch.tensor([[0] * (P - len(p)) + list(p) for p in prompts], dtype=torch.long,
+                              device=device)  # (B, P): B = 1 for one prompt
+        num_samples = len(prompts) if many else num_samples
         max_new_tokens = min(max_new_tokens, self.config.context - P)
         if max_new_tokens <= 0:
             return [[] for _ in range(num_samples)]
@@ -216,11 +240,12 @@ class MinimalLLM(nn.Module):
         if device.type == "cuda" and dtype == torch.float32:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amp = dict(device_type=device.type, dtype=dtype, enabled=device.type == "cuda", cache_enabled=False)
-        cache = KVCache(self.config, 1, P + max_new_tokens, device, dtype)
+        cache = KVCache(self.config, len(prompts), P + max_new_tokens, device, dtype, pad=pad)
         with torch.autocast(**amp):
-            logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (1, V)
-        cache.repeat(num_samples)
-        logits = logits.expand(num_samples, -1)  # (N, V)
+            logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (B, V)
+        if not many:
+            cache.repeat(num_samples)
+            logits = logits.expand(num_samples, -1)  # (N, V)
         tok = torch.zeros(num_samples, 1, dtype=torch.long, device=device)  # the step's inputs, at fixed addresses
         pos = torch.full((1,), P, dtype=torch.long, device=device)
 

@@ -27,13 +27,17 @@ declare -A runs=(
     [adamw_24x4]='{"model": {"context": 3072}, "train": {'"$common"', "optimizer": "adamw", "micro_batch": 24, "grad_accum": 4}}'
     [muon_96x1]='{"model": {"context": 3072}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 96, "grad_accum": 1}}'
 )
-for name in "${!runs[@]}"; do
+# The true batch of 96 without torch.compile holds ~108 GB (fp32 logits of 96 x 3072 x 8192 among them): it
+# cannot share an H200 with the others, so SEQUENTIAL=1 runs them one after another (RUNS picks which).
+RUNS=${RUNS:-${!runs[*]}}
+for name in $RUNS; do
     echo "${runs[$name]}" > "$WORK/logs/$name.json"
     timeout -s INT "$BUDGET" python3 -m p2t_model.cli --data "$WORK/data" --out "$WORK/$name" ${PRESET:+--preset "$PRESET"} \
         --config "$WORK/logs/$name.json" ${TOKENIZER:+--tokenizer "$TOKENIZER"} --quiet > "$WORK/logs/$name.log" 2>&1 &
+    if [ -n "${SEQUENTIAL:-}" ]; then wait; fi
 done
 wait
-for name in "${!runs[@]}"; do
+for name in $RUNS; do
     cp "$WORK/$name/train_log.jsonl" "$WORK/logs/$name.jsonl" 2>/dev/null
     tail -3 "$WORK/logs/$name.log"
 done

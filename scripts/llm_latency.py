@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 from p2t_core.llm.engine import LLMEngine, check_and_verify
-from p2t_core.llm.evaluate import read_split, row_unit
-from p2t_core.llm.prompt import unit_signature
+from p2t_core.llm.evaluate import read_split, row_signature, row_unit
 
 
 def main() -> None:
@@ -42,7 +41,7 @@ def main() -> None:
     per_unit = []
     for row in rows:
         unit = row_unit(row)
-        sig = unit_signature(row["source"], unit, "<latency>")
+        sig = row_signature(row, unit)
         t1 = time.perf_counter()
         text = decoder.decode(row["prompt"], 1, temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)[0]
         t2 = time.perf_counter()

@@ -128,6 +128,16 @@ class ModelDecoder:
                                             top_p=top_p, stop_id=end, num_samples=k - 1, generator=gen)
         return [self.tokenizer.decode(o) for o in outs]
 
+    def decode_many(self, prompts: list[str], *, max_new_tokens: int) -> list[str]:
+        """The greedy candidate of each prompt, decoded together in one left-padded batch."""
+        import torch
+
+        ids = [self.tokenizer.encode_prompt(p) for p in prompts]
+        with torch.inference_mode():
+            outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=0.0,
+                                       stop_id=self.tokenizer.end_id)
+        return [self.tokenizer.decode(o) for o in outs]
+
 
 def load_decoder(weights_dir: str | Path | None = None, device: str | None = None) -> ModelDecoder:
     """Either weight format: the int8 shards of `p2t_model.quantize` (quantized.json) or a checkpoint."""

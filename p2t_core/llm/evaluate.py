@@ -8,6 +8,7 @@ import ast
 import hashlib
 import json
 import math
+import random
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -41,14 +42,18 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def read_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict]:
+def read_split(data_dir: str | Path, split: str, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """The split's rows; with `limit`, a random sample of that many (seeded, in file order): the files are
+    grouped (the compositional split by op pair), so their first rows are no sample."""
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.exists():
         from p2t_core.errors import P2TError
 
         raise P2TError(f"{path}: no such split (build one with `p2t data build`)")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows[:limit] if limit else rows
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), limit))]
 
 
 def row_unit(row: dict) -> str:
@@ -58,6 +63,20 @@ def row_unit(row: dict) -> str:
     if not names:
         raise ValueError("prompt defines no function or class")
     return names[-1]
+
+
+def row_signature(row: dict, unit: str):
+    """The unit's signature with the tensor ranks the pair was built and verified with (`row["ranks"]`, in
+    parameter order): without them the frontend assumes its default rank, on which e.g. a softmax over
+    dim=2 of a 3-D input cannot run."""
+    from p2t_core.llm.prompt import unit_signature
+
+    sig = unit_signature(row["source"], unit, "<eval>")
+    ranks = row.get("ranks") or []
+    if len(ranks) == len(sig.tensor_params) and [len(p.dims) for p in sig.tensor_params] != ranks:
+        names = [p.name for p in sig.tensor_params]
+        sig = unit_signature(row["source"], unit, "<eval>", ranks=dict(zip(names, ranks, strict=True)))
+    return sig
 
 
 def _stat(values: list[float]) -> dict:
@@ -70,20 +89,26 @@ def _stat(values: list[float]) -> dict:
 def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: int | None = None,
              temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = 1500, backend: str = "auto",
              verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
-             rescue: bool = True, progress: Callable[[int], None] | None = None) -> dict:
+             rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
-    chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains."""
-    from p2t_core.llm.prompt import unit_signature
-
+    chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
+    With one greedy candidate per row, rows are decoded `decode_batch` at a time (one left-padded batch)."""
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
+    greedy = {}  # row index -> its greedy candidate, decoded in batches
+    if n_samples == 1 and decode_batch > 1 and hasattr(engine.decoder, "decode_many"):
+        by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]["prompt"]))  # little padding per batch
+        for b in range(0, len(by_length), decode_batch):
+            idx = by_length[b:b + decode_batch]
+            texts = engine.decoder.decode_many([rows[i]["prompt"] for i in idx], max_new_tokens=max_new_tokens)
+            greedy.update(zip(idx, texts))
     for i, row in enumerate(rows):
         rec = {"id": row.get("id", row.get("hash", str(i))), "family": row.get("family", "?"),
                "style": row.get("style", "?")}
         try:
             unit = row_unit(row)
-            sig = unit_signature(row["source"], unit, "<eval>")
+            sig = row_signature(row, unit)
         except Exception as e:  # noqa: BLE001 - a row we cannot even set up counts as a failure, with why
             rec.update(unit=None, n=n_samples, c=0, greedy_ok=False, stages=["setup"] * n_samples,
                        message=f"{type(e).__name__}: {e}"[:300], compiler_refused=None, auto_ok=False)
@@ -91,8 +116,11 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
             if progress:
                 progress(1)
             continue
-        texts = engine.decode(row["prompt"], k=n_samples, temperature=temperature, top_p=top_p,
-                              max_new_tokens=max_new_tokens, seed=seed + i)
+        if i in greedy:
+            texts = [greedy[i]]
+        else:
+            texts = engine.decode(row["prompt"], k=n_samples, temperature=temperature, top_p=top_p,
+                                  max_new_tokens=max_new_tokens, seed=seed + i)
         verdicts: dict[str, tuple[str | None, str]] = {}
         stages = []
         for j, text in enumerate(texts):

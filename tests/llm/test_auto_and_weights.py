@@ -136,3 +136,38 @@ def test_eval_cli_on_the_tiny_model(tiny_weights, tmp_path):
     assert sum(res["failures"]["all_candidates"].values()) == 4
     assert res["auto"]["compiler_refused"] == 1 and res["auto"]["rescued_by_llm"] == 0
     assert set(res["by_style"]) == {"torch", "method"}
+
+
+def test_eval_greedy_pass_decodes_units_in_one_batch(tiny_weights, tmp_path):
+    from p2t_core.llm.cli import eval_cmd
+
+    d = tmp_path / "data"
+    d.mkdir()
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n", "source": GOOD_SRC, "target": "",
+             "family": "elementwise", "style": "torch", "hash": f"h{i}"} for i, op in enumerate(["exp", "sin", "abs"])]
+    (d / "valid_random.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval.json"
+    r = CliRunner().invoke(eval_cmd, ["--weights", str(tiny_weights), "--data", str(d), "--k", "1", "--batch", "3",
+                                      "--temperature", "0", "--max-new-tokens", "16", "--backend", "interpret",
+                                      "--no-rescue", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["rows"] == 3 and sum(res["failures"]["greedy"].values()) == 3 - res["pass@1"]["rate"] * 3
+
+
+def test_read_split_limit_is_a_seeded_sample_in_file_order(tmp_path):
+    from p2t_core.llm.evaluate import read_split
+
+    (tmp_path / "valid_random.jsonl").write_text("".join(json.dumps({"i": i}) + "\n" for i in range(50)))
+    a = [r["i"] for r in read_split(tmp_path, "valid_random", 10, seed=1)]
+    assert a == sorted(a) and len(set(a)) == 10 and a != list(range(10))
+    assert a == [r["i"] for r in read_split(tmp_path, "valid_random", 10, seed=1)]
+    assert a != [r["i"] for r in read_split(tmp_path, "valid_random", 10, seed=2)]
+    assert len(read_split(tmp_path, "valid_random", 99)) == 50
+
+
+def test_row_signature_takes_the_ranks_the_pair_was_built_with():
+    from p2t_core.llm.evaluate import row_signature
+
+    row = {"source": "import torch\n\n\ndef f(x, b):\n    return torch.relu(x + b)\n", "ranks": [3, 1]}
+    assert [len(p.dims) for p in row_signature(row, "f").tensor_params] == [3, 1]

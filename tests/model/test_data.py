@@ -36,12 +36,23 @@ def test_collate_shifts_masks_and_pads(data_dir, tok):
 
 def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):
     ds = load_split(data_dir, "train", tok, 10_000)
-    a = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, window=2)
-    assert a.epoch_plan(0) == BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, window=2).epoch_plan(0)
+    a = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, group=2)
+    assert a.epoch_plan(0) == BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, group=2).epoch_plan(0)
     assert a.epoch_plan(0) != a.epoch_plan(1) or a.epoch_plan(0) != a.epoch_plan(2)
     assert sorted(i for b in a.epoch_plan(0) for i in b) == list(range(12))
-    for b in a.epoch_plan(0):  # bucketed: a batch comes from one sorted window
-        assert len(b) == 3
+    plan = a.epoch_plan(0)
+    for first, second in zip(plan[::2], plan[1::2], strict=True):  # bucketed within a step: sorted by length
+        assert len(first) == len(second) == 3
+        assert max(ds.lengths[i] for i in first) <= min(ds.lengths[i] for i in second)
+
+
+def test_accumulated_micro_batches_hold_the_pairs_of_the_true_batch(data_dir, tok):
+    """Micro-batch 3 x 2 accumulated and one batch of 6 take the same pairs at every step, so the
+    accumulation comparison compares accumulation, not data order."""
+    ds = load_split(data_dir, "train", tok, 10_000)
+    micro = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=5, group=2).epoch_plan(0)
+    whole = BatchLoader(ds, 6, tok.pad_id, 10_000, seed=5, group=1).epoch_plan(0)
+    assert [sorted(a + b) for a, b in zip(micro[::2], micro[1::2], strict=True)] == [sorted(b) for b in whole]
 
 
 def test_sharded_loaders_split_the_single_process_stream(data_dir, tok):

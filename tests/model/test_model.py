@@ -97,6 +97,24 @@ def test_generate_samples_stops_and_is_seeded():
     assert cut == [greedy[:greedy.index(stop)]] * 2
 
 
+def test_batch_of_prompts_decodes_each_as_alone():
+    """Left-padded batch decoding: padding is masked and RoPE sees only relative positions, so each prompt
+    gets the tokens (and the first logits) it gets alone."""
+    model = tiny_model(4)
+    with torch.no_grad():  # large weights: a chaotic model whose greedy tokens vary from step to step
+        for p in model.parameters():
+            p.mul_(25.0 if p.ndim == 2 else 1.0)
+    prompts = [[7, 3, 9, 11, 2], [5] * 17, [8, 1, 4, 4, 6, 9, 10, 3, 12, 2, 2]]
+    alone = [model.generate(p, 12)[0] for p in prompts]
+    assert len({tuple(a) for a in alone}) == 3 and all(len(set(a)) > 2 for a in alone)
+    assert model.generate(prompts, 12) == alone
+    cache = KVCache(model.config, 3, 17, "cpu", torch.float32, pad=torch.tensor([12, 0, 6]))
+    padded = torch.tensor([[0] * (17 - len(p)) + p for p in prompts])
+    batched = model(padded, kv_cache=cache, start_pos=0)[:, -1]
+    for row, p in enumerate(prompts):
+        torch.testing.assert_close(batched[row], model(torch.tensor([p]))[0, -1], rtol=1e-4, atol=1e-4)
+
+
 def test_flops_and_mfu():
     cfg = ModelConfig()
     n = 49_820_160

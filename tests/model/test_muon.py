@@ -70,3 +70,18 @@ def test_build_optimizers_asserts_each_parameter_in_exactly_one_group(monkeypatc
     monkeypatch.setattr(muon_mod, "split_params", lambda m: (muon, adamw[1:]))
     with pytest.raises(AssertionError, match="no optimizer group"):
         build_optimizers(model, preset("tiny")[1])
+
+
+def test_adamw_baseline_puts_every_parameter_in_one_adamw():
+    model = MinimalLLM(preset("tiny")[0])
+    cfg = preset("tiny")[1]
+    cfg.optimizer = "adamw"
+    (opt,) = build_optimizers(model, cfg)
+    assert isinstance(opt, torch.optim.AdamW)
+    hidden, rest = opt.param_groups
+    assert hidden["lr"] == cfg.adamw_hidden_lr and hidden["weight_decay"] == cfg.adamw_hidden_weight_decay
+    assert {id(p) for p in hidden["params"]} == {id(p) for _, p in split_params(model)[0]}
+    assert sorted(id(p) for g in opt.param_groups for p in g["params"]) == sorted(id(p) for p in model.parameters())
+    cfg.optimizer = "sgd"
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        build_optimizers(model, cfg)
