@@ -102,7 +102,7 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
         for b in range(0, len(by_length), decode_batch):
             idx = by_length[b:b + decode_batch]
             texts = engine.decoder.decode_many([rows[i]["prompt"] for i in idx], max_new_tokens=max_new_tokens)
-            greedy.update(zip(idx, texts))
+            greedy.update(zip(idx, texts, strict=True))
     for i, row in enumerate(rows):
         rec = {"id": row.get("id", row.get("hash", str(i))), "family": row.get("family", "?"),
                "style": row.get("style", "?")}
