@@ -8,7 +8,8 @@
 #   WORKERS       build worker processes (default 14)      SEED         corpus seed (default 0)
 #   BACKEND       verifier backend for the build (default interpret; see below)
 #   BUILD_BUDGET  seconds for the build (default 240)      TRAIN_BUDGET seconds for training (default 270)
-#   EVAL_LIMIT    held-out units per split to evaluate (default 8; 0: none), EVAL_BUDGET seconds per split (60),
+#   EVAL_LIMIT    held-out units per split to evaluate, checkpoint and int8 (default 8; 0: none), EVAL_BUDGET
+#                 seconds per split (60),
 #   EVAL_BACKEND  verifier backend of the eval (default cuda)
 #   WORK          local scratch (default /tmp/p2t_gpu_work): dataset, cache, run directory
 #   PRESET        model preset (default 50m; `tiny` for a CPU smoke test with P2T_NO_GPU_ENV=1)
@@ -143,13 +144,15 @@ if [ -n "${LATENCY_N:-}" ] && [ -f "$OUT/weights/quantized.json" ]; then
     timeout 120 python3 scripts/llm_latency.py --weights "$OUT/weights" --data "$DATA" --n "$LATENCY_N" \
         --backend cuda --json "$LOGS/latency.json" > >(tee "$LOGS/latency.log") 2>&1
 fi
-# Verified pass@1 of the exported int8 model on a sample of each held-out split, time-boxed: greedy, one
-# candidate, verified on CUDA (the GPU is free once training is done).
-if [ -f "$OUT/weights/quantized.json" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
+# Verified pass@1 of the checkpoint and of its int8 export (--compare-quantized: one table) on a seeded sample of
+# each held-out split, time-boxed: greedy, one candidate, units decoded 64 at a time, verified on CUDA (the GPU is
+# free once training is done).
+if [ -d "$RUN" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
     for split in valid_random valid_compositional; do
-        timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$OUT/weights" --data "$DATA" \
-            --split "$split" --limit "${EVAL_LIMIT:-8}" --k 1 --samples 1 --temperature 0 --backend "${EVAL_BACKEND:-cuda}" \
-            --max-new-tokens 3000 --json "$LOGS/eval_$split.json" > >(tee -a "$LOGS/eval.log") 2>&1
+        timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$RUN" --compare-quantized \
+            --data "$DATA" --split "$split" --limit "${EVAL_LIMIT:-8}" --batch 64 --k 1 --samples 1 --temperature 0 \
+            --backend "${EVAL_BACKEND:-cuda}" --max-new-tokens 3000 --json "$LOGS/eval_$split.json" \
+            > >(tee -a "$LOGS/eval.log") 2>&1
         echo "eval $split exit code $?"
     done
 fi
