@@ -122,8 +122,9 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)  # (B, nh, T, hs)
         else:
             k_all, v_all = kv_cache.update(layer, start_pos, k, v)  # (B, nh, start_pos + T, hs)
-            if T == 1:  # one new token sees every cached position
-                y = F.scaled_dot_product_attention(q, k_all, v_all)
+            if T == 1:  # one new token sees every cached position (but a left-padded row's padding)
+                mask = kv_cache.key_mask(start_pos + 1, start_pos) if kv_cache.pad is not None else None
+                y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
             else:  # a chunk after a prefix: causal with an offset, which is_causal (top-left aligned) is not
                 mask = torch.ones(T, start_pos + T, dtype=torch.bool, device=x.device).tril(diagonal=start_pos)
                 y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
@@ -249,20 +250,20 @@ class MinimalLLM(nn.Module):
         tok = torch.zeros(num_samples, 1, dtype=torch.long, device=device)  # the step's inputs, at fixed addresses
         pos = torch.full((1,), P, dtype=torch.long, device=device)
 
-        def step():
+        def step(at):  # at: the device-held `pos` (static shapes, for the graph) or an int (attend to the prefix)
             with torch.autocast(**amp):
-                return self(tok, kv_cache=cache, start_pos=pos)[:, -1]  # (N, V)
+                return self(tok, kv_cache=cache, start_pos=at)[:, -1]  # (N, V)
 
         graph = None
         if cuda_graph and device.type == "cuda" and max_new_tokens > 1:
             side = torch.cuda.Stream()  # warm up off the default stream, then capture; the garbage this
             side.wait_stream(torch.cuda.current_stream())  # writes at position P is overwritten by step one
             with torch.cuda.stream(side):
-                step()
+                step(pos)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                graph_logits = step()
+                graph_logits = step(pos)
         out = torch.empty(num_samples, max_new_tokens, dtype=torch.long, device=device)
         done = torch.zeros(num_samples, dtype=torch.bool, device=device)
         n = 0
@@ -276,12 +277,12 @@ class MinimalLLM(nn.Module):
             if i == max_new_tokens - 1 or stop_id is not None and i % 8 == 7 and bool(done.all()):
                 break  # (checking every 8 tokens spares a host sync per token)
             tok.copy_(nxt[:, None])
-            pos.fill_(P + i)
             if graph is not None:
+                pos.fill_(P + i)
                 graph.replay()
                 logits = graph_logits
-            else:
-                logits = step()
+            else:  # without a graph, shapes may grow: attend to the P + i + 1 written positions, not the whole cache
+                logits = step(P + i)
         result = []
         for row in out[:, :n].tolist():
             if stop_id is not None and stop_id in row:

@@ -108,11 +108,19 @@ def test_batch_of_prompts_decodes_each_as_alone():
     alone = [model.generate(p, 12)[0] for p in prompts]
     assert len({tuple(a) for a in alone}) == 3 and all(len(set(a)) > 2 for a in alone)
     assert model.generate(prompts, 12) == alone
-    cache = KVCache(model.config, 3, 17, "cpu", torch.float32, pad=torch.tensor([12, 0, 6]))
+    cache = KVCache(model.config, 3, 18, "cpu", torch.float32, pad=torch.tensor([12, 0, 6]))
     padded = torch.tensor([[0] * (17 - len(p)) + p for p in prompts])
     batched = model(padded, kv_cache=cache, start_pos=0)[:, -1]
     for row, p in enumerate(prompts):
         torch.testing.assert_close(batched[row], model(torch.tensor([p]))[0, -1], rtol=1e-4, atol=1e-4)
+    # the next token through both decoding steps: the CUDA-graph one (device-held position, whole cache masked)
+    # and the growing one (int position, the written prefix only)
+    nxt = batched.argmax(-1, keepdim=True)  # (3, 1)
+    twin = KVCache(model.config, 3, 18, "cpu", torch.float32, pad=cache.pad)
+    twin.k, twin.v = cache.k.clone(), cache.v.clone()
+    static = model(nxt, kv_cache=cache, start_pos=torch.tensor([17]))[:, -1]
+    growing = model(nxt, kv_cache=twin, start_pos=17)[:, -1]
+    torch.testing.assert_close(static, growing, rtol=1e-4, atol=1e-4)
 
 
 def test_flops_and_mfu():
