@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from p2t_core.errors import P2TError
+from p2t_core.llm.engine import MAX_NEW_TOKENS
 
 __all__ = ["UnitOutcome", "MixedTranslation", "translate_with_llm", "merge_modules"]
 
@@ -125,7 +126,7 @@ def merge_modules(modules: list[tuple[str, str, str]], path: str) -> str:
 def translate_with_llm(source: str, path: str = "<input>", unit: str | None = None, engine: str = "auto", *,
                        llm=None, weights_dir=None, device: str | None = None,
                        shapes: dict[str, tuple[int, ...]] | None = None, autotune: bool = True,
-                       k: int = 4, temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = 1500,
+                       k: int = 4, temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
                        backend: str = "auto", verify_dtypes: Sequence[str] = ("float32", "float16", "bfloat16"),
                        seed: int | None = None, timeout_s: float = 60.0, progress=None) -> MixedTranslation:
     """Translate the units of a file (or the one named `unit`) with engine "llm", or "auto": the compiler

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from p2t_core.errors import P2TError
+from p2t_core.llm.engine import MAX_NEW_TOKENS
 
 BACKENDS = ("auto", "cuda", "interpret", "aot")
 
@@ -112,7 +113,7 @@ def _print_summary(res: dict, title: str) -> None:
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="Verification backend (auto: cuda on a GPU, else aot = interpret + sm_90 compile).")
 @click.option("--dtypes", default="float32", show_default=True, help="Dtypes to verify each candidate in.")
-@click.option("--max-new-tokens", type=int, default=1500, show_default=True)
+@click.option("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, show_default=True)
 @click.option("--temperature", type=float, default=0.8, show_default=True)
 @click.option("--top-p", type=float, default=0.95, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from p2t_core.llm.engine import STAGES, LLMEngine, check_and_verify
+from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
 
 __all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized"]
 
@@ -87,8 +87,8 @@ def _stat(values: list[float]) -> dict:
 
 
 def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: int | None = None,
-             temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = 1500, backend: str = "auto",
-             verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
+             temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
+             backend: str = "auto", verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
              rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
