@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from p2t_core.llm.engine import LLMEngine, check_and_verify
-from p2t_core.llm.evaluate import read_split, row_signature, row_unit
+from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
         t1 = time.perf_counter()
         text = decoder.decode(row["prompt"], 1, temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)[0]
         t2 = time.perf_counter()
-        outcome, _, _ = check_and_verify(text, reference_source=row["source"], path="<latency>", unit=unit,
+        outcome, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<latency>", unit=unit,
                                          signature=sig, backend=args.backend, verify_dtypes=("float32",),
                                          timeout_s=120.0, seed=0, index=0)
         t3 = time.perf_counter()

@@ -640,10 +640,17 @@ class BuildSummary:
         return t
 
 
+def verification_reference(c: Candidate) -> str:
+    """The Python a pair's target is verified against: its own rendering, or for a NumPy rendering its torch
+    twin (the verifier calls references with torch tensors). Rows keep it, so `p2t eval` checks the same way."""
+    return c.targets["torch"] if c.style == "numpy" else c.source
+
+
 def pair_row(c: Candidate, entry: dict) -> str:
     """The JSONL line of a verified pair."""
     return json.dumps({"id": f"{c.unit.family}-{c.hash[:16]}", "hash": c.hash, "prompt": c.prompt, "source": c.source,
-                       "target": entry["target"], "family": c.unit.family, "style": c.style, "ops": list(c.unit.ops),
+                       "reference": verification_reference(c), "target": entry["target"], "family": c.unit.family,
+                       "style": c.style, "ops": list(c.unit.ops),
                        "ranks": [p.rank for p in c.unit.tensor_params], "dtypes": list(VERIFY_DTYPES),
                        "n_kernels": entry.get("n_kernels", 0)}, sort_keys=True)
 
@@ -751,8 +758,7 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
         kind = target_kind(c.style)
         task = tasks.setdefault((c.unit.key(), kind), {"unit": ex.to_json(c.unit), "target_style": kind,
                                                        "target_source": c.target, "pairs": []})
-        # the verifier calls references with torch tensors: a NumPy rendering is checked through its torch twin
-        reference = c.targets["torch"] if c.style == "numpy" else c.source
+        reference = verification_reference(c)
         task["pairs"].append({"key": c.key, "source": c.source, "prompt": c.prompt, "hash": c.hash,
                               "reference": reference, "meta": c.meta})
     t0 = time.perf_counter()

@@ -71,12 +71,19 @@ def row_signature(row: dict, unit: str):
     dim=2 of a 3-D input cannot run."""
     from p2t_core.llm.prompt import unit_signature
 
-    sig = unit_signature(row["source"], unit, "<eval>")
+    source = row_reference(row)
+    sig = unit_signature(source, unit, "<eval>")
     ranks = row.get("ranks") or []
     if len(ranks) == len(sig.tensor_params) and [len(p.dims) for p in sig.tensor_params] != ranks:
         names = [p.name for p in sig.tensor_params]
-        sig = unit_signature(row["source"], unit, "<eval>", ranks=dict(zip(names, ranks, strict=True)))
+        sig = unit_signature(source, unit, "<eval>", ranks=dict(zip(names, ranks, strict=True)))
     return sig
+
+
+def row_reference(row: dict) -> str:
+    """The Python the pair was verified against when it was built (a NumPy rendering's torch twin; rows built
+    before the `reference` field: the source)."""
+    return row.get("reference") or row["source"]
 
 
 def _stat(values: list[float]) -> dict:
@@ -126,7 +133,7 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
         for j, text in enumerate(texts):
             key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
             if key not in verdicts:
-                o, _, _ = check_and_verify(text, reference_source=row["source"], path="<eval>", unit=unit,
+                o, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<eval>", unit=unit,
                                            signature=sig, backend=backend, verify_dtypes=verify_dtypes,
                                            timeout_s=timeout_s, seed=seed, index=j)
                 verdicts[key] = (o.stage, o.first_message if o.stage else "")

@@ -52,9 +52,12 @@ def test_build_dedup_failures_and_format(tmp_path):
     hashes = [x["hash"] for x in all_rows]
     assert len(set(hashes)) == len(hashes)
     for x in all_rows:
-        assert set(x) == {"id", "hash", "prompt", "source", "target", "family", "style", "ops", "ranks", "dtypes",
-                          "n_kernels"}
+        assert set(x) == {"id", "hash", "prompt", "source", "reference", "target", "family", "style", "ops", "ranks",
+                          "dtypes", "n_kernels"}
         assert canonical_hash(x["prompt"]) == x["hash"]
+        # what the target was verified against: the source, or a NumPy rendering's torch twin
+        assert (x["reference"] == x["source"]) == (x["style"] != "numpy")
+        assert "numpy" not in x["reference"]
         assert "mish" not in x["ops"]
     assert {x["style"] for x in all_rows} == {"torch", "functional", "method", "numpy", "loop", "module"}
     assert call_counts_match(s)
