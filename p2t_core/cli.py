@@ -74,7 +74,10 @@ def main():
 @click.option("--skip-unsupported", is_flag=True, help="Translate what is supported; report the rest.")
 @click.option("--seed", type=int, help="Seed of the verification inputs (default: fresh).")
 @click.option("--no-autotune", is_flag=True, help="Fixed launch configurations (faster first call).")
-def translate(file, unit, output, engine, no_verify, backend, shapes, dtypes, skip_unsupported, seed, no_autotune):
+@click.option("--candidates", "k", type=click.IntRange(1), default=4, show_default=True,
+              help="LLM engine: candidates decoded per unit (the greedy one, then samples decoded together).")
+def translate(file, unit, output, engine, no_verify, backend, shapes, dtypes, skip_unsupported, seed, no_autotune,
+              k):
     """Translate the units of FILE into one Triton module.
 
     \b
@@ -93,7 +96,7 @@ def translate(file, unit, output, engine, no_verify, backend, shapes, dtypes, sk
 
         run_translate(source, file, unit=unit, engine=engine, output=output, no_verify=no_verify, backend=backend,
                       shapes=shape_map, dtypes=tuple(dtypes.split(",")), skip_unsupported=skip_unsupported,
-                      seed=seed, autotune=not no_autotune)
+                      seed=seed, autotune=not no_autotune, k=k)
         return
     start = time.perf_counter()
     result = compile_units(source, file, unit=unit, shapes=shape_map, autotune=not no_autotune)
