@@ -171,3 +171,16 @@ def test_row_signature_takes_the_ranks_the_pair_was_built_with():
 
     row = {"source": "import torch\n\n\ndef f(x, b):\n    return torch.relu(x + b)\n", "ranks": [3, 1]}
     assert [len(p.dims) for p in row_signature(row, "f").tensor_params] == [3, 1]
+
+
+def test_the_prompt_names_the_unit_by_a_stand_in_and_the_candidate_gets_its_name_back(good_module):
+    """The model knows unit names from a small vocabulary: the prompt calls `g` op_act, and the candidate
+    (which answers with op_act and its kernel `_op_act_0_kernel`) is renamed back before it is checked."""
+    from p2t_core.llm.engine import _rename
+
+    answer = _rename(good_module, "g", "op_act")
+    assert "def op_act(" in answer and "_op_act_0_kernel" in answer
+    stub = StubDecoder([answer])
+    res = LLMEngine(decoder=stub).translate_unit(REFUSED_SRC, "g.py", "g", k=1, **FAST)
+    assert "def op_act(x)" in stub.calls[0]["prompt"] and "def g(" not in stub.calls[0]["prompt"]
+    assert "def g(" in res.module_source and "_g_0_kernel" in res.module_source and "op_act" not in res.module_source
