@@ -151,22 +151,25 @@ if [ -d "$RUN" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
     for split in valid_random valid_compositional; do
         timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$RUN" --compare-quantized \
             --data "$DATA" --split "$split" --limit "${EVAL_LIMIT:-8}" --batch 64 --k 1 --samples 1 --temperature 0 \
-            --backend "${EVAL_BACKEND:-cuda}" --max-new-tokens 3000 --json "$LOGS/eval_$split.json" \
+            --backend "${EVAL_BACKEND:-cuda}" --json "$LOGS/eval_$split.json" \
             > >(tee -a "$LOGS/eval.log") 2>&1
         echo "eval $split exit code $?"
     done
 fi
 t4=$(date +%s.%N)
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" <<'EOF'
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" "${DATA_TAR:-}" <<'EOF'
 import json, sys
 t0, t1, t2, t3, t4 = map(float, sys.argv[1:6])
+carried = bool(sys.argv[8])  # the data came as a tarball: t1 - t0 is unpacking, not a build
 try:
     man = json.load(open(f"{sys.argv[6]}/manifest.json"))
 except OSError:
     man = {}
 written = man.get("written", 0)
-out = {"build_s": t1 - t0, "train_s": t3 - t2, "export_s": t4 - t3, "pairs_written": written,
-       "pairs_per_s": written / max(t1 - t0, 1e-9), "failures": man.get("failures")}
+out = {"unpack_s" if carried else "build_s": t1 - t0, "train_s": t3 - t2, "export_and_eval_s": t4 - t3,
+       "pairs_written": written, "failures": man.get("failures")}
+if not carried:
+    out["pairs_per_s"] = written / max(t1 - t0, 1e-9)
 json.dump(out, open(sys.argv[7], "w"), indent=2)
 print(json.dumps(out))
 EOF

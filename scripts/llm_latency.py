@@ -1,12 +1,12 @@
 """Latency of one LLM translation: greedy, one candidate, with and without the post-processor chain.
 
     python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
-                                  [--max-new-tokens 3000] [--json OUT]
+                                  [--max-new-tokens 3072] [--json OUT]
 
-For each of the first N units of the split: decode (the timed part of "verification excluded"), then the
-chain grammar -> semantics -> compile -> verification against the unit's Python (added for "included").
-The first unit also pays for loading and warming up and is reported apart. Prints the medians and, per
-unit, the tokens decoded and whether the candidate verified.
+For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
+pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->
+semantics -> compile -> verification is "included". The first unit also pays for warming up and is reported
+apart. Prints the medians and, per unit, the tokens decoded and whether the candidate verified.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from p2t_core.llm.engine import LLMEngine, check_and_verify
+from p2t_core.llm.engine import MAX_NEW_TOKENS, LLMEngine, LLMTranslationError
 from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--max-new-tokens", type=int, default=3000)
+    ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 
@@ -43,18 +43,20 @@ def main() -> None:
         unit = row_unit(row)
         sig = row_signature(row, unit)
         t1 = time.perf_counter()
-        text = decoder.decode(row["prompt"], 1, temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)[0]
-        t2 = time.perf_counter()
-        outcome, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<latency>", unit=unit,
-                                         signature=sig, backend=args.backend, verify_dtypes=("float32",),
-                                         timeout_s=120.0, seed=0, index=0)
-        t3 = time.perf_counter()
-        per_unit.append({"unit": unit, "family": row.get("family"), "tokens": len(decoder.tokenizer.encode(text)),
-                         "decode_s": t2 - t1, "total_s": t3 - t1, "verified": outcome.stage is None,
-                         "stage": outcome.stage})
-        print(f"{unit:40s} {per_unit[-1]['tokens']:5d} tokens  decode {t2 - t1:6.2f} s  with the chain "
-              f"{t3 - t1:6.2f} s  {'verified' if outcome.stage is None else 'stopped at ' + outcome.stage}",
-              flush=True)
+        try:
+            outcome = engine.translate_unit(
+                row["source"], "<latency>", unit, k=1, max_new_tokens=args.max_new_tokens, backend=args.backend,
+                verify_dtypes=("float32",), signature=sig, reference_source=row_reference(row),
+                prompt=row["prompt"], timeout_s=120.0, seed=0).outcomes[-1]
+        except LLMTranslationError as e:
+            outcome = e.outcomes[-1]
+        total = time.perf_counter() - t1
+        decode_s = total - sum(outcome.seconds.values())  # the rest is the chain: check, then verify
+        tokens = len(decoder.tokenizer.encode(outcome.text))
+        per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens,
+                         "decode_s": decode_s, "total_s": total, "verified": outcome.ok, "stage": outcome.stage})
+        print(f"{unit:40s} {tokens:5d} tokens  decode {decode_s:6.2f} s  with the chain "
+              f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}", flush=True)
     warm = per_unit[1:] or per_unit
     summary = {"weights": args.weights, "split": args.split, "backend": args.backend, "load_s": load_s,
                "first_unit": per_unit[0] if per_unit else None,

@@ -152,7 +152,28 @@ def test_eval_greedy_pass_decodes_units_in_one_batch(tiny_weights, tmp_path):
                                       "--no-rescue", "--json", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
-    assert res["rows"] == 3 and sum(res["failures"]["greedy"].values()) == 3 - res["pass@1"]["rate"] * 3
+    # the tiny model cannot write a module in 16 tokens: every greedy candidate fails, each at one stage
+    assert res["rows"] == 3 and res["pass@1"]["rate"] == 0 and sum(res["failures"]["greedy"].values()) == 3
+
+
+def test_eval_decodes_greedy_candidates_in_batches_sorted_by_prompt_length(good_module):
+    from p2t_core.llm.evaluate import evaluate
+
+    class BatchStub(StubDecoder):
+        def decode(self, *a, **kw):
+            raise AssertionError("one greedy candidate per unit is decoded in batches, not one by one")
+
+        def decode_many(self, prompts, *, max_new_tokens):
+            self.calls.append({"prompts": prompts})
+            return [good_module if "trunc" in p else "def g(x):\n    return x\n" for p in prompts]
+
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n", "source": GOOD_SRC,
+             "family": "elementwise", "style": "torch"} for op in ("trunc", "sin", "absolute")]
+    stub = BatchStub([])
+    res = evaluate(LLMEngine(decoder=stub), rows, k=1, decode_batch=2, rescue=False, **FAST)
+    assert [len(c["prompts"]) for c in stub.calls] == [2, 1]
+    assert [len(p) for c in stub.calls for p in c["prompts"]] == sorted(len(r["prompt"]) for r in rows)
+    assert [r["greedy_ok"] for r in res["per_row"]] == [True, False, False]  # results stay in the rows' order
 
 
 def test_read_split_limit_is_a_seeded_sample_in_file_order(tmp_path):
