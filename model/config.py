@@ -39,6 +39,10 @@ class ModelConfig:
     dropout: float = 0.0
     # Output head tied to the token embedding (same storage): saves vocab x d_model = 4.2M params.
     tie_embeddings: bool = True
+    # The text form of a pair the model reads and writes (p2t_core.llm.pairform): 2 = canonical unit name, tensor
+    # ranks in the prompt, targets without the library helpers (38% fewer tokens at the median). It is a
+    # property of the weights, so it lives here and travels with every checkpoint.
+    pair_format: int = 2
 
     def __post_init__(self):
         if self.d_model % self.n_head:
@@ -159,7 +163,7 @@ def to_dict(cfg) -> dict:
 
 
 def model_config_from_dict(d: dict) -> ModelConfig:
-    return _build(ModelConfig, d)
+    return _build(ModelConfig, {"pair_format": 1, **d})  # configs saved before the field were trained on format 1
 
 
 def train_config_from_dict(d: dict) -> TrainConfig:

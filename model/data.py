@@ -1,7 +1,8 @@
 """Loading the (Python, Triton) pairs and batching them.
 
 A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line
-is `{"prompt", "target", "family", "style", "hash", ...}`. Pairs are tokenized once, pairs longer than
+is `{"prompt", "target", "ranks", "family", "style", "hash", ...}`. Each pair is turned into the text the model
+reads and writes (`p2t_core.llm.pairform`, the config's pair format) and tokenized once; pairs longer than
 the context are dropped (and counted), and batches are length-bucketed within an optimizer step: shuffle by
 seed, cut into steps of `group` batches (the micro-batches of one step over all ranks), sort each step's pairs
 by length and cut it into its batches. A step is a random sample of the corpus whatever the accumulation, so
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
 
 from .model import IGNORE_INDEX
 from .tokenizer import P2TTokenizer
@@ -53,7 +56,7 @@ class PairDataset:
     where each pair's target begins. `dropped` counts the pairs that do not fit the context."""
 
     def __init__(self, rows: list[dict], tokenizer: P2TTokenizer, context: int, name: str = "",
-                 chunk: int = 4096):
+                 chunk: int = 4096, pair_format: int = PAIR_FORMAT):
         self.name = name
         dtype = torch.int16 if tokenizer.vocab_size <= 32767 else torch.int32
         parts: list[torch.Tensor] = []
@@ -63,7 +66,8 @@ class PairDataset:
         self.dropped = 0
         for c in range(0, len(rows), chunk):  # bounded peak memory for large splits
             block = rows[c:c + chunk]
-            encoded = tokenizer.encode_pairs([r["prompt"] for r in block], [r["target"] for r in block])
+            texts = [pair_texts(r, pair_format) for r in block]
+            encoded = tokenizer.encode_pairs([p for p, _ in texts], [t for _, t in texts])
             for row, (ids, mask) in zip(block, encoded, strict=True):
                 if len(ids) - 1 > context:  # the model reads ids[:-1] and predicts ids[1:]
                     self.dropped += 1
@@ -92,14 +96,15 @@ class PairDataset:
         return sum(self.lengths)
 
 
-def load_split(data_dir: str | Path, split: str, tokenizer: P2TTokenizer, context: int) -> PairDataset | None:
+def load_split(data_dir: str | Path, split: str, tokenizer: P2TTokenizer, context: int,
+               pair_format: int = PAIR_FORMAT) -> PairDataset | None:
     """The split's dataset, or None when its file is absent (held-out splits are optional)."""
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.exists():
         if split == "train":
             raise FileNotFoundError(f"no {path}: the data directory needs train.jsonl (see `p2t data build`)")
         return None
-    return PairDataset(read_jsonl(path), tokenizer, context, name=split)
+    return PairDataset(read_jsonl(path), tokenizer, context, name=split, pair_format=pair_format)
 
 
 @dataclass

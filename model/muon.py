@@ -62,21 +62,29 @@ class Muon(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
+            by_shape: dict[tuple[int, ...], list[nn.Parameter]] = {}
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(g, dtype=torch.float32)
-                buf = state["momentum_buffer"]
-                buf.mul_(mom).add_(g)  # M <- mu M + G
-                update = g.float().add(buf, alpha=mom) if group["nesterov"] else buf  # Nesterov: G + mu M
-                ortho = newton_schulz(update, steps=group["ns_steps"])
-                scale = max(1.0, p.size(0) / p.size(1)) ** 0.5  # tall matrices: keep per-element RMS comparable
+                if p.grad is not None:
+                    by_shape.setdefault(tuple(p.shape), []).append(p)
+            # Matrices of one shape are orthogonalized as one stacked batch: the same arithmetic per matrix, in
+            # a few large launches instead of ~20 small ones per matrix (72 matrices at the 50m preset).
+            for shape, params in by_shape.items():
+                grads = [p.grad for p in params]
+                bufs = []
+                for p, g in zip(params, grads, strict=True):
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = torch.zeros_like(g, dtype=torch.float32)
+                    bufs.append(state["momentum_buffer"])
+                torch._foreach_mul_(bufs, mom)
+                torch._foreach_add_(bufs, [g.float() for g in grads])  # M <- mu M + G
+                updates = torch._foreach_add([g.float() for g in grads], bufs, alpha=mom) if group["nesterov"] \
+                    else bufs  # Nesterov: G + mu M
+                ortho = newton_schulz(torch.stack(updates), steps=group["ns_steps"]).unbind(0)
+                scale = max(1.0, shape[0] / shape[1]) ** 0.5  # tall matrices: keep per-element RMS comparable
                 if wd:
-                    p.mul_(1 - lr * wd)
-                p.add_(ortho.to(p.dtype), alpha=-lr * scale)
+                    torch._foreach_mul_(params, 1 - lr * wd)
+                torch._foreach_add_(params, [o.to(params[0].dtype) for o in ortho], alpha=-lr * scale)
         return loss
 
 

@@ -48,16 +48,17 @@ class P2TTokenizer:
         return cls(tok)
 
     @classmethod
-    def train_on_jsonl(cls, path: str | Path, vocab_size: int = 8192) -> P2TTokenizer:
-        """Train on the prompts and targets of a JSONL split (train.jsonl)."""
+    def train_on_jsonl(cls, path: str | Path, vocab_size: int = 8192, pair_format: int | None = None
+                       ) -> P2TTokenizer:
+        """Train on the prompts and targets of a JSONL split (train.jsonl), in the text form the model sees
+        (`p2t_core.llm.pairform`; default: the current pair format)."""
+        from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
 
         def texts():
             with open(path) as f:
                 for line in f:
                     if line.strip():
-                        row = json.loads(line)
-                        yield row["prompt"]
-                        yield row["target"]
+                        yield from pair_texts(json.loads(line), pair_format or PAIR_FORMAT)
 
         return cls.train(texts(), vocab_size=vocab_size)
 

@@ -93,11 +93,12 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None,
                          scaler: torch.amp.GradScaler | None = None, *, total_targets: int | None = None,
-                         grad_scale: float = 1.0, no_sync: Callable | None = None) -> float:
+                         grad_scale: float = 1.0, no_sync: Callable | None = None) -> torch.Tensor:
     """Backward over micro-batches, each normalized by `total_targets` (default: the target tokens of
     these micro-batches); returns this process's share of the mean loss (the mean loss in one process).
     Under DDP: total_targets is the count over all ranks, grad_scale the world size (DDP averages over
-    ranks) and no_sync the DDP module's, entered for all micro-batches but the last."""
+    ranks) and no_sync the DDP module's, entered for all micro-batches but the last. The loss stays a 0-dim
+    tensor on the device (reading it is a host sync)."""
     total = max(1, sum(b.n_targets for b in batches) if total_targets is None else total_targets)
     loss_sum = torch.zeros((), device=device)
     for i, b in enumerate(batches):
@@ -109,7 +110,7 @@ def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtyp
             scaled = loss * grad_scale if grad_scale != 1.0 else loss
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         loss_sum += loss.detach()
-    return float(loss_sum)
+    return loss_sum
 
 
 @torch.no_grad()
@@ -231,11 +232,12 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
         text = None
         if rank == 0:
             text = P2TTokenizer.train_on_jsonl(Path(data_dir) / "train.jsonl",
-                                               vocab_size=cfg.tokenizer_vocab or model_cfg.vocab_size).to_str()
+                                               vocab_size=cfg.tokenizer_vocab or model_cfg.vocab_size,
+                                               pair_format=model_cfg.pair_format).to_str()
         tokenizer = P2TTokenizer.from_str(broadcast_str(text))
     if tokenizer.vocab_size > model_cfg.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens, the model only {model_cfg.vocab_size}")
-    datasets = {s: load_split(data_dir, s, tokenizer, model_cfg.context) for s in SPLITS}
+    datasets = {s: load_split(data_dir, s, tokenizer, model_cfg.context, model_cfg.pair_format) for s in SPLITS}
     dropped = {s: ds.dropped for s, ds in datasets.items() if ds is not None}
     for s, ds in datasets.items():
         if ds is not None:
@@ -293,25 +295,44 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
 
         bar = tqdm(total=cfg.max_steps, initial=step, unit="step", dynamic_ncols=True)
     last_ckpt = None
+    # The step's loss and gradient norm stay on the device until the next log point, where the steps in between
+    # are read back in one transfer: no host sync inside a step, so the CPU queues the next micro-batches while
+    # the GPU computes. Throughput is measured over the same interval (wall time between two read-backs).
+    pending: list[tuple[dict, torch.Tensor, torch.Tensor]] = []
+    interval_start, interval_tokens = time.perf_counter(), 0
+
+    def read_back() -> dict:
+        nonlocal interval_start, interval_tokens
+        values = torch.stack([torch.stack([loss.float(), gnorm.float()]) for _, loss, gnorm in pending]).tolist()
+        now = time.perf_counter()
+        tok_s = interval_tokens / (now - interval_start)  # over all ranks
+        for (entry, _, _), (loss, gnorm) in zip(pending, values, strict=True):
+            mfu = flops_per_token(model_cfg, n_params, entry.pop("seq")) * tok_s / (cfg.peak_flops * world_size)
+            entry.update(loss=loss, grad_norm=gnorm, tokens_per_s=tok_s, mfu=mfu)  # mfu per GPU
+            history.append(entry)
+        last = pending[-1][0]
+        pending.clear()
+        interval_start, interval_tokens = now, 0
+        return last
+
     try:
         while step < cfg.max_steps:
-            t0 = time.perf_counter()
             mult = lr_multiplier(step, cfg)
             for opt in optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["base_lr"] * mult
             batches = [loader.next_batch() for _ in range(accum)]
-            counts = all_reduce_sum(torch.tensor([sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)],
-                                                 dtype=torch.int64, device=dev)).tolist()
+            counts = [sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)]
+            if world_size > 1:
+                counts = all_reduce_sum(torch.tensor(counts, dtype=torch.int64, device=dev)).tolist()
             loss = accumulate_gradients(run, batches, dev, dtype, scaler, total_targets=counts[0],
                                         grad_scale=float(world_size), no_sync=no_sync)
             if world_size > 1:
-                # float32, as one process sums its micro-batches' losses
-                loss = float(all_reduce_sum(torch.tensor([loss], dtype=torch.float32, device=dev)))
+                loss = all_reduce_sum(loss.float())  # float32, as one process sums its micro-batches' losses
             if scaler is not None:
                 for opt in optimizers:
                     scaler.unscale_(opt)
-            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             for opt in optimizers:
                 if scaler is not None:
                     scaler.step(opt)
@@ -322,22 +343,26 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             step += 1
-            dt = time.perf_counter() - t0
-            seq = sum(b.x.shape[1] for b in batches) / len(batches)
-            tok_s = counts[1] / dt  # over all ranks
-            mfu = flops_per_token(model_cfg, n_params, seq) * tok_s / (cfg.peak_flops * world_size)  # per GPU
-            entry = {"step": step, "loss": loss, "lr_mult": mult, "grad_norm": gnorm, "tokens_per_s": tok_s,
-                     "mfu": mfu, "epoch": loader.epoch, "time": time.time()}
+            interval_tokens += counts[1]
+            entry = {"step": step, "lr_mult": mult, "epoch": loader.epoch, "time": time.time(),
+                     "seq": sum(b.x.shape[1] for b in batches) / len(batches)}
             if world_size > 1:
                 entry["world_size"] = world_size
-            if step % cfg.log_interval == 0 or step == cfg.max_steps or step == 1:
-                record(entry)
-            else:
-                history.append(entry)
+            pending.append((entry, loss, gnorm))
+            evaluating = step % cfg.eval_interval == 0 or step == cfg.max_steps
+            stopping = stop_after is not None and step >= stop_after
+            checkpointing = step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping
+            if step % cfg.log_interval == 0 or step == 1 or evaluating or checkpointing:
+                entry = read_back()
+                if log_file is not None:
+                    log_file.write(json.dumps(entry) + "\n")
+                    log_file.flush()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{mult:.3f}",
+                                    tok_s=f"{entry['tokens_per_s']:,.0f}", mfu=f"{entry['mfu']:.1%}")
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{mult:.3f}", tok_s=f"{tok_s:,.0f}", mfu=f"{mfu:.1%}")
-            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+            if evaluating:
                 ev = {"step": step}
                 if val_batches:  # each rank its share of the fixed batches, summed over ranks
                     sums = [x for vb in val_batches.values() for x in evaluate_sums(model, vb, dev, dtype)]
@@ -354,8 +379,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 (bar.write if bar is not None else log)(f"eval {msg}")
                 if rank == 0:
                     plot_losses(history, out_dir / "loss.png")
-            stopping = stop_after is not None and step >= stop_after
-            if step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping:
+            if checkpointing:
                 if world_size > 1 and not replicas_identical(model):
                     log(f"warning: step {step}: the ranks' parameters differ (nondeterministic kernels?); "
                         "the checkpoint holds rank 0's")
@@ -372,6 +396,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 barrier()  # rank 0's eval_fn is done
             if stopping:
                 break
+            if not pending:  # read back this step: evaluation and checkpoint time are not training throughput
+                interval_start = time.perf_counter()
     finally:
         if bar is not None:
             bar.close()

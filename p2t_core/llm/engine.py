@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from p2t_core.errors import P2TError
+from p2t_core.llm import pairform
 from p2t_core.llm.prompt import unit_prompt, unit_signature
 from p2t_core.postprocess import check_candidate
 from p2t_core.signature import Signature
@@ -113,6 +114,7 @@ class ModelDecoder:
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
+        self.pair_format = model.config.pair_format
 
     def decode(self, prompt: str, k: int, *, temperature: float, top_p: float, max_new_tokens: int,
                seed: int | None = None) -> list[str]:
@@ -212,27 +214,8 @@ def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, 
     return out, None, report
 
 
-# The shipped model was trained on unit names from a small vocabulary (op_act, LayerStats, ...) and often fails to
-# copy a name it has never seen into its launcher. The prompt therefore calls the unit by one of those names, and
-# every candidate gets the user's name back before it is checked.
-STAND_IN_NAMES = {"def": "op_act", "class": "OpAct"}
-
-
-def _rename(text: str, old: str, new: str) -> str:
-    """`old` as a whole identifier, and inside kernel names (`_old_0_kernel`), becomes `new`."""
-    return re.sub(rf"\b{re.escape(old)}\b", new, text).replace(f"_{old}_", f"_{new}_")
-
-
-def stand_in_name(prompt: str, unit: str) -> str | None:
-    """The name the prompt should give the unit, or None where it keeps its own (already a stand-in, or the
-    stand-in is taken by another identifier of the prompt)."""
-    kind = "class" if re.search(rf"^class {re.escape(unit)}\b", prompt, re.M) else "def"
-    name = STAND_IN_NAMES[kind]
-    return None if name == unit or re.search(rf"\b{name}\b", prompt) else name
-
-
-# New tokens a candidate may take: the context the model was trained at (3,072) minus the prompt. A median
-# target is ~1,500 tokens and the longest ~3,300 (docs/BENCHMARKS.md); `generate` clamps to the context.
+# New tokens a candidate may take: at most the context the model was trained at (`generate` clamps to it). A
+# pair-format-2 target is ~600 tokens at the median and ~2,500 at the longest (docs/BENCHMARKS.md).
 MAX_NEW_TOKENS = 3072
 
 
@@ -252,29 +235,46 @@ class LLMEngine:
             self._decoder = load_decoder(self.weights_dir, self.device)
         return self._decoder
 
-    def decode(self, prompt: str, *, k: int = 4, temperature: float = 0.8, top_p: float = 0.95,
-               max_new_tokens: int = MAX_NEW_TOKENS, seed: int | None = None) -> list[str]:
-        return list(self.decoder.decode(prompt, k, temperature=temperature, top_p=top_p,
-                                        max_new_tokens=max_new_tokens, seed=seed))
+    @property
+    def pair_format(self) -> int:
+        """The text form the weights were trained on (`p2t_core.llm.pairform`); a stub decoder speaks the current."""
+        return getattr(self.decoder, "pair_format", pairform.PAIR_FORMAT)
+
+    def candidates(self, prompt: str, unit: str, ranks: list[int], *, k: int = 4, temperature: float = 0.8,
+                   top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS, seed: int | None = None) -> list[str]:
+        """k candidate modules for the unit whose canonical Python is `prompt` (greedy first): the model's
+        prompt is made from it and the tensor ranks, and each output is restored to a module for `unit`."""
+        fmt = self.pair_format
+        name = pairform.canonical_name(prompt, unit, fmt)
+        texts = self.decoder.decode(pairform.model_prompt(prompt, unit, ranks, fmt), k, temperature=temperature,
+                                    top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+        return [pairform.restore(t, unit, name, fmt) for t in texts]
+
+    def greedy_many(self, units: list[tuple[str, str, list[int]]], *, max_new_tokens: int = MAX_NEW_TOKENS
+                    ) -> list[str]:
+        """The greedy candidate of each (prompt, unit, ranks), decoded in one batch where the decoder can."""
+        fmt = self.pair_format
+        prompts = [pairform.model_prompt(p, u, r, fmt) for p, u, r in units]
+        if hasattr(self.decoder, "decode_many"):
+            texts = self.decoder.decode_many(prompts, max_new_tokens=max_new_tokens)
+        else:
+            texts = [self.decoder.decode(p, 1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)[0]
+                     for p in prompts]
+        return [pairform.restore(t, u, pairform.canonical_name(p, u, fmt), fmt)
+                for t, (p, u, _) in zip(texts, units, strict=True)]
 
     def translate_unit(self, source: str, path: str, unit: str, *, k: int = 4, temperature: float = 0.8,
                        top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS, backend: str = "auto",
                        verify_dtypes: Sequence[str] = ("float32", "float16", "bfloat16"),
                        signature: Signature | None = None, reference_source: str | None = None,
                        timeout_s: float = 60.0, seed: int | None = None, prompt: str | None = None) -> LLMResult:
-        """Translate one unit; raises LLMTranslationError (per-candidate stages) when none verifies."""
+        """Translate one unit; raises LLMTranslationError (per-candidate stages) when none verifies. `prompt`:
+        the unit's canonical Python where the caller has it (default: `unit_prompt(source, unit)`)."""
         t0 = time.perf_counter()
-        stand_in = None
-        if prompt is None:
-            prompt = unit_prompt(source, unit)
-            stand_in = stand_in_name(prompt, unit)
-            if stand_in:
-                prompt = _rename(prompt, unit, stand_in)
+        prompt = prompt if prompt is not None else unit_prompt(source, unit)
         signature = signature or unit_signature(source, unit, path)
-        texts = self.decode(prompt, k=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            seed=seed)
-        if stand_in:
-            texts = [_rename(t, stand_in, unit) for t in texts]
+        texts = self.candidates(prompt, unit, [len(p.dims) for p in signature.tensor_params], k=k,
+                                temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         t_decode = time.perf_counter() - t0
         outcomes: list[CandidateOutcome] = []
         for i, text in enumerate(texts):

@@ -103,22 +103,33 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
+    setup: dict[int, tuple] = {}  # row index -> (unit, signature), or (None, why) where the row cannot be set up
+    for i, row in enumerate(rows):
+        try:
+            unit = row_unit(row)
+            setup[i] = (unit, row_signature(row, unit))
+        except Exception as e:  # noqa: BLE001 - a row we cannot even set up counts as a failure, with why
+            setup[i] = (None, f"{type(e).__name__}: {e}"[:300])
+
+    def ranks(i: int) -> list[int]:
+        return [len(p.dims) for p in setup[i][1].tensor_params]
+
     greedy = {}  # row index -> its greedy candidate, decoded in batches
-    if n_samples == 1 and decode_batch > 1 and hasattr(engine.decoder, "decode_many"):
-        by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]["prompt"]))  # little padding per batch
+    if n_samples == 1 and decode_batch > 1:
+        ready = [i for i in range(len(rows)) if setup[i][0] is not None]
+        by_length = sorted(ready, key=lambda i: len(rows[i]["prompt"]))  # little padding per batch
         for b in range(0, len(by_length), decode_batch):
             idx = by_length[b:b + decode_batch]
-            texts = engine.decoder.decode_many([rows[i]["prompt"] for i in idx], max_new_tokens=max_new_tokens)
+            texts = engine.greedy_many([(rows[i]["prompt"], setup[i][0], ranks(i)) for i in idx],
+                                       max_new_tokens=max_new_tokens)
             greedy.update(zip(idx, texts, strict=True))
     for i, row in enumerate(rows):
         rec = {"id": row.get("id", row.get("hash", str(i))), "family": row.get("family", "?"),
                "style": row.get("style", "?")}
-        try:
-            unit = row_unit(row)
-            sig = row_signature(row, unit)
-        except Exception as e:  # noqa: BLE001 - a row we cannot even set up counts as a failure, with why
+        unit, sig = setup[i]
+        if unit is None:
             rec.update(unit=None, n=n_samples, c=0, greedy_ok=False, stages=["setup"] * n_samples,
-                       message=f"{type(e).__name__}: {e}"[:300], compiler_refused=None, auto_ok=False)
+                       message=sig, compiler_refused=None, auto_ok=False)
             per_row.append(rec)
             if progress:
                 progress(1)
@@ -126,8 +137,8 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
         if i in greedy:
             texts = [greedy[i]]
         else:
-            texts = engine.decode(row["prompt"], k=n_samples, temperature=temperature, top_p=top_p,
-                                  max_new_tokens=max_new_tokens, seed=seed + i)
+            texts = engine.candidates(row["prompt"], unit, ranks(i), k=n_samples, temperature=temperature,
+                                      top_p=top_p, max_new_tokens=max_new_tokens, seed=seed + i)
         verdicts: dict[str, tuple[str | None, str]] = {}
         stages = []
         for j, text in enumerate(texts):

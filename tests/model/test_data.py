@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from p2t_model.data import BatchLoader, collate, fixed_batches, load_split
+from p2t_model.data import BatchLoader, PairDataset, collate, fixed_batches, load_split, read_jsonl
 from p2t_model.model import IGNORE_INDEX
+
+from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
 
 
 def test_pairs_longer_than_context_are_dropped_and_counted(data_dir, tok, pairs):
@@ -15,7 +17,7 @@ def test_pairs_longer_than_context_are_dropped_and_counted(data_dir, tok, pairs)
     assert short.dropped == sum(n > cut for n in full.lengths) and len(short) + short.dropped == 12
     assert max(short.lengths) <= cut
     for i in range(len(full)):
-        assert full.pair(i) == tok.encode_pair(pairs[i]["prompt"], pairs[i]["target"])
+        assert full.pair(i) == tok.encode_pair(*pair_texts(pairs[i], PAIR_FORMAT))
     assert load_split(data_dir, "missing", tok, 100) is None
     with pytest.raises(FileNotFoundError, match="train.jsonl"):
         load_split(data_dir / "nowhere", "train", tok, 100)
@@ -114,3 +116,20 @@ def test_fixed_batches_are_fixed(data_dir, tok):
     ds = load_split(data_dir, "valid_random", tok, 10_000)
     one, two = fixed_batches(ds, 2, tok.pad_id, 10_000, 2), fixed_batches(ds, 2, tok.pad_id, 10_000, 2)
     assert len(one) == 2 and all(a.x.equal(b.x) for a, b in zip(one, two, strict=True))
+
+
+def test_pairs_are_tokenized_in_the_configured_pair_format(data_dir, tok):
+    rows = read_jsonl(data_dir / "train.jsonl")[:3]
+    new = PairDataset(rows, tok, 10_000, pair_format=2)
+    old = PairDataset(rows, tok, 10_000, pair_format=1)
+    assert tok.decode(new.ids(0)[:new.target_start[0]].tolist()).startswith("# ranks: -")
+    assert tok.decode(old.ids(0)[:old.target_start[0]].tolist()).startswith("def op_act(")
+
+
+def test_configs_saved_before_the_pair_format_field_read_as_format_1():
+    from p2t_model.config import ModelConfig, model_config_from_dict, to_dict
+
+    saved = to_dict(ModelConfig())
+    assert model_config_from_dict(saved).pair_format == 2
+    del saved["pair_format"]
+    assert model_config_from_dict(saved).pair_format == 1
