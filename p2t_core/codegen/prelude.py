@@ -157,6 +157,7 @@ def _p2t_mm_config(m, n, k, element_size, on_gpu):
         return max(16, triton.next_power_of_2(m)), 128, 64, 4, 4
     return 128, 128, 64, 8, 4
 ''',
+    # The compiler emits _p2t_split_config now; _p2t_split stays for launchers written against it.
     "_p2t_split": '''
 def _p2t_split(n_outer, n_r, n_inner, block_i):
     """How many programs share each row: 1 unless a few long rows would leave most of the GPU idle."""
@@ -165,6 +166,24 @@ def _p2t_split(n_outer, n_r, n_inner, block_i):
         return 1
     return max(1, min(triton.cdiv(n_r, 16384), 1024 // programs))
 ''',
+    "_p2t_split_config": '''
+def _p2t_split_config(n_outer, n_r, n_inner, element_size):
+    """Launch configuration of a split reduction: (n_split, chunk, BLOCK_R, BLOCK_I, num_warps); n_split 1: none.
+
+    Splits R when the rows alone give fewer than 4 programs per SM (132 on an H100): n_split programs per row,
+    each reducing `chunk` elements of R. Tiles of 2048 elements over 8 warps: 8 per thread, at most two 16-byte
+    loads per input, which ptxas issues together (with 16 bf16 per thread it spaced them out behind the loop's
+    arithmetic: several memory round trips per step). Column reductions keep 512-byte runs of each row per
+    program (whole DRAM bursts, not the 64-byte runs of a narrow tile) and get their programs from the split."""
+    block_i = 1 if n_inner == 1 else min(triton.next_power_of_2(n_inner), 512 // max(element_size, 1))
+    block_r = max(2048 // block_i, 1)
+    programs = n_outer * triton.cdiv(n_inner, block_i)
+    n_split = min(triton.cdiv(8 * 132, programs), n_r // (4 * block_r), 16384 // block_i)
+    if programs >= 4 * 132 or n_split < 2:
+        return 1, n_r, block_r, block_i, 8
+    chunk = triton.cdiv(triton.cdiv(n_r, n_split), block_r) * block_r
+    return triton.cdiv(n_r, chunk), chunk, block_r, block_i, 8
+''',
     "_P2T_TUNING": '''
 _P2T_TUNING = {}
 ''',
@@ -172,8 +191,8 @@ _P2T_TUNING = {}
 def _p2t_mm_configs(m, n, k, batch, dtype, element_size, tune):
     """Launch configurations (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) to run for this matmul.
 
-    With tune (a GPU, autotuning on): every candidate, timed by _p2t_toc, until each has been timed; from
-    then on the fastest alone. Otherwise the shape heuristic of _p2t_mm_config."""
+    With tune (a GPU, autotuning on): every candidate, timed by _p2t_toc, until each has enough timed launches
+    (over the first few calls); from then on the fastest alone. Otherwise the shape heuristic of _p2t_mm_config."""
     key = (m, n, k, batch, dtype)
     if not tune:
         return [_p2t_mm_config(m, n, k, element_size, False)], key
@@ -181,34 +200,42 @@ def _p2t_mm_configs(m, n, k, batch, dtype, element_size, tune):
         return [_P2T_TUNING[key]["best"]], key
     if element_size > 2:
         candidates = [(128, 128, 32, 8, 3), (64, 128, 32, 4, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 4)]
-    else:
-        candidates = [(128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 64, 4, 4),
-                      (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 128, 32, 4, 4)]
+    elif n <= 64:  # tall-skinny: one column tile; bound by streaming A, so long K steps and many row tiles
+        candidates = [(128, 64, 64, 4, 4), (128, 64, 128, 4, 3), (64, 64, 128, 4, 4), (256, 64, 64, 8, 3),
+                      (64, 64, 64, 4, 4), (128, 32, 128, 4, 4)]
+    else:  # H100 (228 KB of shared memory): the large tiles take 3-4 stages
+        candidates = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (128, 128, 64, 8, 4),
+                      (128, 128, 128, 8, 3), (128, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
+                      (64, 64, 64, 4, 4)]
     kept = [c for c in candidates if c[0] <= max(16, 2 * m) and c[1] <= max(16, 2 * n)]
     return kept or [_p2t_mm_config(m, n, k, element_size, True)], key
 ''',
     "_p2t_tic": '''
 def _p2t_tic(key, timed):
-    """Start timing one launch of an autotuning round (None when nothing is being tuned)."""
+    """Start timing one launch of an autotuning round (None when nothing is being tuned).
+
+    A sleep kernel ahead of the start event keeps the GPU busy while the host launches the kernel, so the
+    events time the kernel alone, not the ~10-50 us of host launch overhead (as large as a small matmul)."""
     if not timed:
         return None
+    torch.cuda._sleep(200000)
     start = torch.cuda.Event(enable_timing=True)
     start.record()
     return start
 ''',
     "_p2t_toc": '''
 def _p2t_toc(key, config, start, n_configs):
-    """Record a timed launch; once every configuration of the round has a time, keep the fastest."""
+    """Record a timed launch; once every configuration of the round has 6 times (3 calls of the unit), keep
+    the one with the lowest median."""
     if start is None:
         return
     end = torch.cuda.Event(enable_timing=True)
     end.record()
     end.synchronize()
     times = _P2T_TUNING.setdefault(key, {"times": {}})["times"]
-    elapsed = start.elapsed_time(end)
-    times[config] = min(times.get(config, elapsed), elapsed)
-    if len(times) == n_configs:
-        _P2T_TUNING[key]["best"] = min(times, key=times.get)
+    times.setdefault(config, []).append(start.elapsed_time(end))
+    if len(times) == n_configs and all(len(t) >= 6 for t in times.values()):
+        _P2T_TUNING[key]["best"] = min(times, key=lambda c: sorted(times[c])[len(times[c]) // 2])
 ''',
     "_p2t_dim": '''
 def _p2t_dim(t, d):

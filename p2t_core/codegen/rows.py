@@ -469,43 +469,43 @@ class RowLowering:
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
         strides = [f"*st{k}" for k in range(len(views) + len(outs))]
-        body.append(f"block_r, block_i, single, warps = _p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R})")
-        body.append("grid = (n_outer, triton.cdiv(n_inner, block_i))")
+        row_config = f"block_r, block_i, single, warps = _p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R})"
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
                 "n_inner", *strides]
-        opts = "WIDE=n_outer * n_r * n_inner >= 2**31, BLOCK_I=block_i,"
+        wide = "WIDE=n_outer * n_r * n_inner >= 2**31"
         if self.splittable:
             split_call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars),
                           *(f"part{k}" for k in range(len(self.parts))), "n_outer", "n_r", "n_inner",
                           *strides[: len(views)], "chunk"]
-            body.append("n_split = _p2t_split(n_outer, n_r, n_inner, block_i)")
+            body.append("n_split, chunk, block_s, block_c, warps_s = "
+                        "_p2t_split_config(n_outer, n_r, n_inner, t0.element_size())")
             body.append("if n_split > 1:")
-            body.append("    block_s = 4096 // block_i")
-            body.append("    chunk = triton.cdiv(triton.cdiv(n_r, n_split), block_s) * block_s")
-            body.append("    n_split = triton.cdiv(n_r, chunk)")
             for k in range(len(self.parts)):
                 body.append(f"    part{k} = torch.empty((n_split, n_outer, n_inner), dtype=torch.float32, "
                             f"device={device})")
-            body.append(f"    {self.split_name}[(n_outer, triton.cdiv(n_inner, block_i), n_split)](")
+            body.append(f"    {self.split_name}[(n_outer, triton.cdiv(n_inner, block_c), n_split)](")
             body.append(f"        {', '.join(split_call)},")
-            body.append(f"        {opts} BLOCK_R=block_s, num_warps=8,")
+            body.append(f"        {wide}, BLOCK_I=block_c, BLOCK_R=block_s, num_warps=warps_s,")
             body.append("    )")
-            body.append(f"    {self.ctx.kernel_name}[grid](")
+            body.append(f"    {self.ctx.kernel_name}[(n_outer, triton.cdiv(n_inner, block_c))](")
             body.append(f"        {', '.join([*call, *(f'part{k}' for k in range(len(self.parts))), 'n_split'])},")
-            body.append(f"        COMBINE=True, SINGLE=False, {opts} BLOCK_R=triton.next_power_of_2(n_split),")
-            body.append("        num_warps=4,")
+            body.append(f"        COMBINE=True, SINGLE=False, {wide}, BLOCK_I=block_c,")
+            body.append("        BLOCK_R=triton.next_power_of_2(n_split), num_warps=4,")
             body.append("    )")
             body.append("else:")
+            body.append(f"    {row_config}")
             dummies = [args[0]] * len(self.parts)
-            body.append(f"    {self.ctx.kernel_name}[grid](")
+            body.append(f"    {self.ctx.kernel_name}[(n_outer, triton.cdiv(n_inner, block_i))](")
             body.append(f"        {', '.join([*call, *dummies, '1'])},")
-            body.append(f"        COMBINE=False, SINGLE=single, {opts} BLOCK_R=block_r, num_warps=warps,")
+            body.append(f"        COMBINE=False, SINGLE=single, {wide}, BLOCK_I=block_i, BLOCK_R=block_r,")
+            body.append("        num_warps=warps,")
             body.append("    )")
-            env.prelude.add("_p2t_split")
+            env.prelude.add("_p2t_split_config")
         else:
-            body.append(f"{self.ctx.kernel_name}[grid](")
+            body.append(row_config)
+            body.append(f"{self.ctx.kernel_name}[(n_outer, triton.cdiv(n_inner, block_i))](")
             body.append(f"    {', '.join(call)},")
-            body.append(f"    SINGLE=single, {opts} BLOCK_R=block_r, num_warps=warps,")
+            body.append(f"    SINGLE=single, {wide}, BLOCK_I=block_i, BLOCK_R=block_r, num_warps=warps,")
             body.append(")")
         lines += ["    " + b for b in body]
         env.prelude.update({"_p2t_rows", "_p2t_row_sizes", "_p2t_row_config"})

@@ -204,6 +204,7 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps
     "_p2t_mm_config": SHAPE,                          # block_m, block_n, block_k, num_warps, num_stages
     "_p2t_split": SCALAR,                             # programs per row of a split reduction
+    "_p2t_split_config": SHAPE,                       # n_split, chunk, block_r, block_i, num_warps
     "_p2t_mm_configs": (SHAPE, SHAPE),                # tile configurations to run, the tuning key
     "_p2t_dim": SCALAR,
     "_p2t_tic": OTHER,                                # a CUDA event, or None

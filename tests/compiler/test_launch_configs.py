@@ -1,0 +1,187 @@
+"""Launch heuristics of issue 3 (kernel speed): split reductions (`_p2t_split_config`) and the matmul autotuner's
+selection (`_p2t_tic` / `_p2t_toc`).
+
+Split reductions run under the Triton interpreter in one subprocess (TRITON_INTERPRET=1 must be set before the
+process first imports triton): natural sizes past the split threshold, odd sizes, and forced configurations
+(the module's `_p2t_split_config` replaced, as scripts/gpu_kernel_sweep.py does on the GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+import triton
+
+from p2t_core.codegen.prelude import PRELUDE
+from p2t_core.engine import compile_units
+from p2t_core.translate import bindings_from_shapes
+from p2t_core.verify import aot_compile_module
+
+SUM_ALL = "import torch\n\ndef f(x):\n    return x.sum()\n"
+COL_SUM = "import torch\n\ndef f(x):\n    return x.sum(dim=0)\n"
+COL_MAX = "import torch\n\ndef f(x):\n    return x.amax(dim=0)\n"
+SMOOTH_L1 = "import torch.nn.functional as F\n\ndef f(x, y):\n    return F.smooth_l1_loss(x, y, beta=0.5)\n"
+MEAN_ROWS = "import torch\n\ndef f(x):\n    return x.mean(dim=-1)\n"
+
+# (id, source, shapes, dtype, forced (n_split, block_r, block_i, num_warps) or None, expect a split launch)
+CASES = [
+    ("sum_all_40001_fp32", SUM_ALL, {"x": (40001,)}, "float32", None, True),
+    ("sum_all_16385_bf16", SUM_ALL, {"x": (16385,)}, "bfloat16", None, True),
+    ("smooth_l1_70001_bf16", SMOOTH_L1, {"x": (70001,), "y": (70001,)}, "bfloat16", None, True),
+    ("col_sum_1000x300_fp32", COL_SUM, {"x": (1000, 300)}, "float32", None, True),
+    ("col_sum_777x129_fp16", COL_SUM, {"x": (777, 129)}, "float16", None, True),
+    ("col_max_999x37_fp32_nan", COL_MAX, {"x": (999, 37)}, "float32", None, True),
+    ("mean_rows_3x30000_fp32", MEAN_ROWS, {"x": (3, 30000)}, "float32", None, True),
+    ("col_sum_5x7_fp32_small", COL_SUM, {"x": (5, 7)}, "float32", None, False),
+    ("col_sum_37x45_forced", COL_SUM, {"x": (37, 45)}, "float32", (3, 8, 16, 4), True),
+    ("col_sum_37x45_forced_one_col", COL_SUM, {"x": (37, 45)}, "bfloat16", (5, 4, 1, 2), True),
+    ("sum_all_1001_forced", SUM_ALL, {"x": (1001,)}, "float32", (7, 64, 1, 4), True),
+    ("smooth_l1_999_forced", SMOOTH_L1, {"x": (999,), "y": (999,)}, "float16", (4, 128, 1, 8), True),
+]
+
+WORKER = r'''
+import importlib.util, json, sys, tempfile, os
+import torch, triton
+from p2t_core.engine import compile_units
+
+cases = json.loads(sys.argv[1])
+out = {}
+tmp = tempfile.mkdtemp()
+for name, source, shapes, dtype, forced, _ in cases:
+    unit = compile_units(source, "u.py", unit="f", shapes={k: tuple(v) for k, v in shapes.items()}).units[0]
+    path = os.path.join(tmp, name + ".py")
+    with open(path, "w") as f:
+        f.write(unit.module_source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    chosen = []
+    heuristic = mod._p2t_split_config
+
+    def config(n_outer, n_r, n_inner, element_size, forced=forced, heuristic=heuristic, chosen=chosen):
+        if forced is None:
+            result = heuristic(n_outer, n_r, n_inner, element_size)
+        else:
+            n_split, block_r, block_i, warps = forced
+            chunk = triton.cdiv(triton.cdiv(n_r, n_split), block_r) * block_r  # a whole number of tiles
+            result = (triton.cdiv(n_r, chunk), chunk, block_r, block_i, warps)
+        chosen.append(result)
+        return result
+
+    mod._p2t_split_config = config
+    torch.manual_seed(0)
+    args = [torch.randn(s, dtype=getattr(torch, dtype)) for s in shapes.values()]
+    if name.endswith("_nan"):
+        args[0][500, 3] = float("nan")
+    ref_mod = {}
+    exec(source, ref_mod)
+    ref = ref_mod["f"](*[a.double() for a in args])
+    got = mod.f(*args)
+    both = torch.isnan(ref).eq(torch.isnan(got.double())).all().item()
+    finite = ~torch.isnan(ref)
+    err = ((got.double() - ref)[finite].norm() / ref[finite].norm().clamp_min(1e-30)).item()
+    out[name] = {"err": err, "nan_match": both, "dtype": str(got.dtype), "shape": list(got.shape),
+                 "ref_shape": list(ref.shape), "n_split": chosen[0][0] if chosen else None}
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(CASES)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_split_reduction_matches_eager(interpreted, case):
+    name, _, _, dtype, _, expect_split = case
+    r = interpreted[name]
+    assert r["shape"] == r["ref_shape"]
+    assert r["dtype"] == f"torch.{dtype}"
+    assert r["nan_match"]
+    assert r["err"] < (1e-5 if dtype == "float32" else 1e-2), r
+    assert (r["n_split"] or 1) > 1 if expect_split else (r["n_split"] or 1) == 1, r
+
+
+def _helper(name, **fakes):
+    namespace = {"triton": triton, **fakes}
+    exec(PRELUDE[name], namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize("element_size", [1, 2, 4, 8])
+@pytest.mark.parametrize("n_outer,n_r,n_inner", [(1, 2**26, 1), (1, 8192, 8192), (64, 2**20, 1), (8192, 8192, 1),
+                                                 (1, 40001, 1), (3, 30000, 1), (1, 999, 37), (7, 100003, 3),
+                                                 (1, 10**6, 65537), (1, 1, 1), (2, 0, 5)])
+def test_split_config_tiles_cover_r_exactly(n_outer, n_r, n_inner, element_size):
+    split_config = _helper("_p2t_split_config")
+    n_split, chunk, block_r, block_i, warps = split_config(n_outer, n_r, n_inner, element_size)
+    assert warps in (4, 8, 16) and block_i >= 1 and block_r >= 1
+    assert block_r * block_i <= 4096  # registers: a few elements per thread
+    if n_split > 1:
+        assert chunk % block_r == 0  # chunks are whole tiles: no tile reads into the next chunk
+        assert (n_split - 1) * chunk < n_r <= n_split * chunk  # every chunk holds rows, together all of R
+        assert triton.next_power_of_2(n_split) * block_i <= 16384  # the combine stage's tile
+
+
+def test_split_config_widens_columns_and_keeps_fp32_whole_tensor_split():
+    split_config = _helper("_p2t_split_config")
+    assert split_config(1, 2**26, 1, 4)[0] == 1024  # 1024 programs, as before this change
+    n_split, _, block_r, block_i, _ = split_config(1, 8192, 8192, 4)  # the bench's col_sum
+    assert block_i == 128 and n_split * 64 >= 4 * 132
+    assert split_config(8192, 8192, 1, 4)[0] == 1  # enough rows: no split
+
+
+class _FakeEvent:
+    clock = []
+
+    def __init__(self, enable_timing):
+        self.t = None
+
+    def record(self):
+        self.t = self.clock.pop(0)
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        return end.t - self.t
+
+
+def test_autotune_keeps_the_lowest_median_after_six_timed_launches():
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(Event=_FakeEvent, _sleep=lambda cycles: None))
+    tuning = {}
+    tic = _helper("_p2t_tic", torch=fake_torch, _P2T_TUNING=tuning)
+    toc = _helper("_p2t_toc", torch=fake_torch, _P2T_TUNING=tuning)
+    # config a: one lucky fast launch, otherwise slow; config b: steady
+    times = {"a": [1.0, 9.0, 9.0, 9.0, 9.0, 9.0], "b": [5.0, 5.0, 5.0, 5.0, 5.0, 5.0]}
+    for rep in range(6):
+        for config in ("a", "b"):
+            _FakeEvent.clock[:] = [0.0, times[config][rep]]
+            toc("key", config, tic("key", True), 2)
+            assert ("best" in tuning["key"]) == (rep == 5 and config == "b")
+    assert tuning["key"]["best"] == "b"
+    assert tic("key", False) is None
+
+
+AOT_CASES = [("col_sum_1000x300", COL_SUM, {"x": (1000, 300)}, ("float32", "bfloat16")),
+             ("smooth_l1_70001", SMOOTH_L1, {"x": (70001,), "y": (70001,)}, ("bfloat16",))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", AOT_CASES, ids=[c[0] for c in AOT_CASES])
+def test_split_kernels_compile_for_sm90(case):
+    _, source, shapes, dtypes = case
+    unit = compile_units(source, "u.py", unit="f", shapes=shapes).units[0]
+    kernels = aot_compile_module(unit.module_source, unit.signature, dtypes=dtypes,
+                                 shapes=[bindings_from_shapes(unit.signature, shapes)])
+    assert {k.name for k in kernels} == {"_f_0_kernel", "_f_0_split_kernel"}
+    assert all(k.ok for k in kernels), [(k.name, k.error) for k in kernels if not k.ok]
