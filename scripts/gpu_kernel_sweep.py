@@ -81,7 +81,15 @@ def row_config(block_r, block_i, single, warps, rows_inner=False):
 
         overrides["_p2t_row_sizes"] = ("wrap", sizes)
         overrides["_p2t_rows"] = ("wrap", rows)
+        # the split heuristic assumes contiguous inner positions (columns); here R is the contiguous dim
+        overrides.update(split_config(1, block_r, block_i, warps))
     return overrides
+
+
+def rows_inner_split(n_split, block_r, block_i, warps):
+    """Rows as inner positions, R split over n_split programs per group of rows."""
+    return {**row_config(block_r, block_i, False, warps, rows_inner=True), **split_config(n_split, block_r, block_i,
+                                                                                          warps)}
 
 
 def mm_config(*config):
@@ -131,7 +139,8 @@ def units(tiny: bool) -> list[dict]:
              variants={k: split_config(*SPLIT_VARIANTS[k]) for k in ("old_4096x8w", "4096x16w", "1024x4w")}),
         dict(name="matvec_8192_fp16", source=MATVEC, unit="matvec", dtype="float16", kind="memory",
              shapes={"a": (8192, 8192), "v": (8192,)}, tiny={"a": (37, 100), "v": (100,)},
-             variants={k: row_config(*v) for k, v in MATVEC_VARIANTS.items()}),
+             variants={**{k: row_config(*v) for k, v in MATVEC_VARIANTS.items()},
+                       "rows_inner_split4_256x16": rows_inner_split(4, 256, 16, 8)}),
         dict(name="tall_skinny_65536x1024x64_fp16", source=MATMUL, unit="matmul", dtype="float16", kind="memory",
              shapes={"a": (65536, 1024), "b": (1024, 64)}, tiny={"a": (40, 24), "b": (24, 8)},
              variants=mm(MM_SKINNY)),
