@@ -120,10 +120,12 @@ def _print_summary(res: dict, title: str) -> None:
 @click.option("--device", help="torch device for decoding (default: cuda if available).")
 @click.option("--batch", "decode_batch", type=int, default=16, show_default=True,
               help="Units decoded together (greedy, one candidate per unit).")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Units verified at a time (each verification is its own worker process).")
 @click.option("--no-rescue", is_flag=True, help="Skip measuring what --engine auto gains (no compiler runs).")
 @click.option("--compare-quantized", is_flag=True, help="Also evaluate the int8 quantization of --weights.")
 def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dtypes, max_new_tokens, temperature,
-             top_p, seed, device, decode_batch, no_rescue, compare_quantized):
+             top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized):
     """Verified pass@1 (greedy) and pass@k of the LLM engine on a data split.
 
     \b
@@ -144,7 +146,7 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dty
         raise P2TError(f"{data_dir}/{split}.jsonl is empty")
     kw = dict(k=k, samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
               backend=backend, verify_dtypes=tuple(dtypes.split(",")), seed=seed, rescue=not no_rescue,
-              decode_batch=decode_batch)
+              decode_batch=decode_batch, jobs=jobs)
     engine = LLMEngine(weights, device)
     engine.decoder  # load now: a missing model is an error before any progress bar  # noqa: B018
     with click.progressbar(length=len(rows), label=f"p2t eval {split}", file=sys.stderr) as bar:

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
@@ -96,10 +97,12 @@ def _stat(values: list[float]) -> dict:
 def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: int | None = None,
              temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
              backend: str = "auto", verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
-             rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16) -> dict:
+             rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16,
+             jobs: int = 1) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
-    With one greedy candidate per row, rows are decoded `decode_batch` at a time (one left-padded batch)."""
+    With one greedy candidate per row, rows are decoded `decode_batch` at a time (one left-padded batch). All rows
+    are decoded first; then `jobs` rows are checked and verified at a time (each verification is a process)."""
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
@@ -123,25 +126,19 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
             texts = engine.greedy_many([(rows[i]["prompt"], setup[i][0], ranks(i)) for i in idx],
                                        max_new_tokens=max_new_tokens)
             greedy.update(zip(idx, texts, strict=True))
-    for i, row in enumerate(rows):
+    def judge(i: int) -> dict:
+        """Row i's record: every candidate through the chain (verification runs in its own worker process)."""
+        row = rows[i]
         rec = {"id": row.get("id", row.get("hash", str(i))), "family": row.get("family", "?"),
                "style": row.get("style", "?")}
         unit, sig = setup[i]
         if unit is None:
             rec.update(unit=None, n=n_samples, c=0, greedy_ok=False, stages=["setup"] * n_samples,
                        message=sig, compiler_refused=None, auto_ok=False)
-            per_row.append(rec)
-            if progress:
-                progress(1)
-            continue
-        if i in greedy:
-            texts = [greedy[i]]
-        else:
-            texts = engine.candidates(row["prompt"], unit, ranks(i), k=n_samples, temperature=temperature,
-                                      top_p=top_p, max_new_tokens=max_new_tokens, seed=seed + i)
+            return rec
         verdicts: dict[str, tuple[str | None, str]] = {}
         stages = []
-        for j, text in enumerate(texts):
+        for j, text in enumerate(candidates[i]):
             key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
             if key not in verdicts:
                 o, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<eval>", unit=unit,
@@ -162,9 +159,17 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
                 rec["compiler_refused"] = not comp.units
             except Exception:  # noqa: BLE001 - any refusal (parse errors included)
                 rec["compiler_refused"] = True
-        per_row.append(rec)
-        if progress:
-            progress(1)
+        return rec
+
+    candidates = {i: [greedy[i]] if i in greedy else
+                  engine.candidates(rows[i]["prompt"], setup[i][0], ranks(i), k=n_samples, temperature=temperature,
+                                    top_p=top_p, max_new_tokens=max_new_tokens, seed=seed + i)
+                  for i in range(len(rows)) if setup[i][0] is not None}
+    with ThreadPoolExecutor(max(1, jobs)) as pool:  # rows in order, `jobs` verifier workers at a time
+        for rec in pool.map(judge, range(len(rows))):
+            per_row.append(rec)
+            if progress:
+                progress(1)
     return summarize(per_row, k, time.perf_counter() - t0)
 
 

@@ -72,14 +72,22 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
 
 
 def _drop_helpers(module: str) -> str:
-    lines = module.splitlines(keepends=True)
-    drop = set()
-    for node in ast.parse(module).body:
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("_p2t_"):
-            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
-            drop.update(range(first - 1, node.end_lineno))
-    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
-    return re.sub(r"\n{4,}", "\n\n\n", kept)
+    """The module without its top-level `_p2t_*` functions (decorators included). Line-based, not `ast`: the
+    training set is read through this (46k modules). A top-level block ends at the next line that starts in
+    column 0 with anything but a closing parenthesis (the end of a wrapped signature) or a comment."""
+    out, dropping, pending = [], False, []
+    for line in module.splitlines(keepends=True):
+        if line.startswith("@"):
+            pending.append(line)  # a decorator belongs to the def that follows it
+            continue
+        if line[:1] and line[0] not in " \t\n)#":
+            dropping = line.startswith("def _p2t_")
+            if not dropping:
+                out += pending
+            pending = []
+        if not dropping:
+            out.append(line)
+    return re.sub(r"\n{4,}", "\n\n\n", "".join(out + pending))
 
 
 def model_target(target: str, unit: str, prompt: str, pair_format: int) -> str:

@@ -207,3 +207,18 @@ def test_the_model_sees_the_canonical_name_and_ranks_and_the_candidate_gets_name
     assert stub.calls[0]["prompt"].startswith("# ranks: 2\n") and "def unit_fn(x)" in stub.calls[0]["prompt"]
     assert "def g(" in res.module_source and "_g_0_kernel" in res.module_source and "unit_fn" not in res.module_source
     assert "def _p2t_layout(" in res.module_source
+
+
+def test_eval_verifies_several_units_at_a_time_and_keeps_the_rows_order(good_module):
+    from p2t_core.llm.evaluate import evaluate
+
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n",
+             "source": f"import torch\n\n\ndef g(x):\n    return torch.{op}(x)\n",
+             "family": "elementwise", "style": "torch"} for op in ("trunc", "sin", "trunc", "cos")]
+
+    def run(jobs):
+        stub = StubDecoder([good_module])  # every unit gets the trunc module: only the trunc rows verify
+        res = evaluate(LLMEngine(decoder=stub), rows, k=1, decode_batch=1, rescue=False, jobs=jobs, **FAST)
+        return [(r["greedy_ok"], r["stages"]) for r in res["per_row"]]
+
+    assert run(3) == run(1) == [(True, [None]), (False, ["verification"]), (True, [None]), (False, ["verification"])]
