@@ -23,12 +23,14 @@ fi
 tar -C "$WORK/data" -xJf "$DATA_TAR"
 common='"max_steps": '"$STEPS"', "warmup_steps": 50, "eval_interval": 25, "eval_batches": 10, "ckpt_interval": 100000, "log_interval": 5, "compile": false'
 declare -A runs=(
-    [muon_24x4]='{"model": {"context": 3072}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4}}'
-    [adamw_24x4]='{"model": {"context": 3072}, "train": {'"$common"', "optimizer": "adamw", "micro_batch": 24, "grad_accum": 4}}'
-    [muon_96x1]='{"model": {"context": 3072}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 96, "grad_accum": 1}}'
+    [muon_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4}}'
+    [adamw_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "adamw", "micro_batch": 24, "grad_accum": 4}}'
+    [muon_96x1]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 96, "grad_accum": 1}}'
 )
-# The true batch of 96 without torch.compile holds ~108 GB (fp32 logits of 96 x 3072 x 8192 among them): it
-# cannot share an H200 with the others, so SEQUENTIAL=1 runs them one after another (RUNS picks which).
+# The model is the one scripts/train_gpu.json trains (context 2048, the pair-format-2 tokenizer's 4,352-token
+# vocabulary). At the earlier context 3072 and vocabulary 8192 the true batch of 96 without torch.compile held
+# ~108 GB (fp32 logits of 96 x 3072 x 8192 among them) and could not share an H200: SEQUENTIAL=1 runs the runs
+# one after another (RUNS picks which).
 RUNS=${RUNS:-${!runs[*]}}
 for name in $RUNS; do
     echo "${runs[$name]}" > "$WORK/logs/$name.json"

@@ -124,6 +124,14 @@ if [ -s "$DATA/train.jsonl" ]; then
         timeout -s INT $((TRAIN_BUDGET - waited)) python3 -m p2t_model.cli "${train_args[@]}" --no-compile \
             > >(tee -a "$LOGS/train.log") 2>&1
     else
+        # A finished run has been seen to hang at exit for minutes in inductor's atexit shutdown of its compile
+        # workers (subproc_pool: process.wait(300)), after the last checkpoint: give it 20 s, then interrupt it.
+        while kill -0 "$TRAIN_PID" 2>/dev/null && ! grep -q "^done: step" "$LOGS/train.log"; do sleep 2; done
+        for _ in $(seq 10); do kill -0 "$TRAIN_PID" 2>/dev/null || break; sleep 2; done
+        if kill -0 "$TRAIN_PID" 2>/dev/null; then
+            echo "training finished but its process did not exit: interrupting it"
+            pkill -INT -P "$TRAIN_PID"; kill -INT "$TRAIN_PID"
+        fi
         wait "$TRAIN_PID"
     fi
     echo "train exit code $?"

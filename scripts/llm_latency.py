@@ -17,6 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
+from p2t_core.llm import pairform
 from p2t_core.llm.engine import MAX_NEW_TOKENS, LLMEngine, LLMTranslationError
 from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
 
@@ -52,7 +53,9 @@ def main() -> None:
             outcome = e.outcomes[-1]
         total = time.perf_counter() - t1
         decode_s = total - sum(outcome.seconds.values())  # the rest is the chain: check, then verify
-        tokens = len(decoder.tokenizer.encode(outcome.text))
+        # the tokens the model wrote: the candidate in the model's own text form (pair format 2: no library helpers)
+        written = pairform.model_target(outcome.text, unit, row["prompt"], engine.pair_format)
+        tokens = len(decoder.tokenizer.encode(written))
         per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens,
                          "decode_s": decode_s, "total_s": total, "verified": outcome.ok, "stage": outcome.stage})
         print(f"{unit:40s} {tokens:5d} tokens  decode {decode_s:6.2f} s  with the chain "
