@@ -18,9 +18,10 @@ class ModelConfig:
     # Byte-level BPE over Python + Triton source: 8192 covers the identifiers, keywords and the
     # indentation runs of both languages; a larger vocab mostly buys rare names at 0.5M params/1k.
     vocab_size: int = 8192
-    # A pair (canonical prompt + Triton module) is p50 1,599 / p90 2,034 / p99 2,421 / max 3,364 tokens on the
-    # 50k corpus (`p2t data stats --tokenizer`), so 2048 drops ~10% of it: the shipped model was trained at 3072
-    # (scripts/train_gpu.json). RoPE means nothing here is learned per position.
+    # A pair in the model's text form (pair format 2: prompt with ranks + kernels and launcher, no library helpers)
+    # is 815 tokens at the median and 2,430 at the longest on valid_random; 2048 drops 0.4% of the 50k corpus
+    # (format 1, with the helpers, was p50 1,599 / max 3,364 and was trained at 3072). RoPE: nothing is learned
+    # per position.
     context: int = 2048
     # 512 wide x 12 deep: the usual ~50M shape (GPT-2-small's depth at 2/3 of its width);
     # depth matters more than width for the long-range copying that code translation needs.

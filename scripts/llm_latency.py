@@ -1,7 +1,7 @@
 """Latency of one LLM translation: greedy, one candidate, with and without the post-processor chain.
 
     python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
-                                  [--max-new-tokens 3072] [--json OUT]
+                                  [--max-new-tokens 2048] [--json OUT]
 
 For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
 pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->

@@ -55,7 +55,7 @@ def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins):
 @data.command("stats")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--tokenizer", default=None, type=click.Path(exists=True),
-              help="tokenizer.json: lengths in tokens instead of bytes.")
+              help="tokenizer.json: lengths in tokens of the text the model is trained on, instead of bytes.")
 def stats_cmd(data_dir, tokenizer):
     """Counts by split, family and style; failures; length percentiles (p50..p99, max).
 

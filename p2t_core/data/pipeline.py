@@ -869,12 +869,15 @@ def _percentiles(values: list[int], qs=(50, 90, 95, 99)) -> dict[str, int]:
 
 
 def stats_data(data_dir, tokenizer: str | None = None) -> dict:
-    """Counts by split, family and style, failures (from the manifest) and length percentiles
-    (bytes of prompt and target; tokens when a `tokenizer.json` is given)."""
+    """Counts by split, family and style, failures (from the manifest) and length percentiles: bytes of the
+    rows' prompt and target, or with a `tokenizer.json` tokens of the text the model is trained on (the current
+    pair format, `p2t_core.llm.pairform`: what the context must hold)."""
     d = Path(data_dir)
     tok = None
     if tokenizer:
         from p2t_model.tokenizer import P2TTokenizer
+
+        from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
 
         tok = P2TTokenizer.load(tokenizer)
     res: dict = {"splits": {}, "by_family": Counter(), "by_style": Counter(), "unit": "tokens" if tok else "bytes"}
@@ -892,7 +895,8 @@ def stats_data(data_dir, tokenizer: str | None = None) -> dict:
                     res["by_family"][row["family"]] += 1
                     res["by_style"][row["style"]] += 1
                     if tok is not None:
-                        lp, lt = len(tok.encode(row["prompt"])), len(tok.encode(row["target"]))
+                        prompt, target = pair_texts(row, PAIR_FORMAT)
+                        lp, lt = len(tok.encode(prompt)), len(tok.encode(target))
                     else:
                         lp, lt = len(row["prompt"].encode()), len(row["target"].encode())
                     lengths["prompt"].append(lp)

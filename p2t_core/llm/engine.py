@@ -216,7 +216,7 @@ def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, 
 
 # New tokens a candidate may take: at most the context the model was trained at (`generate` clamps to it). A
 # pair-format-2 target is ~600 tokens at the median and ~2,500 at the longest (docs/BENCHMARKS.md).
-MAX_NEW_TOKENS = 3072
+MAX_NEW_TOKENS = 2048
 
 
 class LLMEngine:

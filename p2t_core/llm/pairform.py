@@ -15,8 +15,8 @@ model sees neither verbatim (pair format 2):
 back after its imports, from the current library. Model output still goes through the whole post-processor
 chain afterwards (grammar, semantics, compile, verification); the helpers are our own code.
 
-Pair format 1 (the weights shipped before this format) is the row's text verbatim, with the unit renamed to a
-stand-in from the training vocabulary (`op_act`, `OpAct`) when the prompt comes from a user's file.
+Pair format 1 (the weights shipped before this format, trained on the rows verbatim) is the row's text verbatim,
+with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
 
 from __future__ import annotations
