@@ -35,7 +35,7 @@ MAX_SHARD_BYTES = 15 * 1024 * 1024
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 _QSUF, _SSUF = ".q", ".scale"
 
-__all__ = ["quantize_tensor", "dequantize_tensor", "quantize_model", "save_quantized", "load_quantized",
+__all__ = ["quantize_tensor", "dequantize_tensor", "quantize_model", "save_quantized", "load_quantized", "int8_matmuls",
            "quantize_checkpoint", "relative_error", "INDEX", "MAX_SHARD_BYTES"]
 
 
@@ -156,6 +156,20 @@ def verify_quantized(wdir: Path) -> dict:
             raise CheckpointError(f"{path}: sha256 differs from the index (tampered with or corrupted); "
                                   "refusing to load")
     return index
+
+
+def int8_matmuls(model: MinimalLLM) -> MinimalLLM:
+    """The model with every linear layer computing in int8 on the CPU (fbgemm): per-output-channel int8 weights,
+    like the shipped shards, and activations quantized per call. Decoding one token reads ~4x fewer weight bytes,
+    which is what bounds a 2-core CPU: 39 -> 94-117 tokens/s for the 50m model (docs/BENCHMARKS.md)."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch 2.13 marks quantized tensors and torch.ao.quantization deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
 def load_quantized(wdir: str | Path, device="cpu", dtype: torch.dtype | str | None = "auto"

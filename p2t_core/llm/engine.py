@@ -155,6 +155,8 @@ def load_decoder(weights_dir: str | Path | None = None, device: str | None = Non
 
     if (wdir / quantize.INDEX).exists():
         model, tok = quantize.load_quantized(wdir, device=device)
+        if torch.device(device).type == "cpu":  # int8 weights stay int8 in the matmuls: ~2.5x faster decoding
+            model = quantize.int8_matmuls(model)
         return ModelDecoder(model, tok)
     if (wdir / "manifest.json").exists() or (wdir / "latest").exists():
         from p2t_model.checkpoint import load_model

@@ -222,3 +222,19 @@ def test_eval_verifies_several_units_at_a_time_and_keeps_the_rows_order(good_mod
         return [(r["greedy_ok"], r["stages"]) for r in res["per_row"]]
 
     assert run(3) == run(1) == [(True, [None]), (False, ["verification"]), (True, [None]), (False, ["verification"])]
+
+
+def test_the_cpu_decoder_runs_int8_matmuls_close_to_the_dequantized_model(tiny_weights, tmp_path):
+    import torch
+    from p2t_model.quantize import int8_matmuls, load_quantized, quantize_checkpoint
+
+    qdir = quantize_checkpoint(tiny_weights, tmp_path / "int8")
+    model, _ = load_quantized(qdir)
+    fast = int8_matmuls(model)
+    assert sum(isinstance(m, torch.nn.Linear) for m in fast.modules()) == 0  # every matmul is int8
+    ids = torch.randint(4, model.config.vocab_size, (1, 24))
+    with torch.inference_mode():
+        ref, got = model(ids)[0], fast(ids)[0]
+    assert ((got - ref).norm() / ref.norm()).item() < 0.05
+    decoder = LLMEngine(qdir, device="cpu").decoder
+    assert not any(isinstance(m, torch.nn.Linear) for m in decoder.model.modules())
