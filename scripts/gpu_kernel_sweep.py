@@ -169,11 +169,14 @@ def time_ms(fn, device: str) -> float:
 
 
 def host_us(fn, device: str) -> float | None:
-    """CPU time of one call while the GPU queue absorbs the launches (the launcher's own overhead)."""
+    """CPU time of one call while the GPU queue absorbs the launches (the launcher's own overhead), after warm-up
+    calls (the first calls JIT-compile the kernels: timing them gave 10-40 ms "overheads" in the first GPU run)."""
     if device != "cuda":
         return None
     import torch
 
+    for _ in range(3):
+        fn()
     torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(20):
