@@ -124,8 +124,9 @@ if [ -s "$DATA/train.jsonl" ]; then
         timeout -s INT $((TRAIN_BUDGET - waited)) python3 -m p2t_model.cli "${train_args[@]}" --no-compile \
             > >(tee -a "$LOGS/train.log") 2>&1
     else
-        # A finished run has been seen to hang at exit for minutes in inductor's atexit shutdown of its compile
-        # workers (subproc_pool: process.wait(300)), after the last checkpoint: give it 20 s, then interrupt it.
+        # A finished run waits at exit in inductor's atexit shutdown of its compile workers (subproc_pool:
+        # process.wait(300), seen interrupted there by the budget): give it 20 s after the last checkpoint, then
+        # interrupt it, so a long wait cannot eat the time the eval needs.
         while kill -0 "$TRAIN_PID" 2>/dev/null && ! grep -q "^done: step" "$LOGS/train.log"; do sleep 2; done
         for _ in $(seq 10); do kill -0 "$TRAIN_PID" 2>/dev/null || break; sleep 2; done
         if kill -0 "$TRAIN_PID" 2>/dev/null; then
