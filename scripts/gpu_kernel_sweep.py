@@ -96,13 +96,6 @@ def mm_config(*config):
     return {"_p2t_mm_configs": lambda m, n, k, batch, dtype, element_size, tune: ([tuple(config)], None)}
 
 
-COL_SUM = "import torch\n\ndef col_sum(x):\n    return x.sum(dim=0)\n"
-SMOOTH_L1 = ("import torch.nn.functional as F\n\ndef smooth_l1(pred, target):\n"
-             "    return F.smooth_l1_loss(pred, target, beta=0.5)\n")
-MSE = "import torch.nn.functional as F\n\ndef mse(pred, target):\n    return F.mse_loss(pred, target)\n"
-MATVEC = "import torch\n\ndef matvec(a, v):\n    return a @ v\n"
-MATMUL = "import torch\n\ndef matmul(a, b):\n    return a @ b\n"
-
 SPLIT_VARIANTS = {"old_4096x8w": (1024, 4096, 1, 8), "2048x8w_512p": (512, 2048, 1, 8),
                   "2048x8w_2048p": (2048, 2048, 1, 8), "4096x16w": (1024, 4096, 1, 16),
                   "1024x4w": (1024, 1024, 1, 4), "8192x32w": (1024, 8192, 1, 32), "2048x4w": (1024, 2048, 1, 4)}
@@ -122,38 +115,29 @@ MM_SKINNY = [(128, 64, 64, 4, 4), (128, 64, 128, 4, 3), (64, 64, 128, 4, 4), (25
              (64, 64, 64, 4, 4), (128, 32, 128, 4, 4)]
 
 
-def units(tiny: bool) -> list[dict]:
-    """name, source, unit, shapes (GPU, tiny), dtype, kind, variants {label: helper overrides}."""
+def units() -> list[tuple]:
+    """(BenchUnit of the bench suite: name, source, shapes, dtype, kind; the tiny mode's CPU shapes, large enough
+    for the forced splits and tiles to run; the variants {label: helper overrides}) of each swept unit."""
+    from p2t_core.bench.suite import get_suite
+
     def mm(configs):
         return {"x".join(map(str, c)): mm_config(*c) for c in configs}
 
-    return [
-        dict(name="col_sum_8192x8192_fp32", source=COL_SUM, unit="col_sum", dtype="float32", kind="memory",
-             shapes={"x": (8192, 8192)}, tiny={"x": (67, 300)},
-             variants={k: split_config(*v) for k, v in COL_VARIANTS.items()}),
-        dict(name="smooth_l1_loss_bf16", source=SMOOTH_L1, unit="smooth_l1", dtype="bfloat16", kind="memory",
-             shapes={"pred": (2**26,), "target": (2**26,)}, tiny={"pred": (5001,), "target": (5001,)},
-             variants={k: split_config(*v) for k, v in SPLIT_VARIANTS.items()}),
-        dict(name="mse_loss_fp32", source=MSE, unit="mse", dtype="float32", kind="memory",
-             shapes={"pred": (2**26,), "target": (2**26,)}, tiny={"pred": (5001,), "target": (5001,)},
-             variants={k: split_config(*SPLIT_VARIANTS[k]) for k in ("old_4096x8w", "4096x16w", "1024x4w")}),
-        dict(name="matvec_8192_fp16", source=MATVEC, unit="matvec", dtype="float16", kind="memory",
-             shapes={"a": (8192, 8192), "v": (8192,)}, tiny={"a": (37, 100), "v": (100,)},
-             variants={**{k: row_config(*v) for k, v in MATVEC_VARIANTS.items()},
-                       "rows_inner_split4_256x16": rows_inner_split(4, 256, 16, 8)}),
-        dict(name="tall_skinny_65536x1024x64_fp16", source=MATMUL, unit="matmul", dtype="float16", kind="memory",
-             shapes={"a": (65536, 1024), "b": (1024, 64)}, tiny={"a": (40, 24), "b": (24, 8)},
-             variants=mm(MM_SKINNY)),
-        dict(name="matmul_1024_bf16", source=MATMUL, unit="matmul", dtype="bfloat16", kind="matmul",
-             shapes={"a": (1024, 1024), "b": (1024, 1024)}, tiny={"a": (20, 24), "b": (24, 18)},
-             variants=mm(MM_SMALL)),
-        dict(name="matmul_4096_fp16", source=MATMUL, unit="matmul", dtype="float16", kind="matmul",
-             shapes={"a": (4096, 4096), "b": (4096, 4096)}, tiny={"a": (20, 24), "b": (24, 18)},
-             variants=mm(MM_BIG)),
-        dict(name="matmul_4096_bf16", source=MATMUL, unit="matmul", dtype="bfloat16", kind="matmul",
-             shapes={"a": (4096, 4096), "b": (4096, 4096)}, tiny={"a": (20, 24), "b": (24, 18)},
-             variants=mm(MM_BIG)),
-    ]
+    swept = {
+        "col_sum_8192x8192_fp32": ({"x": (67, 300)}, {k: split_config(*v) for k, v in COL_VARIANTS.items()}),
+        "smooth_l1_loss_bf16": ({"pred": (5001,), "target": (5001,)},
+                                {k: split_config(*v) for k, v in SPLIT_VARIANTS.items()}),
+        "mse_loss_fp32": ({"pred": (5001,), "target": (5001,)},
+                          {k: split_config(*SPLIT_VARIANTS[k]) for k in ("old_4096x8w", "4096x16w", "1024x4w")}),
+        "matvec_8192_fp16": ({"a": (37, 100), "v": (100,)},
+                             {**{k: row_config(*v) for k, v in MATVEC_VARIANTS.items()},
+                              "rows_inner_split4_256x16": rows_inner_split(4, 256, 16, 8)}),
+        "tall_skinny_65536x1024x64_fp16": ({"a": (40, 24), "b": (24, 8)}, mm(MM_SKINNY)),
+        "matmul_1024_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_SMALL)),
+        "matmul_4096_fp16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
+        "matmul_4096_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
+    }
+    return [(b, *swept[b.name]) for b in get_suite() if b.name in swept]
 
 
 # -- timing ---------------------------------------------------------------------------------------------------------
@@ -215,33 +199,34 @@ def apply(module, overrides: dict) -> dict:
     return saved
 
 
-def sweep_unit(u: dict, args, ceilings, workdir: str, deadline: float, echo) -> list[dict]:
+def sweep_unit(u, tiny_shapes: dict, variants: dict, args, ceilings, workdir: str, deadline: float, echo
+               ) -> list[dict]:
     import torch
 
     from p2t_core.bench.harness import load_module
     from p2t_core.engine import compile_units
 
     device = "cpu" if args.tiny else "cuda"
-    shapes = u["tiny"] if args.tiny else u["shapes"]
-    dtype = getattr(torch, u["dtype"])
+    shapes = tiny_shapes if args.tiny else u.shapes
+    dtype = getattr(torch, u.dtype)
     inputs = [torch.randn(s, device=device, dtype=dtype) for s in shapes.values()]
     moved = sum(t.numel() * t.element_size() for t in inputs)
     ref_fn = {}
-    exec(u["source"], ref_fn)
-    ref_fn = ref_fn[u["unit"]]
+    exec(u.source, ref_fn)
+    ref_fn = ref_fn[u.unit]
     ref = ref_fn(*inputs)
     moved += ref.numel() * ref.element_size()
     flops = 0
-    if u["source"] == MATMUL:
+    if u.unit == "matmul":  # the tiled matmul template (matvec is lowered as a row reduction)
         (m, k), (_, n) = shapes.values()
         flops = 2 * m * n * k
-    translated = compile_units(u["source"], f"{u['name']}.py", unit=u["unit"], shapes=shapes, autotune=True).units[0]
-    module = load_module(translated.module_source, f"sweep_{u['name']}", workdir)
-    fn = getattr(module, u["unit"])
+    translated = compile_units(u.source, f"{u.name}.py", unit=u.unit, shapes=shapes, autotune=True).units[0]
+    module = load_module(translated.module_source, f"sweep_{u.name}", workdir)
+    fn = getattr(module, u.unit)
     rows = []
 
     def record(variant, call, config=None, extra=None):
-        row = {"unit": u["name"], "variant": variant, "config": config, **(extra or {})}
+        row = {"unit": u.name, "variant": variant, "config": config, **(extra or {})}
         try:
             out = call()
             row["err"] = rel_error(out, ref)
@@ -250,9 +235,9 @@ def sweep_unit(u: dict, args, ceilings, workdir: str, deadline: float, echo) -> 
             row["error"] = f"{type(e).__name__}: {str(e)[:300]}"
         if row.get("ms"):
             seconds = row["ms"] * 1e-3
-            if u["kind"] == "matmul":
+            if u.kind == "matmul":
                 row["tflops"] = flops / seconds / 1e12
-                ceiling = ceilings.matmul_for(u["dtype"])
+                ceiling = ceilings.matmul_for(u.dtype)
                 row["frac"] = row["tflops"] / ceiling if ceiling else None
             else:
                 row["gbps"] = moved / seconds / 1e9
@@ -268,15 +253,15 @@ def sweep_unit(u: dict, args, ceilings, workdir: str, deadline: float, echo) -> 
     if hasattr(module, "_P2T_TUNING"):
         module._P2T_TUNING.clear()
     default = {}
-    if u["kind"] == "memory" and u["source"] != MATMUL:
+    if u.kind == "memory" and u.unit != "matmul":
         default = {"host_us": host_us(lambda: fn(*inputs), device), "graph_ms": graph_ms(lambda: fn(*inputs), device)}
     record("p2t_default", lambda: fn(*inputs), extra=default)
     picked = [v.get("best") for v in getattr(module, "_P2T_TUNING", {}).values() if v.get("best")]
     if picked:
         rows[-1]["config"] = list(picked[0])
-    for label, overrides in u["variants"].items():
+    for label, overrides in variants.items():
         if time.monotonic() > deadline:
-            rows.append({"unit": u["name"], "variant": label, "error": "skipped: --budget spent"})
+            rows.append({"unit": u.name, "variant": label, "error": "skipped: --budget spent"})
             continue
         saved = apply(module, overrides)
         try:
@@ -324,11 +309,11 @@ def main() -> int:
     torch.manual_seed(0)
     ceilings = measure_ceilings("cpu" if args.tiny else "cuda", args.tiny, dtypes=("float16", "bfloat16"),
                                 echo=echo)
-    selected = [u for u in units(args.tiny) if not args.only or any(p in u["name"] for p in args.only.split(","))]
+    selected = [s for s in units() if not args.only or any(p in s[0].name for p in args.only.split(","))]
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for u in selected:
-            rows += sweep_unit(u, args, ceilings, workdir, deadline, echo)
+        for u, tiny_shapes, variants in selected:
+            rows += sweep_unit(u, tiny_shapes, variants, args, ceilings, workdir, deadline, echo)
     meta = {"torch": torch.__version__, "tiny": args.tiny, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else "cpu"}
     with open(os.path.join(args.out, "sweep.json"), "w") as f:

@@ -217,7 +217,7 @@ def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, 
 
 
 # New tokens a candidate may take: at most the context the model was trained at (`generate` clamps to it). A
-# pair-format-2 target is ~600 tokens at the median and ~2,500 at the longest (docs/BENCHMARKS.md).
+# pair-format-2 target is ~780 tokens at the median and ~2,400 at the longest (valid_random, the shipped tokenizer).
 MAX_NEW_TOKENS = 2048
 
 
@@ -247,10 +247,9 @@ class LLMEngine:
         """k candidate modules for the unit whose canonical Python is `prompt` (greedy first): the model's
         prompt is made from it and the tensor ranks, and each output is restored to a module for `unit`."""
         fmt = self.pair_format
-        name = pairform.canonical_name(prompt, unit, fmt)
         texts = self.decoder.decode(pairform.model_prompt(prompt, unit, ranks, fmt), k, temperature=temperature,
                                     top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-        return [pairform.restore(t, unit, name, fmt) for t in texts]
+        return [pairform.restore(t, unit, prompt, fmt) for t in texts]
 
     def greedy_many(self, units: list[tuple[str, str, list[int]]], *, max_new_tokens: int = MAX_NEW_TOKENS
                     ) -> list[str]:
@@ -262,8 +261,7 @@ class LLMEngine:
         else:
             texts = [self.decoder.decode(p, 1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)[0]
                      for p in prompts]
-        return [pairform.restore(t, u, pairform.canonical_name(p, u, fmt), fmt)
-                for t, (p, u, _) in zip(texts, units, strict=True)]
+        return [pairform.restore(t, u, p, fmt) for t, (p, u, _) in zip(texts, units, strict=True)]
 
     def translate_unit(self, source: str, path: str, unit: str, *, k: int = 4, temperature: float = 0.8,
                        top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS, backend: str = "auto",

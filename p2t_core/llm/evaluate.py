@@ -4,7 +4,6 @@ style, where each failing candidate stopped, and the share of units `--engine au
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import math
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
+from p2t_core.llm.pairform import prompt_unit
 
 __all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized"]
 
@@ -59,11 +59,7 @@ def read_split(data_dir: str | Path, split: str, limit: int | None = None, seed:
 
 def row_unit(row: dict) -> str:
     """The unit a pair is about: the last top-level function or class of its prompt."""
-    tree = ast.parse(row["prompt"])
-    names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    if not names:
-        raise ValueError("prompt defines no function or class")
-    return names[-1]
+    return prompt_unit(row["prompt"])
 
 
 def row_signature(row: dict, unit: str):
@@ -117,15 +113,21 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
     def ranks(i: int) -> list[int]:
         return [len(p.dims) for p in setup[i][1].tensor_params]
 
-    greedy = {}  # row index -> its greedy candidate, decoded in batches
+    ready = [i for i in range(len(rows)) if setup[i][0] is not None]
+    candidates: dict[int, list[str]] = {}  # row index -> its candidate modules, greedy first
     if n_samples == 1 and decode_batch > 1:
-        ready = [i for i in range(len(rows)) if setup[i][0] is not None]
         by_length = sorted(ready, key=lambda i: len(rows[i]["prompt"]))  # little padding per batch
         for b in range(0, len(by_length), decode_batch):
             idx = by_length[b:b + decode_batch]
             texts = engine.greedy_many([(rows[i]["prompt"], setup[i][0], ranks(i)) for i in idx],
                                        max_new_tokens=max_new_tokens)
-            greedy.update(zip(idx, texts, strict=True))
+            candidates.update((i, [t]) for i, t in zip(idx, texts, strict=True))
+    for i in ready:
+        if i not in candidates:
+            candidates[i] = engine.candidates(rows[i]["prompt"], setup[i][0], ranks(i), k=n_samples,
+                                              temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                              seed=seed + i)
+
     def judge(i: int) -> dict:
         """Row i's record: every candidate through the chain (verification runs in its own worker process)."""
         row = rows[i]
@@ -161,10 +163,6 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
                 rec["compiler_refused"] = True
         return rec
 
-    candidates = {i: [greedy[i]] if i in greedy else
-                  engine.candidates(rows[i]["prompt"], setup[i][0], ranks(i), k=n_samples, temperature=temperature,
-                                    top_p=top_p, max_new_tokens=max_new_tokens, seed=seed + i)
-                  for i in range(len(rows)) if setup[i][0] is not None}
     with ThreadPoolExecutor(max(1, jobs)) as pool:  # rows in order, `jobs` verifier workers at a time
         for rec in pool.map(judge, range(len(rows))):
             per_row.append(rec)

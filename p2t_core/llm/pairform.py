@@ -126,8 +126,10 @@ def _with_helpers(text: str, helpers: dict[str, str]) -> str:
     return f"{head}\n\n{block}\n\n{tail}" if head else f"{block}\n\n{tail}"
 
 
-def restore(text: str, unit: str, model_name: str, pair_format: int) -> str:
-    """A model's output as a module for `unit`: its name back, and (format 2) the library helpers it calls."""
+def restore(text: str, unit: str, prompt: str, pair_format: int) -> str:
+    """A model's output for the unit of `prompt` (its canonical Python) as a module for `unit`: its name back, and
+    (format 2) the library helpers it calls."""
+    model_name = canonical_name(prompt, unit, pair_format)
     if model_name != unit:
         text = rename_unit(text, model_name, unit)
     return text if pair_format == 1 else _with_helpers(text, library_helpers())
