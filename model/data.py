@@ -8,7 +8,10 @@ seed, cut into steps of `group` batches (the micro-batches of one step over all 
 by length and cut it into its batches. A step is a random sample of the corpus whatever the accumulation, so
 24 x 4 accumulated and one batch of 96 see the very same pairs at every step (bucketing whole windows instead
 made each true batch one length band, mostly one op family, and trained far worse: docs/BENCHMARKS.md);
-sorting inside the step keeps the padding of micro-batches small. The batch stream is the
+sorting inside the step keeps the padding of micro-batches small. With `packed`, a micro-batch is instead its
+pairs laid end to end in one row (`collate_packed`): no padding at all, each pair attending only to itself
+(`cu_seqlens`) and seeing RoPE positions from 0 (`positions`), so it computes what the padded batch does. The
+batch stream is the
 concatenation of these epoch plans, and the loader's position is one integer: the number of batches
 the whole job has consumed (over all ranks), so a checkpoint resumes it exactly. With `rank`/`world_size`
 (torchrun / DDP) the ranks take consecutive batches of the same stream, rank r the r-th of each group
@@ -19,6 +22,7 @@ run checkpointed on N ranks resumes on M.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -120,15 +124,27 @@ def load_split(data_dir: str | Path, split: str, tokenizer: P2TTokenizer, contex
 
 @dataclass
 class Batch:
-    x: torch.Tensor  # (B, T) input ids, pad-filled
+    x: torch.Tensor  # (B, T) input ids, pad-filled; packed: (1, N), the pairs end to end
     y: torch.Tensor  # (B, T) next-token targets, IGNORE_INDEX on prompt tokens and padding
     n_tokens: int  # real (non-pad) input tokens
     n_targets: int  # positions that carry loss
+    attn_span: float  # keys an input token's query is scored against, averaged over tokens: T padded, else
+    # sum(len^2) / sum(len) over the pairs (the attention term of the FLOPs per token)
+    positions: torch.Tensor | None = None  # packed: (1, N) each token's position within its pair
+    cu_seqlens: torch.Tensor | None = None  # packed: (n + 1,) int32 offsets where each segment starts
 
     def to(self, device) -> Batch:
         nb = torch.device(device).type == "cuda"
-        return Batch(self.x.to(device, non_blocking=nb), self.y.to(device, non_blocking=nb),
-                     self.n_tokens, self.n_targets)
+
+        def move(t):
+            return None if t is None else t.to(device, non_blocking=nb)
+
+        return dataclasses.replace(self, x=move(self.x), y=move(self.y), positions=move(self.positions),
+                                   cu_seqlens=move(self.cu_seqlens))
+
+    def model_inputs(self) -> dict:
+        """The keyword arguments of `MinimalLLM.forward` besides the ids and targets."""
+        return {"positions": self.positions, "cu_seqlens": self.cu_seqlens}
 
 
 def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int) -> Batch:
@@ -142,21 +158,48 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
         x[row, :n] = ids[:-1]
         y[row, :n] = ids[1:]
         y[row, :ds.target_start[i] - 1] = IGNORE_INDEX  # targets before the first target token: the prompt
-    return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()))
+    return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()),
+                 attn_span=float(T))
+
+
+def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int) -> Batch:
+    """The pairs end to end in one row (1, N): a pair's inputs ids[:-1] and targets ids[1:] side by side, so no
+    target crosses into the next pair. N is rounded up to pad_multiple by one padding segment of its own."""
+    lengths = [ds.lengths[i] for i in index]
+    n = sum(lengths)
+    N = -(-n // pad_multiple) * pad_multiple
+    x = torch.full((N,), pad_id, dtype=torch.long)
+    y = torch.full((N,), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros(N, dtype=torch.long)
+    starts = [0]
+    for i, length in zip(index, lengths, strict=True):
+        a = starts[-1]
+        ids = ds.ids(i)
+        x[a:a + length] = ids[:-1]
+        y[a + ds.target_start[i] - 1:a + length] = ids[ds.target_start[i]:]  # the prompt's targets stay ignored
+        positions[a:a + length] = torch.arange(length)
+        starts.append(a + length)
+    if N > n:
+        positions[n:] = torch.arange(N - n)
+        starts.append(N)
+    return Batch(x[None], y[None], n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()),
+                 attn_span=sum(t * t for t in lengths) / max(1, n), positions=positions[None],
+                 cu_seqlens=torch.tensor(starts, dtype=torch.int32))
 
 
 class BatchLoader:
     """An endless, resumable, shardable stream of length-bucketed batches over one dataset."""
 
     def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
-                 shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1):
+                 shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1,
+                 packed: bool = False):
         if len(ds) == 0:
             raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
         self.seed, self.shuffle, self.group, self.pad_multiple = seed, shuffle, group, pad_multiple
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.packed = rank, world_size, packed
         self.consumed = 0  # batches of the stream taken so far by all ranks together
         self._plan_epoch: int | None = None
         self._plan: list[list[int]] = []
@@ -200,6 +243,8 @@ class BatchLoader:
         """This rank's next batch: stream batch `consumed + rank`; every rank then advances by world_size."""
         index = self.batch_index(self.consumed + self.rank)
         self.consumed += self.world_size
+        if self.packed:
+            return collate_packed(self.ds, index, self.pad_id, self.pad_multiple)
         return collate(self.ds, index, self.pad_id, self.pad_multiple, self.context)
 
     def __iter__(self):

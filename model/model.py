@@ -11,6 +11,7 @@ as a CUDA graph).
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -42,11 +43,41 @@ def rope_tables(head_dim: int, length: int, base: float, device=None) -> tuple[t
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[i], x[i + hs/2]) of x (B, nh, T, hs) by the angles of its T positions."""
+    """Rotate pairs (x[i], x[i + hs/2]) of x (B, nh, T, hs) by the angles of its T positions: cos, sin (T, hs/2)
+    (or (T, 1, hs/2) for packed x (T, nh, hs))."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half].float(), x[..., half:].float()  # (B, nh, T, hs/2) each
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.type_as(x)
+
+
+def _varlen_causal_kwargs() -> dict | None:
+    """How torch's flash varlen attention is asked for causal masking: `is_causal` in torch 2.10,
+    `window_size` from 2.12; None where it is missing."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    params = inspect.signature(varlen_attn).parameters
+    return {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+
+
+_VARLEN_CAUSAL = _varlen_causal_kwargs()
+
+
+def packed_causal_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Causal attention within each segment of packed q, k, v (N, nh, hs): token i of a segment sees tokens
+    0..i of that segment only. On CUDA in half precision it is one flash varlen call (max_len bounds the
+    segment length, a constant so the compiled graph never specializes on it); elsewhere causal SDPA
+    segment by segment (a host loop: the CPU path of tests and small runs)."""
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _VARLEN_CAUSAL is not None:
+        from torch.nn.attention.varlen import varlen_attn
+
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len, **_VARLEN_CAUSAL)
+    bounds = cu_seqlens.tolist()
+    out = [F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1) for t in (q, k, v)), is_causal=True)
+           for a, b in zip(bounds, bounds[1:], strict=False)]  # each (nh, L, hs)
+    return torch.cat(out, dim=1).transpose(0, 1)  # (N, nh, hs)
 
 
 class KVCache:
@@ -100,10 +131,17 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
+        self.max_len = cfg.context  # the longest packed segment
 
-    def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor):
+    def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
+                cu_seqlens: torch.Tensor | None = None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
+            q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
+            return self.proj(y.reshape(B, T, C))
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
@@ -151,8 +189,8 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg)
 
-    def forward(self, x, cos, sin, layer, kv_cache, start_pos):
-        x = x + self.attn(self.norm1(x), cos, sin, layer, kv_cache, start_pos)
+    def forward(self, x, cos, sin, layer, kv_cache, start_pos, cu_seqlens=None):
+        x = x + self.attn(self.norm1(x), cos, sin, layer, kv_cache, start_pos, cu_seqlens)
         return x + self.ffn(self.norm2(x))
 
 
@@ -191,11 +229,18 @@ class MinimalLLM(nn.Module):
         self.rope_cos, self.rope_sin = cos, sin
 
     def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int | torch.Tensor = 0,
-                reduction="mean"):
+                reduction="mean", positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None):
         """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100.
-        start_pos may be a 1-element tensor (T == 1, with a cache): the static-shape decoding step."""
+        start_pos may be a 1-element tensor (T == 1, with a cache): the static-shape decoding step.
+        Packed training input (`data.collate_packed`): idx (1, N) of segments starting at cu_seqlens (n + 1,),
+        positions (1, N) each token's position within its segment; a segment attends only to itself."""
         B, T = idx.shape
-        if isinstance(start_pos, torch.Tensor):
+        if cu_seqlens is not None:
+            if B != 1 or positions is None or kv_cache is not None:
+                raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")
+            cos = self.rope_cos[positions[0]][:, None]  # (N, 1, hs/2)
+            sin = self.rope_sin[positions[0]][:, None]
+        elif isinstance(start_pos, torch.Tensor):
             cos, sin = self.rope_cos.index_select(0, start_pos), self.rope_sin.index_select(0, start_pos)  # (1, hs/2)
         else:
             if start_pos + T > self.config.context:
@@ -204,7 +249,7 @@ class MinimalLLM(nn.Module):
             sin = self.rope_sin[start_pos:start_pos + T]
         x = self.tok_emb(idx)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, i, kv_cache, start_pos)
+            x = block(x, cos, sin, i, kv_cache, start_pos, cu_seqlens)
         x = self.norm(x)
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:

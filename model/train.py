@@ -106,7 +106,7 @@ def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtyp
         sync = no_sync is None or i == len(batches) - 1
         with contextlib.nullcontext() if sync else no_sync():
             with autocast(device, dtype):
-                loss = model(b.x, targets=b.y, reduction="sum") / total
+                loss = model(b.x, targets=b.y, reduction="sum", **b.model_inputs()) / total
             scaled = loss * grad_scale if grad_scale != 1.0 else loss
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         loss_sum += loss.detach()
@@ -123,7 +123,7 @@ def evaluate_sums(model, batches: list[Batch], device: torch.device,
     for b in batches:
         b = b.to(device)
         with autocast(device, dtype):
-            loss += float(model(b.x, targets=b.y, reduction="sum"))
+            loss += float(model(b.x, targets=b.y, reduction="sum", **b.model_inputs()))
         n += b.n_targets
     model.train(was_training)
     return loss, n
@@ -244,7 +244,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             log(f"{s}: {len(ds):,} pairs, {ds.n_tokens:,} tokens, {ds.dropped:,} dropped (longer than "
                 f"{model_cfg.context} tokens)")
     loader = BatchLoader(datasets["train"], cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=cfg.seed,
-                         group=cfg.grad_accum, pad_multiple=cfg.pad_multiple, rank=rank, world_size=world_size)
+                         group=cfg.grad_accum, pad_multiple=cfg.pad_multiple, rank=rank, world_size=world_size,
+                         packed=cfg.pack)
     val_batches = {s: fixed_batches(ds, cfg.micro_batch, tokenizer.pad_id, model_cfg.context, cfg.eval_batches,
                                     cfg.pad_multiple, rank, world_size)
                    for s, ds in datasets.items() if s != "train" and ds is not None and len(ds)}
@@ -272,7 +273,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
-        run = torch.compile(run, dynamic=True)  # batches come in many padded lengths: one graph for all
+        run = torch.compile(run, dynamic=True)  # batches come in many lengths: one graph for all
     no_sync = ddp.no_sync if ddp is not None else None
 
     # --- the loop ---
@@ -344,8 +345,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 opt.zero_grad(set_to_none=True)
             step += 1
             interval_tokens += counts[1]
-            entry = {"step": step, "lr_mult": mult, "epoch": loader.epoch, "time": time.time(),
-                     "seq": sum(b.x.shape[1] for b in batches) / len(batches)}
+            span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, sum(b.n_tokens for b in batches))
+            entry = {"step": step, "lr_mult": mult, "epoch": loader.epoch, "time": time.time(), "seq": span}
             if world_size > 1:
                 entry["world_size"] = world_size
             pending.append((entry, loss, gnorm))

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from p2t_model.data import BatchLoader, PairDataset, collate, fixed_batches, load_split, read_jsonl
+from p2t_model.data import (
+    BatchLoader,
+    PairDataset,
+    collate,
+    collate_packed,
+    fixed_batches,
+    load_split,
+    read_jsonl,
+)
 from p2t_model.model import IGNORE_INDEX
 
 from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
@@ -34,6 +42,32 @@ def test_collate_shifts_masks_and_pads(data_dir, tok):
         expect = [i if m else IGNORE_INDEX for i, m in zip(ids[1:], mask[1:], strict=True)]
         assert b.y[row, :n].tolist() == expect
     assert b.n_targets == sum(sum(ds.pair(i)[1][1:]) for i in range(3))
+
+
+def test_collate_packed_lays_pairs_end_to_end_with_their_own_positions(data_dir, tok):
+    ds = load_split(data_dir, "train", tok, 10_000)
+    padded = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000)
+    b = collate_packed(ds, [0, 1, 2], tok.pad_id, pad_multiple=16)
+    n = sum(ds.lengths[:3])
+    assert b.x.shape == (1, -(-n // 16) * 16) and b.n_tokens == n
+    starts = b.cu_seqlens.tolist()
+    assert starts[:4] == [0, ds.lengths[0], ds.lengths[0] + ds.lengths[1], n]
+    assert starts[-1] == b.x.shape[1] and len(starts) == (5 if b.x.shape[1] > n else 4)  # padding: its own segment
+    for row, (a, e) in enumerate(zip(starts, starts[1:4], strict=False)):  # each pair as its padded row has it
+        assert b.x[0, a:e].equal(padded.x[row, :e - a]) and b.y[0, a:e].equal(padded.y[row, :e - a])
+        assert b.positions[0, a:e].tolist() == list(range(e - a))
+    assert (b.y[0, n:] == IGNORE_INDEX).all() and b.n_targets == padded.n_targets
+    assert b.attn_span == sum(t * t for t in ds.lengths[:3]) / n and padded.attn_span == padded.x.shape[1]
+
+
+def test_packed_loader_takes_the_same_pairs(data_dir, tok):
+    ds = load_split(data_dir, "train", tok, 10_000)
+    padded = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=2, group=2)
+    packed = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=2, group=2, packed=True)
+    for _ in range(5):
+        a, b = padded.next_batch(), packed.next_batch()
+        assert b.x.shape[0] == 1 and a.n_tokens == b.n_tokens and a.n_targets == b.n_targets
+        assert sorted(a.x[a.x != tok.pad_id].tolist()) == sorted(b.x[b.x != tok.pad_id].tolist())
 
 
 def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from p2t_model.checkpoint import CheckpointError, load_checkpoint, load_model, resolve
 from p2t_model.cli import train as train_cmd
 from p2t_model.config import preset
-from p2t_model.data import collate, load_split
+from p2t_model.data import collate, collate_packed, load_split
 from p2t_model.model import MinimalLLM
 from p2t_model.train import accumulate_gradients, lr_multiplier, train
 
@@ -52,6 +52,25 @@ def test_accumulating_4_micro_batches_equals_one_big_batch(data_dir, tok):
     small_loss, small = grads(micro)
     assert abs(big_loss - small_loss) < 1e-5
     for a, b in zip(big, small, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
+    m, _ = preset("tiny")
+    ds = load_split(data_dir, "train", tok, m.context)
+    torch.manual_seed(0)
+    model = MinimalLLM(m)
+    index = [0, 3, 5, 7, 9]
+
+    def grads(batch):
+        model.zero_grad(set_to_none=True)
+        loss = accumulate_gradients(model, [batch], torch.device("cpu"))
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
+    packed_loss, packed = grads(collate_packed(ds, index, tok.pad_id, 8))
+    assert abs(padded_loss - packed_loss) < 1e-5
+    for a, b in zip(padded, packed, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
