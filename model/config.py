@@ -102,10 +102,11 @@ class TrainConfig:
     compile: bool = True
     # Sequences are padded to a multiple of 64 tokens: fewer distinct shapes for compiled kernels.
     pad_multiple: int = 64
-    # Each micro-batch's pairs end to end in one row, each attending only to itself (flash varlen attention on
-    # the GPU), instead of padded to the longest: 24 x 4 padded spends 22% of its computed positions on padding
-    # (48 x 2: 38%; docs/BENCHMARKS.md). Same pairs, same loss; validation batches stay padded.
-    pack: bool = True
+    # True: each micro-batch's pairs end to end in one row, each attending only to itself (flash varlen attention
+    # on the GPU), instead of padded to the longest. It removes the 22% of computed positions that 24 x 4 spends
+    # on padding and gives the same loss curve, yet measured slower on an H200 with torch.compile: 622k against
+    # 679k tokens/s (docs/BENCHMARKS.md, cause not yet profiled), so padding stays the default.
+    pack: bool = False
     # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
     # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.
     peak_flops: float = 720e12

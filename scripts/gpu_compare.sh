@@ -5,6 +5,9 @@
 #   muon_24x4   Muon + AdamW, micro-batch 24 x 4 accumulation (the default)
 #   adamw_24x4  AdamW alone (train.optimizer "adamw"), 24 x 4
 #   muon_96x1   Muon + AdamW, one true batch of 96
+#   padded_24x4 Muon + AdamW, 24 x 4, each micro-batch padded to its longest pair (train.pack false) instead of
+#               packed: with COMPILE=true SEQUENTIAL=1 RUNS="muon_24x4 padded_24x4" it measures what packing gains
+#               in throughput (each run alone on the GPU) and that the loss curve is the same
 #
 #   OUT=... DATA_TAR=.gpudata/data.tar.xz TOKENIZER=.gpudata/tokenizer.json STEPS=250 bash scripts/gpu_compare.sh
 #
@@ -21,17 +24,18 @@ if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
     source scripts/gpu_env.sh
 fi
 tar -C "$WORK/data" -xJf "$DATA_TAR"
-common='"max_steps": '"$STEPS"', "warmup_steps": 50, "eval_interval": 25, "eval_batches": 10, "ckpt_interval": 100000, "log_interval": 5, "compile": false'
+common='"max_steps": '"$STEPS"', "warmup_steps": 50, "eval_interval": 25, "eval_batches": 10, "ckpt_interval": 100000, "log_interval": 5, "compile": '"${COMPILE:-false}"
 declare -A runs=(
     [muon_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4}}'
     [adamw_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "adamw", "micro_batch": 24, "grad_accum": 4}}'
+    [padded_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4, "pack": false}}'
     [muon_96x1]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 96, "grad_accum": 1}}'
 )
 # The model is the one scripts/train_gpu.json trains (context 2048, the pair-format-2 tokenizer's 4,352-token
 # vocabulary). At the earlier context 3072 and vocabulary 8192 the true batch of 96 without torch.compile held
 # ~108 GB (fp32 logits of 96 x 3072 x 8192 among them) and could not share an H200: SEQUENTIAL=1 runs the runs
 # one after another (RUNS picks which).
-RUNS=${RUNS:-${!runs[*]}}
+RUNS=${RUNS:-muon_24x4 adamw_24x4 muon_96x1}
 for name in $RUNS; do
     echo "${runs[$name]}" > "$WORK/logs/$name.json"
     timeout -s INT "$BUDGET" python3 -m p2t_model.cli --data "$WORK/data" --out "$WORK/$name" ${PRESET:+--preset "$PRESET"} \
