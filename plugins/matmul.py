@@ -160,7 +160,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         "b3 = b3.expand(batch, k, n)",
         f"configs, key = _p2t_mm_configs(m, n, k, batch, a3.dtype, a3.element_size(), {tune})",
         "for block_m, block_n, block_k, warps, stages in configs:",
-        "    grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n), batch)",
+        "    grid = (_p2t_cdiv(m, block_m) * _p2t_cdiv(n, block_n), batch)",
         "    for rep in range(1 if len(configs) == 1 else 3):",
         "        start = _p2t_tic(key, rep > 0)",
     ]

@@ -92,7 +92,7 @@ def lower_elementwise(group, ctx: LoweringContext) -> Kernel:
         "*sizes[1:]",
         "*strides",
     ]
-    launch.append(f"    grid = (triton.cdiv(n_elements, {block}),)")
+    launch.append(f"    grid = (_p2t_cdiv(n_elements, {block}),)")
     launch.append(f"    {ctx.kernel_name}[grid](")
     launch.append(f"        {', '.join(call_args)},")
     launch.append(f"        CONTIGUOUS=contiguous, BLOCK_SIZE={block}, num_warps=4,")

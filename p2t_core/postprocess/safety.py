@@ -192,6 +192,8 @@ ALLOWED_EXCEPTIONS = frozenset({"ValueError", "RuntimeError", "TypeError", "Inde
 #: of their callers: one kind, or a tuple of kinds for a helper whose result is unpacked.
 PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_size": SCALAR,
+    "_p2t_cdiv": SCALAR,
+    "_p2t_pow2": SCALAR,
     "_p2t_check_rank": NONE,
     "_p2t_layout": (TENSORS, SHAPE, SHAPE, SCALAR),   # tensors, collapsed sizes, flat strides, contiguous
     "_p2t_rows": (TENSOR, SHAPE),                     # row view, its 3 strides

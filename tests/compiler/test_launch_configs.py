@@ -17,6 +17,7 @@ import types
 import pytest
 import triton
 
+from p2t_core.codegen.module import prelude_closure
 from p2t_core.codegen.prelude import PRELUDE
 from p2t_core.engine import compile_units
 from p2t_core.translate import bindings_from_shapes
@@ -113,7 +114,9 @@ def test_split_reduction_matches_eager(interpreted, case):
 
 def _helper(name, **fakes):
     namespace = {"triton": triton, **fakes}
-    exec(PRELUDE[name], namespace)
+    for needed in prelude_closure({name}, []):  # with the helpers it calls, but the fakes
+        if needed not in fakes:
+            exec(PRELUDE[needed], namespace)
     return namespace[name]
 
 
