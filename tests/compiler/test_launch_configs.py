@@ -188,3 +188,18 @@ def test_split_kernels_compile_for_sm90(case):
                                  shapes=[bindings_from_shapes(unit.signature, shapes)])
     assert {k.name for k in kernels} == {"_f_0_kernel", "_f_0_split_kernel"}
     assert all(k.ok for k in kernels), [(k.name, k.error) for k in kernels if not k.ok]
+
+
+def test_host_arithmetic_helpers_equal_tritons():
+    cdiv, pow2 = _helper("_p2t_cdiv"), _helper("_p2t_pow2")
+    for n in [*range(1, 4100), 2**31 - 1, 2**31, 2**31 + 1, 3 * 2**40]:
+        assert pow2(n) == triton.next_power_of_2(n), n
+        for d in (1, 3, 16, 128, 1000):
+            assert cdiv(n, d) == triton.cdiv(n, d), (n, d)
+    assert cdiv(0, 16) == 0 and pow2(0) == 1  # triton's gives 0 there; every caller clamps to >= 1
+
+
+def test_prelude_closure_takes_the_helpers_that_helpers_and_launchers_name():
+    assert {"_p2t_cdiv", "_p2t_pow2"} <= set(prelude_closure({"_p2t_split_config"}, []))
+    assert prelude_closure(set(), ["    grid = (_p2t_cdiv(n, 1024),)"]) == ["_p2t_cdiv"]
+    assert "_P2T_TUNING" in prelude_closure({"_p2t_toc"}, [])  # module state is named, not called
