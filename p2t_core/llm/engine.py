@@ -21,6 +21,8 @@ from p2t_core.llm import pairform
 from p2t_core.llm.prompt import unit_prompt, unit_signature
 from p2t_core.postprocess import check_candidate
 from p2t_core.signature import Signature
+from p2t_core.verify import resolve_backend
+from p2t_core.verify.runner import prestart
 
 __all__ = ["LLMEngine", "LLMResult", "CandidateOutcome", "LLMTranslationError", "LLMUnavailable", "STAGES",
            "ModelDecoder", "default_weights_dir", "llm_header", "check_and_verify", "MAX_NEW_TOKENS"]
@@ -273,6 +275,7 @@ class LLMEngine:
         t0 = time.perf_counter()
         prompt = prompt if prompt is not None else unit_prompt(source, unit)
         signature = signature or unit_signature(source, unit, path)
+        prestart(resolve_backend(backend))  # the verifier's worker imports torch and triton while we decode
         texts = self.candidates(prompt, unit, [len(p.dims) for p in signature.tensor_params], k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         t_decode = time.perf_counter() - t0

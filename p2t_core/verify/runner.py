@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -61,21 +62,65 @@ class WorkerDied(Exception):
     pass
 
 
+def _spawn(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
+    """A worker in a fresh temp directory (its HOME and cwd), importing torch and triton, waiting for its job."""
+    tmp = tempfile.TemporaryDirectory(prefix="p2t-verify-")
+    home = os.path.join(tmp.name, "home")
+    work = os.path.join(tmp.name, "work")
+    os.mkdir(home)
+    os.mkdir(work)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "p2t_core.verify.worker"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=work, env=worker_env(backend, home), start_new_session=True, close_fds=True,
+    )
+    return proc, tmp
+
+
+# Workers started ahead of their job, by job backend ("interpret", "aot", "cuda", "compile").
+_spares: dict[str, tuple[subprocess.Popen, tempfile.TemporaryDirectory]] = {}
+_spares_lock = threading.Lock()
+
+
+def prestart(backend: str) -> None:
+    """Start the worker(s) that verifying with `backend` (resolved, not "auto") will need, so that their imports of
+    torch and triton (seconds; the bulk of a first verification) overlap the caller's own work, such as
+    decoding a model's candidate. The next job of that backend takes the worker; one never taken is killed at
+    exit. The worker gets its job as any other, so the sandbox is the same."""
+    for kind in ("aot", "compile") if backend == "aot" else (backend,):
+        with _spares_lock:
+            if kind not in _spares or _spares[kind][0].poll() is not None:
+                _spares[kind] = _spawn(kind)
+
+
+def _take(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
+    with _spares_lock:
+        spare = _spares.pop(backend, None)
+    if spare is not None and spare[0].poll() is None:
+        return spare
+    if spare is not None:
+        spare[1].cleanup()
+    return _spawn(backend)
+
+
+@atexit.register
+def _discard_spares() -> None:
+    with _spares_lock:
+        spares = list(_spares.values())
+        _spares.clear()
+    for proc, tmp in spares:
+        _kill(proc)
+        tmp.cleanup()
+
+
 def run_job(job: dict, timeout_s: float):
-    """Run one worker over `job`; yield its events. Raises WorkerDied(reason) on a timeout, crash or bad exit.
+    """Run one worker over `job` (a prestarted one where there is one); yield its events. Raises
+    WorkerDied(reason) on a timeout, crash or bad exit.
 
     `timeout_s` bounds each step after startup: loading the candidate, each case, each compile.
     """
-    with tempfile.TemporaryDirectory(prefix="p2t-verify-") as tmp:
-        home = os.path.join(tmp, "home")
-        work = os.path.join(tmp, "work")
-        os.mkdir(home)
-        os.mkdir(work)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "p2t_core.verify.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=work, env=worker_env(job["backend"], home), start_new_session=True, close_fds=True,
-        )
+    proc, tmp = _take(job["backend"])
+    with tmp:
         lines: queue.Queue = queue.Queue()
         err_tail: list[bytes] = []
 

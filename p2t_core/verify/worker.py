@@ -332,7 +332,6 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     emit = _emit_to(proto)
-    job = json.loads(sys.stdin.read())
     try:
         import faulthandler
 
@@ -343,6 +342,7 @@ def main() -> int:
     import triton  # noqa: F401  (imported before the memory limit: its import maps a lot)
 
     torch.randn(1 << 16).sum()  # start torch's thread pool before measuring the address space
+    job = json.loads(sys.stdin.read())  # after the imports: a worker started ahead of its job has them done
     if job.get("mode") == "compile":
         return _compile_main(job, emit)
     recorder = None

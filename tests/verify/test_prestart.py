@@ -1,0 +1,25 @@
+"""Workers started ahead of their job: the next verification takes one; one never taken dies at exit."""
+
+from __future__ import annotations
+
+from candidates import ELEMENTWISE_CAND, ELEMENTWISE_REF, ELEMENTWISE_SIG
+
+from p2t_core.verify import runner, verify
+
+
+def test_a_prestarted_worker_runs_the_next_job_of_its_backend():
+    runner.prestart("interpret")
+    spare, _ = runner._spares["interpret"]
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",), seed=3)
+    assert r.passed, r.render()
+    assert "interpret" not in runner._spares  # taken by that job
+    assert spare.poll() is not None  # and it ran to its end
+
+
+def test_aot_prestarts_the_compile_worker_too_and_unused_spares_are_killed():
+    runner.prestart("aot")
+    procs = [runner._spares[kind][0] for kind in ("aot", "compile")]
+    runner.prestart("aot")  # already started: no second pair
+    assert [runner._spares[kind][0] for kind in ("aot", "compile")] == procs
+    runner._discard_spares()
+    assert not runner._spares and all(p.poll() is not None for p in procs)
