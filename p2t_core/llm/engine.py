@@ -118,6 +118,10 @@ class ModelDecoder:
         self.model, self.tokenizer = model, tokenizer
         self.pair_format = model.config.pair_format
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.model.rope_cos.device.type == "cuda"
+
     def decode(self, prompt: str, k: int, *, temperature: float, top_p: float, max_new_tokens: int,
                seed: int | None = None) -> list[str]:
         import torch
@@ -275,7 +279,8 @@ class LLMEngine:
         t0 = time.perf_counter()
         prompt = prompt if prompt is not None else unit_prompt(source, unit)
         signature = signature or unit_signature(source, unit, path)
-        prestart(resolve_backend(backend))  # the verifier's worker imports torch and triton while we decode
+        if getattr(self.decoder, "on_gpu", False):  # the verifier's worker imports torch and triton meanwhile
+            prestart(resolve_backend(backend))  # (not beside CPU decoding: on 2 cores it slowed decoding down more)
         texts = self.candidates(prompt, unit, [len(p.dims) for p in signature.tensor_params], k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         t_decode = time.perf_counter() - t0
