@@ -83,7 +83,7 @@ def test_formatting_and_comments_do_not_matter():
 TAMPERED = [
     # (replace, with, fragment of the expected violation)
     ("            size = s\n", "            size = s * 2\n", "'*'/'**' parameters"),
-    ("        t = t.unsqueeze(0)\n", "        t = t.unsqueeze(0).exp()\n", "'while' loops"),
+    ("            block_i = block_i // 2\n", "            block_i = block_i // 2 + 0\n", "'while' loops"),
     ("    return outer, reduced, inner\n", "    return outer, reduced, inner, open('/tmp/p2t-x', 'w')\n",
      "'open' is not allowed"),
     ("        return torch.empty(shape, dtype=dtype, device=device)\n",
