@@ -11,6 +11,7 @@ as a CUDA graph).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -51,9 +52,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.type_as(x)
 
 
+@functools.cache
 def _varlen_causal_kwargs() -> dict | None:
     """How torch's flash varlen attention is asked for causal masking: `is_causal` in torch 2.10,
-    `window_size` from 2.12; None where it is missing."""
+    `window_size` from 2.12; None where it is missing. Asked on first packed CUDA call, not at import."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
@@ -62,18 +64,15 @@ def _varlen_causal_kwargs() -> dict | None:
     return {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
 
 
-_VARLEN_CAUSAL = _varlen_causal_kwargs()
-
-
 def packed_causal_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int) -> torch.Tensor:
     """Causal attention within each segment of packed q, k, v (N, nh, hs): token i of a segment sees tokens
     0..i of that segment only. On CUDA in half precision it is one flash varlen call (max_len bounds the
     segment length, a constant so the compiled graph never specializes on it); elsewhere causal SDPA
     segment by segment (a host loop: the CPU path of tests and small runs)."""
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _VARLEN_CAUSAL is not None:
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _varlen_causal_kwargs() is not None:
         from torch.nn.attention.varlen import varlen_attn
 
-        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len, **_VARLEN_CAUSAL)
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len, **_varlen_causal_kwargs())
     bounds = cu_seqlens.tolist()
     out = [F.scaled_dot_product_attention(*(t[a:b].transpose(0, 1) for t in (q, k, v)), is_causal=True)
            for a, b in zip(bounds, bounds[1:], strict=False)]  # each (nh, L, hs)

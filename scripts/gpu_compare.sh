@@ -5,9 +5,9 @@
 #   muon_24x4   Muon + AdamW, micro-batch 24 x 4 accumulation (the default)
 #   adamw_24x4  AdamW alone (train.optimizer "adamw"), 24 x 4
 #   muon_96x1   Muon + AdamW, one true batch of 96
-#   padded_24x4 Muon + AdamW, 24 x 4, each micro-batch padded to its longest pair (train.pack false) instead of
-#               packed: with COMPILE=true SEQUENTIAL=1 RUNS="muon_24x4 padded_24x4" it measures what packing gains
-#               in throughput (each run alone on the GPU) and that the loss curve is the same
+#   packed_24x4 Muon + AdamW, 24 x 4, each micro-batch's pairs packed end to end (train.pack true) instead of
+#               padded: with COMPILE=true SEQUENTIAL=1 RUNS="muon_24x4 packed_24x4" it measures what packing does
+#               to throughput (each run alone on the GPU) and that the loss curve is the same
 #
 #   OUT=... DATA_TAR=.gpudata/data.tar.xz TOKENIZER=.gpudata/tokenizer.json STEPS=250 bash scripts/gpu_compare.sh
 #
@@ -28,7 +28,7 @@ common='"max_steps": '"$STEPS"', "warmup_steps": 50, "eval_interval": 25, "eval_
 declare -A runs=(
     [muon_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4}}'
     [adamw_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "adamw", "micro_batch": 24, "grad_accum": 4}}'
-    [padded_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4, "pack": false}}'
+    [packed_24x4]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 24, "grad_accum": 4, "pack": true}}'
     [muon_96x1]='{"model": {"context": 2048, "vocab_size": 4352}, "train": {'"$common"', "optimizer": "muon", "micro_batch": 96, "grad_accum": 1}}'
 )
 # The model is the one scripts/train_gpu.json trains (context 2048, the pair-format-2 tokenizer's 4,352-token

@@ -217,60 +217,6 @@ def measure_flush(device: str) -> dict:
 
 # -- one unit -------------------------------------------------------------------------------------------------------
 
-def bench_inputs(sig, shapes: dict, dtype, device: str):
-    """Arguments, Module constructor arguments and Module tensors as harness._Unit.run builds them (its step 3;
-    the probed units take floating-point tensors only)."""
-    import torch
-
-    from p2t_core.signature import TensorParam
-    from p2t_core.translate import bindings_from_shapes
-
-    bind = bindings_from_shapes(sig, shapes)
-
-    def tensor(dims):
-        return torch.randn(tuple(bind[d] if isinstance(d, str) else d for d in dims), device=device, dtype=dtype)
-
-    def scalar(kind, default):
-        return default if default is not None else {"float": 1.5, "int": 2, "bool": True}[kind]
-
-    args = [tensor(p.dims) if isinstance(p, TensorParam) else scalar(p.kind, p.default) for p in sig.params]
-    init = {a.name: bind[a.size_var] if a.size_var else scalar(a.kind, a.default) for a in sig.init_args}
-    return args, init, [(m.name, tensor(m.dims)) for m in sig.module_tensors]
-
-
-def instance(cls, sig, init: dict, module_tensors: list, device: str):
-    """The unit's callable: a function as is, a Module built and filled as the bench does (harness._Unit.run)."""
-    import torch
-
-    if sig.kind != "module":
-        return cls
-    mod = cls(**init).to(device)
-    for name, value in module_tensors:
-        if isinstance(getattr(mod, name, None), torch.nn.Parameter):
-            setattr(mod, name, torch.nn.Parameter(value.clone(), requires_grad=False))
-        else:
-            setattr(mod, name, value.clone())
-    return mod.eval()
-
-
-def rotating(fn, sets: list):
-    """The bench's timed callable (harness._Unit.run's `rotating`). One input set: every probed unit's inputs
-    exceed the L2, below which the bench would rotate several."""
-    counter = [0]
-
-    def call():
-        counter[0] += 1
-        return fn(*sets[counter[0] % len(sets)])
-
-    return call
-
-
-def nbytes(tensors) -> int:
-    import torch
-
-    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
-
-
 def tuning_picks(module) -> list:
     """The matmul autotuner's choices (empty for modules without a matmul, or before tuning finished)."""
     return [list(v["best"]) for v in getattr(module, "_P2T_TUNING", {}).values() if "best" in v]
@@ -325,7 +271,7 @@ class Rows:
 def probe_unit(u, opts, copy_gbps: float | None, flush: dict, workdir: str, echo) -> dict:
     import torch
 
-    from p2t_core.bench.harness import load_module, rel_error, time_fn
+    from p2t_core.bench.harness import UnitInputs, load_module, nbytes, rel_error, rotating, time_fn
     from p2t_core.engine import compile_units
 
     device, tiny = opts.device, opts.tiny
@@ -339,9 +285,10 @@ def probe_unit(u, opts, copy_gbps: float | None, flush: dict, workdir: str, echo
     sig = translated.signature
     ref_module = load_module(u.source, f"probe_{u.name}_ref", workdir)
     p2t_module = load_module(translated.module_source, f"probe_{u.name}_p2t", workdir)
-    args, init, module_tensors = bench_inputs(sig, shapes, dtype, device)
-    ref_fn = instance(getattr(ref_module, u.unit), sig, init, module_tensors, device)
-    p2t_fn = instance(getattr(p2t_module, u.unit), sig, init, module_tensors, device)
+    inputs = UnitInputs(sig, shapes, dtype, device)  # as the bench builds them: one set, every probed unit's
+    args, module_tensors = inputs.args(), inputs.module_tensors  # inputs exceed the L2 (the bench rotates below it)
+    ref_fn = inputs.instance(getattr(ref_module, u.unit))
+    p2t_fn = inputs.instance(getattr(p2t_module, u.unit))
     bench_time = lambda fn: time_fn(fn, device, tiny)  # noqa: E731
     sweep_time = lambda fn: sweep.time_ms(fn, device)  # noqa: E731
     bench_samples = lambda fn: do_bench_samples(fn, device, **BENCH_ARGS)  # noqa: E731

@@ -19,6 +19,7 @@ units are measured against the copy bandwidth, matmul units against cuBLAS, both
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -223,7 +224,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def _nbytes(tensors) -> int:
+def nbytes(tensors) -> int:
     import torch
 
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
@@ -261,6 +262,74 @@ def measure_ceilings(device: str, tiny: bool, dtypes=("bfloat16", "float16"), ec
 
 
 # -- one unit ---------------------------------------------------------------------------------------------------
+
+class UnitInputs:
+    """Random inputs of a unit at given shapes: fresh argument sets (tensors of the unit's dtype, or of a parameter's
+    own), the Module's constructor arguments and tensors, and the unit's callable built from them."""
+
+    def __init__(self, sig, shapes: dict, dtype, device: str):
+        from p2t_core.translate import bindings_from_shapes
+
+        self.sig, self.dtype, self.device = sig, dtype, device
+        self.bind = bindings_from_shapes(sig, shapes)
+        self.init = {a.name: self.bind[a.size_var] if a.size_var else self._scalar(a.kind, a.default)
+                     for a in sig.init_args}
+
+    @functools.cached_property
+    def module_tensors(self) -> list:
+        """(name, tensor) of each Module tensor, drawn on first use (after the first argument set)."""
+        return [(m.name, self._tensor(m.dims, self.dtype)) for m in self.sig.module_tensors]
+
+    def _tensor(self, dims, dt):
+        import torch
+
+        shape = tuple(self.bind[d] if isinstance(d, str) else d for d in dims)
+        if dt.is_floating_point:
+            return torch.randn(shape, device=self.device, dtype=dt)
+        if dt == torch.bool:
+            return torch.randint(0, 2, shape, device=self.device).bool()
+        return torch.randint(0, 5, shape, device=self.device).to(dt)
+
+    @staticmethod
+    def _scalar(kind, default):
+        if default is not None:
+            return default
+        return {"float": 1.5, "int": 2, "bool": True}[kind]
+
+    def args(self) -> list:
+        """One fresh set of the unit's arguments."""
+        import torch
+
+        from p2t_core.signature import TensorParam
+
+        return [self._tensor(p.dims, self.dtype if p.dtype == "float" else getattr(torch, p.dtype))
+                if isinstance(p, TensorParam) else self._scalar(p.kind, p.default) for p in self.sig.params]
+
+    def instance(self, cls):
+        """The unit's callable: a function as is; a Module built, filled with the module tensors, in eval mode."""
+        import torch
+
+        if self.sig.kind != "module":
+            return cls
+        mod = cls(**self.init).to(self.device)
+        for name, value in self.module_tensors:
+            if isinstance(getattr(mod, name, None), torch.nn.Parameter):
+                setattr(mod, name, torch.nn.Parameter(value.clone(), requires_grad=False))
+            else:
+                setattr(mod, name, value.clone())
+        return mod.eval()
+
+
+def rotating(fn: Callable, sets: list) -> Callable[[], object]:
+    """fn over the argument sets in turn, one set a call (inputs below the L2 size are not read from cache)."""
+    counter = [0]
+
+    def call():
+        counter[0] += 1
+        return fn(*sets[counter[0] % len(sets)])
+
+    return call
+
 
 class _Unit:
     """A unit's callables and inputs for one run."""
@@ -309,71 +378,22 @@ class _Unit:
             return r
 
         # 3. inputs
-        from p2t_core.signature import TensorParam
-        from p2t_core.translate import bindings_from_shapes
-
-        dtype = getattr(torch, b.dtype)
-        bind = bindings_from_shapes(sig, self.shapes)
-
-        def tensor(dims, dt):
-            shape = tuple(bind[d] if isinstance(d, str) else d for d in dims)
-            if dt.is_floating_point:
-                return torch.randn(shape, device=self.device, dtype=dt)
-            if dt == torch.bool:
-                return torch.randint(0, 2, shape, device=self.device).bool()
-            return torch.randint(0, 5, shape, device=self.device).to(dt)
-
-        def scalar(kind, default):
-            if default is not None:
-                return default
-            return {"float": 1.5, "int": 2, "bool": True}[kind]
-
-        def one_set():
-            args = []
-            for p in sig.params:
-                if isinstance(p, TensorParam):
-                    args.append(tensor(p.dims, dtype if p.dtype == "float" else getattr(torch, p.dtype)))
-                else:
-                    args.append(scalar(p.kind, p.default))
-            return args
-
-        sets = [one_set()]
-        set_bytes = _nbytes(sets[0])
+        inputs = UnitInputs(sig, self.shapes, getattr(torch, b.dtype), self.device)
+        sets = [inputs.args()]
+        set_bytes = nbytes(sets[0])
         if self.device == "cuda" and not self.tiny and 0 < set_bytes < L2_BYTES:
             n = min(MAX_INPUT_SETS, math.ceil(2 * L2_BYTES / set_bytes))
-            sets += [one_set() for _ in range(n - 1)]
+            sets += [inputs.args() for _ in range(n - 1)]
         r.input_sets = len(sets)
-
-        init = {a.name: bind[a.size_var] if a.size_var else scalar(a.kind, a.default) for a in sig.init_args}
-        module_tensors = [(m.name, tensor(m.dims, dtype)) for m in sig.module_tensors]
-
-        def instance(cls):
-            if sig.kind != "module":
-                return cls
-            mod = cls(**init).to(self.device)
-            for name, value in module_tensors:
-                if isinstance(getattr(mod, name, None), torch.nn.Parameter):
-                    setattr(mod, name, torch.nn.Parameter(value.clone(), requires_grad=False))
-                else:
-                    setattr(mod, name, value.clone())
-            return mod.eval()
+        module_tensors = inputs.module_tensors
 
         try:
-            ref_fn = instance(getattr(ref_mod, b.unit))
-            p2t_fn = instance(getattr(p2t_mod, b.unit))
+            ref_fn = inputs.instance(getattr(ref_mod, b.unit))
+            p2t_fn = inputs.instance(getattr(p2t_mod, b.unit))
         except Exception as e:
             r.status = "p2t_failed"
             r.message = _short(f"instantiation failed: {type(e).__name__}: {e}")
             return r
-
-        counter = [0]
-
-        def rotating(fn):
-            def call():
-                counter[0] += 1
-                return fn(*sets[counter[0] % len(sets)])
-
-            return call
 
         # 4. run all three once; agree-check against eager
         with torch.no_grad():
@@ -385,7 +405,7 @@ class _Unit:
                 r.message = _short(f"{type(e).__name__}: {e}")
                 return r
             outs = _as_list(ref_out)
-            r.bytes = set_bytes + _nbytes([t for _, t in module_tensors]) + _nbytes(outs)
+            r.bytes = set_bytes + nbytes([t for _, t in module_tensors]) + nbytes(outs)
             try:
                 r.flops = count_flops(lambda: ref_fn(*sets[0]))
             except Exception:
@@ -428,11 +448,11 @@ class _Unit:
             del p2t_out, compile_out, ref_out, outs
 
             # 5. time
-            r.p2t_ms = time_fn(rotating(p2t_fn), self.device, self.tiny)
-            r.eager_ms = time_fn(rotating(ref_fn), self.device, self.tiny)
+            r.p2t_ms = time_fn(rotating(p2t_fn, sets), self.device, self.tiny)
+            r.eager_ms = time_fn(rotating(ref_fn, sets), self.device, self.tiny)
             if compiled_fn is not None:
                 try:
-                    r.compile_ms = time_fn(rotating(compiled_fn), self.device, self.tiny)
+                    r.compile_ms = time_fn(rotating(compiled_fn, sets), self.device, self.tiny)
                 except Exception as e:  # a recompilation for another input set can fail too
                     r.compile_error = _short(f"{type(e).__name__}: {e}")
         account(r, ceilings)

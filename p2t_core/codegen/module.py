@@ -210,14 +210,14 @@ class UnitEmitter:
 
 
 def helper_closure(names: set[str], helpers: dict[str, str]) -> list[str]:
-    """Helpers in dependency order (a helper's source may call other helpers)."""
+    """Helpers in dependency order (a helper's source may call other helpers, or name their module state)."""
     ordered: list[str] = []
 
     def visit(name):
         if name in ordered:
             return
         for other in sorted(helpers):
-            if other != name and re.search(rf"\b{other}\(", helpers[name]):
+            if other != name and re.search(rf"\b{other}\b", helpers[name]):
                 visit(other)
         ordered.append(name)
 
@@ -228,13 +228,8 @@ def helper_closure(names: set[str], helpers: dict[str, str]) -> list[str]:
 
 def prelude_closure(names: set[str], texts: list[str]) -> list[str]:
     """The launcher helpers a module needs, sorted: those asked for, those its launchers name, those these name."""
-    needed: set[str] = set()
-    todo = set(names) | {n for n in PRELUDE if any(re.search(rf"\b{n}\b", t) for t in texts)}
-    while todo:
-        name = todo.pop()
-        needed.add(name)
-        todo |= {n for n in PRELUDE if n not in needed and re.search(rf"\b{n}\b", PRELUDE[name])}
-    return sorted(needed)
+    named = {n for n in PRELUDE if any(re.search(rf"\b{n}\b", t) for t in texts)}
+    return sorted(helper_closure(set(names) | named, PRELUDE))
 
 
 def emit_module(units: list[UnitEmitter], *, source_path: str, engine: str = "compiler") -> str:
