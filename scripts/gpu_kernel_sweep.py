@@ -123,6 +123,9 @@ def units() -> list[tuple]:
     def mm(configs):
         return {"x".join(map(str, c)): mm_config(*c) for c in configs}
 
+    def warps(block_r, counts):
+        return {f"single_{w}w": row_config(block_r, 1, True, w) for w in counts}
+
     swept = {
         "col_sum_8192x8192_fp32": ({"x": (67, 300)}, {k: split_config(*v) for k, v in COL_VARIANTS.items()}),
         "smooth_l1_loss_bf16": ({"pred": (5001,), "target": (5001,)},
@@ -133,6 +136,12 @@ def units() -> list[tuple]:
                              {**{k: row_config(*v) for k, v in MATVEC_VARIANTS.items()},
                               "rows_inner_split4_256x16": rows_inner_split(4, 256, 16, 8)}),
         "tall_skinny_65536x1024x64_fp16": ({"a": (40, 24), "b": (24, 8)}, mm(MM_SKINNY)),
+        # narrow rows: bytes in flight per warp (inductor gives 1024-wide bf16 rows one warp each)
+        "softmax_65536x1024_bf16": ({"x": (37, 100)}, warps(1024, (1, 2, 4, 8))),
+        "softmax_65536x1024_fp32": ({"x": (37, 100)}, warps(1024, (1, 2, 4))),
+        # the aligned copy of operands whose row stride is not a multiple of 16 bytes, against none
+        "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)},
+                                                 {"no_aligned_copy": {"_p2t_mm_aligned": lambda t: t}}),
         "matmul_1024_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_SMALL)),
         "matmul_4096_fp16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
         "matmul_4096_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,19 +33,29 @@ def data():
 @click.option("--backend", default="interpret", show_default=True,
               type=click.Choice(["auto", "interpret", "cuda", "aot"]), help="Verifier backend.")
 @click.option("--no-plugins", is_flag=True, help="Only the built-in generators (skip plugins' example hooks).")
-def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins):
+@click.option("--heldout-from", "heldout_from", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An earlier build's manifest.json: hold out its op combinations (comparable validation splits "
+                   "across corpus sizes) instead of choosing them for this corpus.")
+def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins, heldout_from):
     """Generate units, render them in six styles, compile and verify each pair, write the splits.
 
     \b
     Example:
       p2t data build --out data/pairs --pairs 5000 --workers 4 --seed 1 --cache ~/.cache/p2t-data
+      p2t data build --out data/big --pairs 100000 --heldout-from data/pairs/manifest.json
     Interrupting loses nothing already verified: run the same command again to resume.
     """
     from p2t_core.data.pipeline import build
 
+    heldout = None
+    if heldout_from:
+        try:
+            heldout = json.loads(Path(heldout_from).read_text())["heldout_combinations"]
+        except (ValueError, KeyError) as e:
+            raise click.BadParameter(f"not a build manifest ({e})", param_hint="--heldout-from") from e
     try:
         summary = build(out_dir, pairs=pairs, workers=workers, seed=seed, cache_dir=cache_dir, backend=backend,
-                        use_plugins=not no_plugins)
+                        use_plugins=not no_plugins, heldout=heldout)
     except KeyboardInterrupt:
         click.echo("interrupted: verified pairs are cached; rerun the command to resume", err=True)
         sys.exit(130)

@@ -708,10 +708,12 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
           compile_fn: Callable | None = None, verify_fn: Callable | None = None,
           fingerprints: Fingerprints | None = None, plugins=None, use_plugins: bool = True,
           backend: str = "interpret", batch_units: int = 4, progress: bool = True,
-          quiet: bool = False) -> BuildSummary:
+          quiet: bool = False, heldout: list | None = None) -> BuildSummary:
     """Build the pair corpus in `out_dir` (see the module docstring). `cache_dir` defaults to
     `out_dir/cache`. `plugins` (a `p2t_core.plugins.Plugins`) defaults to `default_plugins()`;
-    `use_plugins=False` takes units from the built-in generators only. Returns a `BuildSummary`."""
+    `use_plugins=False` takes units from the built-in generators only. `heldout` fixes the held-out op
+    combinations (e.g. an earlier build's, so a larger corpus keeps that build's compositional split out of its
+    training set) instead of choosing them for this corpus. Returns a `BuildSummary`."""
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -823,7 +825,8 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
         failures[reason] += 1
         fail_fam.setdefault(c.unit.family, Counter())[reason] += 1
     units_ok = list({c.unit.key(): c.unit for c in ok}.values())
-    heldout = choose_heldout_combos(units_ok, seed)
+    heldout = (sorted(tuple(sorted(p)) for p in heldout) if heldout is not None
+               else choose_heldout_combos(units_ok, seed))
     held = set(heldout)
     rows: dict[str, list[str]] = {s: [] for s in SPLITS}
     for c in ok:

@@ -201,6 +201,7 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_keepdim": TENSOR,
     "_p2t_empty_rows": TENSOR,
     "_p2t_mm_strides": SHAPE,
+    "_p2t_mm_aligned": TENSOR,                        # the operand, or an aligned copy of it
     "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
     "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps

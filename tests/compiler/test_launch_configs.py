@@ -15,6 +15,7 @@ import sys
 import types
 
 import pytest
+import torch
 import triton
 
 from p2t_core.codegen.module import prelude_closure
@@ -203,3 +204,27 @@ def test_prelude_closure_takes_the_helpers_that_helpers_and_launchers_name():
     assert {"_p2t_cdiv", "_p2t_pow2"} <= set(prelude_closure({"_p2t_split_config"}, []))
     assert prelude_closure(set(), ["    grid = (_p2t_cdiv(n, 1024),)"]) == ["_p2t_cdiv"]
     assert "_P2T_TUNING" in prelude_closure({"_p2t_toc"}, [])  # module state is named, not called
+
+
+@pytest.mark.parametrize("layout", ["row_major", "column_major", "broadcast_batch", "offset_view"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_mm_aligned_copies_unaligned_operands_to_16_byte_rows(layout, dtype):
+    aligned = _helper("_p2t_mm_aligned", torch=torch)
+    if layout == "row_major":
+        t = torch.randn(2, 37, 1999).to(dtype)
+    elif layout == "column_major":  # a transposed weight: (k, n) viewed from an (n, k) matrix
+        t = torch.randn(2, 45, 33).to(dtype).transpose(1, 2)
+    elif layout == "broadcast_batch":
+        t = torch.randn(1, 19, 23).to(dtype).expand(3, 19, 23)
+    else:  # aligned strides, but a start 1 element into the storage
+        t = torch.randn(1, 9, 65).to(dtype)[:, :, 1:]
+    out = aligned(t)
+    assert out.shape == t.shape and torch.equal(out, t)
+    align = 16 // out.element_size()
+    assert out.data_ptr() % 16 == 0
+    assert all(s == 1 or s % align == 0 for n, s in zip(out.shape, out.stride()) if n > 1), out.stride()
+    assert (out.stride(1) == 1) == (t.stride(1) == 1 and t.stride(2) != 1)  # the layout is kept
+    if layout == "broadcast_batch":
+        assert out.stride(0) == 0  # still one copy of the batch
+    already = torch.randn(2, 16, 32).to(dtype)
+    assert aligned(already) is already

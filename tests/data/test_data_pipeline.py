@@ -29,11 +29,11 @@ def fps(softmax_hash: str = "s1") -> Fingerprints:
 
 
 def run(tmp: Path, name: str = "out", cache: str = "cache", seed: int = 0, pairs: int = PAIRS, workers: int = 1,
-        fingerprints: Fingerprints | None = None, interrupt_after: int | None = None):
+        fingerprints: Fingerprints | None = None, interrupt_after: int | None = None, heldout=None):
     fakes.reset(interrupt_after)
     return build(tmp / name, pairs=pairs, workers=workers, seed=seed, cache_dir=tmp / cache,
                  compile_fn=fakes.fake_compile, verify_fn=fakes.fake_verify, fingerprints=fingerprints or fps(),
-                 use_plugins=False, progress=False, quiet=True)
+                 use_plugins=False, progress=False, quiet=True, heldout=heldout)
 
 
 def rows(d: Path) -> dict[str, list[dict]]:
@@ -175,6 +175,16 @@ def test_splits_are_disjoint_and_compositional(tmp_path):
         assert set(combinations(sorted(set(x["ops"])), 2)) & held
     # all stylings of a unit land in one split: the same source-unit prompt never straddles splits
     assert s.splits["train"] > s.splits["valid_compositional"]
+
+
+def test_larger_build_keeps_an_earlier_builds_heldout_combinations(tmp_path):
+    small = run(tmp_path, name="small", pairs=200)
+    chosen_anew = run(tmp_path, name="anew", pairs=400)
+    kept = run(tmp_path, name="kept", pairs=400, heldout=small.heldout_combos)
+    assert kept.heldout_combos == small.heldout_combos != chosen_anew.heldout_combos
+    # so no unit the small build held out for validation is trained on by the larger one
+    small_valid = {x["hash"] for x in rows(tmp_path / "small")["valid_compositional"]}
+    assert small_valid and small_valid <= {x["hash"] for x in rows(tmp_path / "kept")["valid_compositional"]}
 
 
 def test_worker_pool(tmp_path):
