@@ -158,9 +158,8 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     body = [
         "a3 = a3.expand(batch, m, k)",
         "b3 = b3.expand(batch, k, n)",
-        "if a3.is_cuda and batch * m * n * k >= 2**27:  # large products: worth a copy of unaligned operands",
-        "    a3 = _p2t_mm_aligned(a3)",
-        "    b3 = _p2t_mm_aligned(b3)",
+        "if a3.is_cuda and batch * m * n * k >= 2**27:  # large products: worth copying unvectorizable operands",
+        "    a3, b3, k = _p2t_mm_operands(a3, b3)",
         f"configs, key = _p2t_mm_configs(m, n, k, batch, a3.dtype, a3.element_size(), {tune})",
         "for block_m, block_n, block_k, warps, stages in configs:",
         "    grid = (_p2t_cdiv(m, block_m) * _p2t_cdiv(n, block_n), batch)",
@@ -186,7 +185,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         "        _p2t_toc(key, (block_m, block_n, block_k, warps, stages), start, len(configs))",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_aligned", "_p2t_mm_config", "_p2t_mm_configs",
+    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_operands", "_p2t_mm_config", "_p2t_mm_configs",
                         "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 

@@ -69,7 +69,7 @@ def split_config(n_split, block_r, block_i, warps):
 
 def row_config(block_r, block_i, single, warps, rows_inner=False):
     """A forced _p2t_row_config; with rows_inner, a reduction over the last dim sees its rows as inner positions."""
-    overrides = {"_p2t_row_config": lambda n_outer, n_r, n_inner, max_single: (block_r, block_i, single, warps)}
+    overrides = {"_p2t_row_config": lambda *sizes: (block_r, block_i, single, warps)}
     if rows_inner:
         def sizes(shape, dims, base):
             n_outer, n_r, n_inner = base(shape, dims)
@@ -139,9 +139,9 @@ def units() -> list[tuple]:
         # narrow rows: bytes in flight per warp (inductor gives 1024-wide bf16 rows one warp each)
         "softmax_65536x1024_bf16": ({"x": (37, 100)}, warps(1024, (1, 2, 4, 8))),
         "softmax_65536x1024_fp32": ({"x": (37, 100)}, warps(1024, (1, 2, 4))),
-        # the aligned copy of operands whose row stride is not a multiple of 16 bytes, against none
-        "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)},
-                                                 {"no_aligned_copy": {"_p2t_mm_aligned": lambda t: t}}),
+        # K-major zero-padded copies of operands Triton cannot vectorize (p2t_default), against the operands as given
+        "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)}, {"operands_as_given": {
+            "_p2t_mm_operands": lambda a, b: (a, b, a.shape[2])}}),
         "matmul_1024_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_SMALL)),
         "matmul_4096_fp16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
         "matmul_4096_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),

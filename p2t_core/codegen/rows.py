@@ -469,7 +469,8 @@ class RowLowering:
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
         strides = [f"*st{k}" for k in range(len(views) + len(outs))]
-        row_config = f"block_r, block_i, single, warps = _p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R})"
+        row_config = ("block_r, block_i, single, warps = "
+                      f"_p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R}, t0.element_size())")
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
                 "n_inner", *strides]
         wide = "WIDE=n_outer * n_r * n_inner >= 2**31"

@@ -29,7 +29,7 @@ __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "mo
 
 PAIR_FORMAT = 2  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
 CANONICAL_NAMES = {2: {"def": "unit_fn", "class": "UnitModule"}, 1: {"def": "op_act", "class": "OpAct"}}
-_HELPER = re.compile(r"\b_p2t_\w+")
+_HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 
 
@@ -108,7 +108,7 @@ def pair_texts(row: dict, pair_format: int) -> tuple[str, str]:
 def _with_helpers(text: str, helpers: dict[str, str]) -> str:
     """`text` with the library helpers it calls (and the ones those call) that it does not define itself,
     placed after its last top-level import (text that does not parse is put together the same way)."""
-    defined = set(re.findall(r"^def (_p2t_\w+)", text, re.M))
+    defined = {a or b for a, b in re.findall(r"^(?:def (_p2t_\w+)|(_P2T_\w+)\s*=)", text, re.M)}
     needed: list[str] = []
     todo = [n for n in dict.fromkeys(_HELPER.findall(text)) if n not in defined]
     while todo:

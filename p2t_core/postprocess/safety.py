@@ -201,7 +201,9 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_keepdim": TENSOR,
     "_p2t_empty_rows": TENSOR,
     "_p2t_mm_strides": SHAPE,
-    "_p2t_mm_aligned": TENSOR,                        # the operand, or an aligned copy of it
+    "_p2t_mm_operands": (TENSOR, TENSOR, SCALAR),     # operands (or K-major padded copies), reduction length
+    "_p2t_mm_vectorizes": SCALAR,                     # a bool
+    "_p2t_k_major": TENSOR,
     "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
     "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps
@@ -213,6 +215,7 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_tic": OTHER,                                # a CUDA event, or None
     "_p2t_toc": NONE,
     "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)
+    "_P2T_ROW_STRIDES": NONE,                         # _p2t_rows' strides by layout (a module-level dict)
 }
 
 

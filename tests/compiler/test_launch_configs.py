@@ -206,25 +206,62 @@ def test_prelude_closure_takes_the_helpers_that_helpers_and_launchers_name():
     assert "_P2T_TUNING" in prelude_closure({"_p2t_toc"}, [])  # module state is named, not called
 
 
-@pytest.mark.parametrize("layout", ["row_major", "column_major", "broadcast_batch", "offset_view"])
+def _product(a, b):
+    return torch.matmul(a.double(), b.double())
+
+
+@pytest.mark.parametrize("case", ["irregular", "transposed_weight", "broadcast_batch", "offset_view"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_mm_aligned_copies_unaligned_operands_to_16_byte_rows(layout, dtype):
-    aligned = _helper("_p2t_mm_aligned", torch=torch)
-    if layout == "row_major":
-        t = torch.randn(2, 37, 1999).to(dtype)
-    elif layout == "column_major":  # a transposed weight: (k, n) viewed from an (n, k) matrix
-        t = torch.randn(2, 45, 33).to(dtype).transpose(1, 2)
-    elif layout == "broadcast_batch":
-        t = torch.randn(1, 19, 23).to(dtype).expand(3, 19, 23)
-    else:  # aligned strides, but a start 1 element into the storage
-        t = torch.randn(1, 9, 65).to(dtype)[:, :, 1:]
-    out = aligned(t)
-    assert out.shape == t.shape and torch.equal(out, t)
-    align = 16 // out.element_size()
-    assert out.data_ptr() % 16 == 0
-    assert all(s == 1 or s % align == 0 for n, s in zip(out.shape, out.stride()) if n > 1), out.stride()
-    assert (out.stride(1) == 1) == (t.stride(1) == 1 and t.stride(2) != 1)  # the layout is kept
-    if layout == "broadcast_batch":
-        assert out.stride(0) == 0  # still one copy of the batch
-    already = torch.randn(2, 16, 32).to(dtype)
-    assert aligned(already) is already
+def test_mm_operands_copies_what_triton_cannot_vectorize_and_keeps_the_product(case, dtype):
+    operands = _helper("_p2t_mm_operands", torch=torch)
+    def randn(*shape):
+        return torch.randn(*shape, dtype=dtype)
+
+    if case == "irregular":  # the bench's 3001x1999 @ 1999x2777, scaled down: nothing a multiple of 16
+        a, b = randn(1, 37, 19), randn(1, 19, 45)
+    elif case == "transposed_weight":  # x @ w.t(): b is K-major already, K a multiple of 16, but a's rows are not
+        a, b = randn(1, 33, 48)[:, :, :40], randn(1, 45, 40).transpose(1, 2)
+    elif case == "broadcast_batch":
+        a, b = randn(3, 19, 23), randn(1, 23, 29).expand(3, 23, 29)
+    else:  # aligned strides, but a start one element into the storage
+        a, b = randn(1, 9, 65)[:, :, 1:], randn(1, 64, 32)
+    a2, b2, k = operands(a, b)
+    assert k % 16 == 0 and a2.shape == (a.shape[0], a.shape[1], k) and b2.shape == (b.shape[0], k, b.shape[2])
+    assert torch.allclose(_product(a2, b2), _product(a, b), rtol=1e-12, atol=1e-12)  # the zero padding adds nothing
+    for t, k_dim in ((a2, 2), (b2, 1)):  # K-major, 16-element strides, aligned starts
+        assert t.stride(k_dim) == 1 and t.data_ptr() % 16 == 0
+        assert all(s == 1 or s % 16 == 0 for n, s in zip(t.shape, t.stride()) if n > 1), t.stride()
+    if case == "broadcast_batch":
+        assert b2.stride(0) == 0  # still one copy of the batch
+
+
+def test_mm_operands_leaves_vectorizable_operands_alone():
+    operands = _helper("_p2t_mm_operands", torch=torch)
+    a, b = torch.randn(2, 32, 64), torch.randn(2, 64, 48)  # row-major, N a multiple of 16
+    assert operands(a, b) == (a, b, 64)
+    w = torch.randn(40, 64).t().unsqueeze(0)  # a transposed weight: K-major
+    out = operands(a[:1], w)
+    assert out[0] is not None and out[1] is w and out[2] == 64
+
+
+def test_row_config_gives_tiles_of_at_most_2_kb_one_warp():
+    config = _helper("_p2t_row_config")
+    assert config(65536, 1024, 1, 16384, 2) == (1024, 1, True, 1)  # 1024-wide bf16 rows: 2 KB
+    assert config(65536, 1024, 1, 16384, 4)[3] == 4  # fp32: 4 KB, as before
+    assert config(16384, 4096, 1, 16384, 2)[3] == 8
+    assert config(65536, 1024, 1, 16384)[3] == 4  # launchers written before element_size: fp32 sizing
+
+
+def test_rows_keeps_the_strides_of_a_layout_and_never_a_copy():
+    cache = {}
+    rows = _helper("_p2t_rows", torch=torch, _P2T_ROW_STRIDES=cache)
+    x = torch.randn(6, 5, 4)
+    view, strides = rows(x, (6, 5, 4), (1,))
+    assert view is x and strides == [20, 4, 1] and len(cache) == 1
+    y = torch.randn(6, 5, 4)  # same layout: the kept strides, the new tensor
+    assert rows(y, (6, 5, 4), (1,)) == (y, [20, 4, 1]) and len(cache) == 1
+    apart = torch.randn(6, 4, 5).transpose(1, 2)[:, :, :3]  # rows that do not collapse: copied every call
+    for _ in range(2):
+        copy, strides = rows(apart, (6, 5, 3), (0, 2))
+        assert copy is not apart and torch.equal(copy, apart)
+    assert (apart.shape, apart.stride(), (6, 5, 3), (0, 2)) not in cache

@@ -3,6 +3,7 @@
 import ast
 
 import pytest
+import torch
 
 from p2t_core.engine import compile_units
 from p2t_core.llm.pairform import (
@@ -57,6 +58,18 @@ def test_restore_adds_the_helpers_a_helper_calls():
     back = restore(text, "f", "def f(x):\n    pass\n", 2)
     assert f"def {name}(" in back and f"def {callee}(" in back and "def f(x)" in back
     assert back.index("import torch") < back.index(f"def {name}(") < back.index("def f(x)")
+
+
+def test_restore_adds_the_module_state_a_helper_uses_once():
+    """A model trained before _p2t_rows kept its strides in _P2T_ROW_STRIDES writes calls without that dict."""
+    text = "import torch\n\n\ndef unit_fn(x):\n    return _p2t_rows(x, (2, 3), (1,))\n"
+    back = restore(text, "f", "def f(x):\n    pass\n", 2)
+    assert back.count("_P2T_ROW_STRIDES = {}") == 1 and "def _p2t_rows(" in back
+    namespace = {}
+    exec(back, namespace)
+    assert namespace["f"](torch.ones(2, 3))[1] == [3, 1, 0]
+    defined = "import torch\n\n_P2T_ROW_STRIDES = {}\n\n\ndef unit_fn(x):\n    return _p2t_rows(x, (2, 3), (1,))\n"
+    assert restore(defined, "f", "def f(x):\n    pass\n", 2).count("_P2T_ROW_STRIDES = {}") == 1
 
 
 def test_restore_leaves_helpers_the_text_defines_and_names_it_does_not_know():
