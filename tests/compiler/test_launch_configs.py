@@ -265,3 +265,21 @@ def test_rows_keeps_the_strides_of_a_layout_and_never_a_copy():
         copy, strides = rows(apart, (6, 5, 3), (0, 2))
         assert copy is not apart and torch.equal(copy, apart)
     assert (apart.shape, apart.stride(), (6, 5, 3), (0, 2)) not in cache
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_irregular_matmul_on_cuda_copies_its_operands_and_matches_torch(tmp_path):
+    from p2t_core.bench.harness import load_module
+
+    shapes = {"a": (701, 399), "b": (399, 557)}  # 155M multiply-adds (>= 2**27), no dim a multiple of 16
+    unit = compile_units("import torch\n\ndef f(a, b):\n    return a @ b\n", "u.py", unit="f", shapes=shapes).units[0]
+    module = load_module(unit.module_source, "irregular_mm", str(tmp_path))
+    seen = []
+    copy_operands = module._p2t_mm_operands
+    module._p2t_mm_operands = lambda a, b: seen.append(copy_operands(a, b)) or seen[-1]
+    a = torch.randn(shapes["a"], device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(shapes["b"], device="cuda", dtype=torch.bfloat16)
+    out = module.f(a, b)
+    assert seen and seen[0][2] == 400  # K padded to a multiple of 16
+    torch.testing.assert_close(out.float(), a.float() @ b.float(), rtol=2e-2, atol=2e-1)
