@@ -230,7 +230,7 @@ def test_mm_operands_copies_what_triton_cannot_vectorize_and_keeps_the_product(c
     assert torch.allclose(_product(a2, b2), _product(a, b), rtol=1e-12, atol=1e-12)  # the zero padding adds nothing
     for t, k_dim in ((a2, 2), (b2, 1)):  # K-major, 16-element strides, aligned starts
         assert t.stride(k_dim) == 1 and t.data_ptr() % 16 == 0
-        assert all(s == 1 or s % 16 == 0 for n, s in zip(t.shape, t.stride()) if n > 1), t.stride()
+        assert all(s == 1 or s % 16 == 0 for n, s in zip(t.shape, t.stride(), strict=True) if n > 1), t.stride()
     if case == "broadcast_batch":
         assert b2.stride(0) == 0  # still one copy of the batch
 
