@@ -1,7 +1,7 @@
 """Where a training step's time goes, padded against packed micro-batches: one GPU call answers why packing
 (no padding, 22% fewer positions) measured slower than padding (docs/BENCHMARKS.md).
 
-    python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--steps 12]
+    python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--steps 12] [--modes padded]
 
 For each mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does,
 runs warm-up steps of 24 x 4 micro-batches of the real corpus (the same steps in both modes), then profiles
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="profiled optimizer steps per mode")
     parser.add_argument("--warmup", type=int, default=40, help="steps before profiling (compile, recompiles)")
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
+    parser.add_argument("--modes", default="padded,packed", help="which of padded,packed to profile")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,8 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
     tokenizer = P2TTokenizer.load(args.tokenizer)
     ds = load_split(args.data, "train", tokenizer, model_cfg.context, model_cfg.pair_format)
-    results = [profile_mode(pack, args, model_cfg, train_cfg, ds, tokenizer, device) for pack in (False, True)]
+    modes = args.modes.split(",")
+    results = [profile_mode(mode == "packed", args, model_cfg, train_cfg, ds, tokenizer, device) for mode in modes]
     (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
     for r in results:
         print(f"{r['mode']}: {r['ms_per_step']:.1f} ms/step, {r['tokens_per_s']:,.0f} tokens/s (profiled)")
