@@ -265,6 +265,7 @@ def test_rows_keeps_the_strides_of_a_layout_and_never_a_copy():
         copy, strides = rows(apart, (6, 5, 3), (0, 2))
         assert copy is not apart and torch.equal(copy, apart)
     assert (apart.shape, apart.stride(), (6, 5, 3), (0, 2)) not in cache
+    assert rows(x, [6, 5, 4], [1])[1] == [20, 4, 1]  # lists, as a hand-written launcher may pass them
 
 
 @pytest.mark.gpu
