@@ -161,22 +161,28 @@ def time_ms(fn, device: str) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def host_us(fn, device: str) -> float | None:
-    """CPU time of one call while the GPU queue absorbs the launches (the launcher's own overhead), after warm-up
-    calls (the first calls JIT-compile the kernels: timing them gave 10-40 ms "overheads" in the first GPU run)."""
-    if device != "cuda":
-        return None
+def per_call_us(fn, calls: int, device: str, warmup: int = 20) -> float:
+    """Host time of one call, timed over `calls` calls after `warmup` untimed ones (the first calls JIT-compile the
+    kernels: timing them gave 10-40 ms "overheads" in the first GPU run); on CUDA the GPU queue absorbs the
+    launches, so this is the caller's own overhead."""
     import torch
 
-    for _ in range(3):
+    for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    if device == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
-    for _ in range(20):
+    for _ in range(calls):
         fn()
     elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed / 20 * 1e6
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return elapsed / calls * 1e6
+
+
+def host_us(fn, device: str) -> float | None:
+    """The launcher's host time per call on CUDA (None elsewhere: the interpreter's time says nothing of it)."""
+    return per_call_us(fn, 20, device, warmup=3) if device == "cuda" else None
 
 
 def graph_ms(fn, device: str) -> float | None:

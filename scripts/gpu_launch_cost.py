@@ -60,22 +60,6 @@ class Recorder:
         return launch
 
 
-def per_call_us(fn, calls: int, device: str) -> float:
-    import torch
-
-    for _ in range(20):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    elapsed = time.perf_counter() - start
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return elapsed / calls * 1e6
-
-
 def spec_key(args):
     """What Triton specializes a launch on, computed in Python: tensors by dtype and 16-byte alignment, ints by
     being 1, by divisibility by 16 and by width."""
@@ -104,14 +88,14 @@ def launch_cost(kernel, grid, args, meta, compiled, calls: int, device: str) -> 
 
     grid3 = tuple(grid) + (1,) * (3 - len(grid))
     row = {"kernel": kernel.fn.__name__, "grid": grid3, "args": len(args) + len(meta),
-           "jit_us": per_call_us(lambda: kernel[grid](*args, **meta), calls, device),
-           "spec_key_us": per_call_us(lambda: spec_key(args), calls, "cpu")}
+           "jit_us": sweep.per_call_us(lambda: kernel[grid](*args, **meta), calls, device),
+           "spec_key_us": sweep.per_call_us(lambda: spec_key(args), calls, "cpu")}
     if device == "cuda" and compiled is not None:
         full = positional(kernel, args, {k: v for k, v in meta.items() if not k.startswith("num_")})
-        row["compiled_us"] = per_call_us(lambda: compiled[grid3](*full), calls, device)
+        row["compiled_us"] = sweep.per_call_us(lambda: compiled[grid3](*full), calls, device)
         stream = torch.cuda.current_stream().cuda_stream
         run, function, packed = compiled.run, compiled.function, compiled.packed_metadata
-        row["run_us"] = per_call_us(
+        row["run_us"] = sweep.per_call_us(
             lambda: run(grid3[0], grid3[1], grid3[2], stream, function, packed, None, None, None, *full), calls, device)
     return row
 
@@ -129,7 +113,8 @@ def measure_unit(bench, shapes, args, workdir) -> dict:
     fn = inputs.instance(getattr(module, bench.unit))
     call_args = inputs.args()
     calls = 3 if args.tiny else args.calls
-    result = {"unit": bench.name, "shapes": shapes, "module_us": per_call_us(lambda: fn(*call_args), calls, device)}
+    module_us = sweep.per_call_us(lambda: fn(*call_args), calls, device)
+    result = {"unit": bench.name, "shapes": shapes, "module_us": module_us}
     recorders = {}
     for name in dir(module):
         if name.endswith("_kernel") and hasattr(getattr(module, name), "arg_names"):
@@ -149,6 +134,14 @@ def measure_unit(bench, shapes, args, workdir) -> dict:
     pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(14)
     result["profile"] = text.getvalue()[-4000:]
     return result
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    except OSError:
+        return "?"
 
 
 def main() -> int:
@@ -186,8 +179,7 @@ def main() -> int:
             print("\n".join(lines[-len(r["launches"]) - 2:]), flush=True)
     meta = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "tiny": args.tiny,
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else "cpu",
-            "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-                        "?") if os.path.exists("/proc/cpuinfo") else "?"}
+            "cpu": cpu_model()}
     with open(os.path.join(args.out, "launch_cost.json"), "w") as f:
         json.dump({"meta": meta, "units": results}, f, indent=1)
     with open(os.path.join(args.out, "launch_cost.txt"), "w") as f:

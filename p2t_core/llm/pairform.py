@@ -109,14 +109,10 @@ def _with_helpers(text: str, helpers: dict[str, str]) -> str:
     """`text` with the library helpers it calls (and the ones those call) that it does not define itself,
     placed after its last top-level import (text that does not parse is put together the same way)."""
     defined = {a or b for a, b in re.findall(r"^(?:def (_p2t_\w+)|(_P2T_\w+)\s*=)", text, re.M)}
-    needed: list[str] = []
-    todo = [n for n in dict.fromkeys(_HELPER.findall(text)) if n not in defined]
-    while todo:
-        name = todo.pop(0)
-        if name in needed or name in defined or name not in helpers:
-            continue
-        needed.append(name)
-        todo += [n for n in _HELPER.findall(helpers[name]) if n != name]
+    from p2t_core.codegen.module import helper_closure
+
+    named = {n for n in _HELPER.findall(text) if n in helpers and n not in defined}
+    needed = [n for n in helper_closure(named, helpers) if n not in defined]
     if not needed:
         return text
     block = "\n\n".join(helpers[n] for n in sorted(needed))

@@ -240,8 +240,8 @@ def test_mm_operands_leaves_vectorizable_operands_alone():
     a, b = torch.randn(2, 32, 64), torch.randn(2, 64, 48)  # row-major, N a multiple of 16
     assert operands(a, b) == (a, b, 64)
     w = torch.randn(40, 64).t().unsqueeze(0)  # a transposed weight: K-major
-    out = operands(a[:1], w)
-    assert out[0] is not None and out[1] is w and out[2] == 64
+    x = a[:1]
+    assert operands(x, w) == (x, w, 64)
 
 
 def test_row_config_gives_tiles_of_at_most_2_kb_one_warp():
