@@ -42,8 +42,9 @@ class ModelConfig:
     tie_embeddings: bool = True
     # The text form of a pair the model reads and writes (p2t_core.llm.pairform): 2 = canonical unit name, tensor
     # ranks in the prompt, targets without the library helpers (38% fewer tokens at the median). It is a
-    # property of the weights, so it lives here and travels with every checkpoint.
-    pair_format: int = 2
+    # property of the weights, so it lives here and travels with every checkpoint. 3 = 2 with the prompt in
+    # three-address form numbered like the kernels (p2t_core.llm.flatten): format-2 weights dropped nested operations.
+    pair_format: int = 3
 
     def __post_init__(self):
         if self.d_model % self.n_head:

@@ -21,6 +21,9 @@
 #                 the background while the tokenizer loads and the model compiles (it uses CPU cores, little GPU)
 #   LATENCY_N     after the export, time LLM translations of this many valid_random units (scripts/llm_latency.py)
 #   COMPILE_WAIT  seconds to wait for the first logged step with torch.compile before restarting without it (180)
+#   STOP_AFTER    end the run (with a checkpoint) after this step, the schedule still set by STEPS (`--stop-after`)
+#   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
+#                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine
 #
 # Verification backend: `interpret`. Each pair is verified on tiny shapes (rows 3..7, last dim 9..17), which the
 # Triton interpreter runs in ~10-25 ms per pair (measured on a 2-core CPU, p2t_core/data/README.md); the cuda
@@ -108,7 +111,14 @@ fi
 t2=$(date +%s.%N)
 if [ -s "$DATA/train.jsonl" ]; then
     train_args=(--data "$DATA" --out "$RUN" --preset "$PRESET" --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
-                ${TOKENIZER:+--tokenizer "$TOKENIZER"} --quiet)
+                ${TOKENIZER:+--tokenizer "$TOKENIZER"} ${STOP_AFTER:+--stop-after "$STOP_AFTER"} --quiet)
+    if [ -n "${RESUME:-}" ]; then
+        if [ ! -e "$RUN/latest" ]; then
+            echo "RESUME=1 but $RUN has no checkpoint (a fresh machine?): stopping"
+            exit 3
+        fi
+        train_args+=(--resume)
+    fi
     timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli "${train_args[@]}" > >(tee "$LOGS/train.log") 2>&1 &
     TRAIN_PID=$!
     # torch.compile has failed to give a first step in minutes before (docs/TRAINING_RUN.md): if no step is

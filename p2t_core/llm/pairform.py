@@ -15,7 +15,10 @@ model sees neither verbatim (pair format 2):
 back after its imports, from the current library. Model output still goes through the whole post-processor
 chain afterwards (grammar, semantics, compile, verification); the helpers are our own code.
 
-Pair format 1 (the weights shipped before this format, trained on the rows verbatim) is the row's text verbatim,
+Pair format 3 is format 2 with the prompt's straight-line functions in three-address form, their locals numbered
+like the kernels' values (`p2t_core.llm.flatten`): one operation per line to transliterate, in the kernel's order.
+
+Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
 
@@ -24,11 +27,14 @@ from __future__ import annotations
 import ast
 import re
 
+from p2t_core.llm.flatten import three_address
+
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit"]
 
-PAIR_FORMAT = 2  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-CANONICAL_NAMES = {2: {"def": "unit_fn", "class": "UnitModule"}, 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 3  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+CANONICAL_NAMES = {3: {"def": "unit_fn", "class": "UnitModule"}, 2: {"def": "unit_fn", "class": "UnitModule"},
+                   1: {"def": "op_act", "class": "OpAct"}}
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 
@@ -68,6 +74,8 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
     prompt = rename_unit(prompt, unit, canonical_name(prompt, unit, pair_format))
     if pair_format == 1:
         return prompt
+    if pair_format >= 3:
+        prompt = three_address(prompt)
     return f"# ranks: {' '.join(map(str, ranks)) or '-'}\n{prompt}"
 
 

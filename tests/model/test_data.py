@@ -164,6 +164,6 @@ def test_configs_saved_before_the_pair_format_field_read_as_format_1():
     from p2t_model.config import ModelConfig, model_config_from_dict, to_dict
 
     saved = to_dict(ModelConfig())
-    assert model_config_from_dict(saved).pair_format == 2
+    assert model_config_from_dict(saved).pair_format == PAIR_FORMAT
     del saved["pair_format"]
     assert model_config_from_dict(saved).pair_format == 1
