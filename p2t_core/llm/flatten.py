@@ -21,7 +21,7 @@ operands left to right, so hoisting them into assignments in that order changes 
 Only functions whose bodies are straight-line (single-name assignments, each name assigned once, a return) are
 rewritten, and not `__init__`; loops, branches, augmented assignments, unpacking, lambdas and comprehensions
 leave a function as it is, as does a parameter or global already named like `v3`. Operands that are not
-operations (names, constants, `-1.0`, attributes, subscripts, tuples) stay in place.
+operations (names, constants, `-1.0`, attributes, subscripts, tuples, chained comparisons) stay in place.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ _BAIL = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, 
 def _is_operation(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
         return False  # `-1.0` is a constant
+    if isinstance(node, ast.Compare) and len(node.ops) > 1:
+        return False  # `a < b < c` evaluates `c` only when `a < b`: hoisting would change that
     return isinstance(node, _OPERATIONS)
 
 
@@ -74,7 +76,7 @@ class _Hoister:
             node.right = self.operand(node.right)
         elif isinstance(node, ast.UnaryOp) and _is_operation(node):
             node.operand = self.operand(node.operand)
-        elif isinstance(node, ast.Compare):
+        elif isinstance(node, ast.Compare) and _is_operation(node):
             node.left = self.operand(node.left)
             node.comparators = [self.operand(c) for c in node.comparators]
         return node

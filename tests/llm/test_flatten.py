@@ -42,6 +42,8 @@ UNCHANGED = [
     # a lambda, unpacking
     "import torch\n\ndef f(x):\n    g = lambda t: t * 2.0\n    return g(torch.exp(x))\n",
     "import torch\n\ndef f(x):\n    a, b = torch.exp(x), x\n    return a + b\n",
+    # a chained comparison evaluates its last operand only if the first comparison holds
+    "import torch\n\ndef f(x):\n    return 0.0 < torch.exp(x) < torch.tanh(x)\n",
     # nothing nested and already numbered
     "import torch\n\ndef f(x):\n    v1 = torch.exp(x)\n    return v1\n",
 ]
