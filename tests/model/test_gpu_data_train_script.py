@@ -1,0 +1,48 @@
+"""scripts/gpu_data_train.sh on the CPU (tiny preset, carried data): a run stopped with STOP_AFTER continues
+with RESUME=1 in a second job, as a run longer than one device call does; RESUME=1 without a run is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_data_train.sh"
+
+
+def run_script(tmp_path: Path, out: str, **env) -> subprocess.CompletedProcess:
+    full = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "P2T_NO_GPU_ENV": "1", "PRESET": "tiny", "EVAL_LIMIT": "0", "TRAIN_BUDGET": "250",
+            "OUT": str(tmp_path / out), **env}
+    return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=400)
+
+
+def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
+    with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
+        for f in sorted(Path(data_dir).iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f.name)
+    tok.save(tmp_path / "tokenizer.json")
+    (tmp_path / "cfg.json").write_text(json.dumps({
+        "model": {"context": 4096},
+        "train": {"micro_batch": 2, "grad_accum": 2, "ckpt_interval": 2, "eval_interval": 2, "eval_batches": 1,
+                  "warmup_steps": 1, "log_interval": 1}}))
+    common = {"DATA_TAR": str(tmp_path / "data.tar.xz"), "TOKENIZER": str(tmp_path / "tokenizer.json"),
+              "CONFIG": str(tmp_path / "cfg.json"), "WORK": str(tmp_path / "work"), "STEPS": "4"}
+
+    first = run_script(tmp_path, "out1", STOP_AFTER="2", **common)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "done: step 2," in first.stdout
+    assert (tmp_path / "out1" / "weights" / "quantized.json").exists()  # each call exports what it has
+
+    second = run_script(tmp_path, "out2", RESUME="1", **common)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "at step 2" in second.stdout and "done: step 4," in second.stdout
+    log = [json.loads(line) for line in (tmp_path / "work" / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert sorted({e["step"] for e in log if "loss" in e}) == [1, 2, 3, 4]  # one curve over both jobs
+
+    fresh = run_script(tmp_path, "out3", RESUME="1", **{**common, "WORK": str(tmp_path / "elsewhere")})
+    assert fresh.returncode == 3 and "has no checkpoint" in fresh.stdout
