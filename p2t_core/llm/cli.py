@@ -124,20 +124,24 @@ def _print_summary(res: dict, title: str) -> None:
               help="Units verified at a time (each verification is its own worker process).")
 @click.option("--no-rescue", is_flag=True, help="Skip measuring what --engine auto gains (no compiler runs).")
 @click.option("--compare-quantized", is_flag=True, help="Also evaluate the int8 quantization of --weights.")
+@click.option("--failures", "failures_out", type=click.Path(dir_okay=False),
+              help="Write each unit whose greedy candidate failed here (JSONL): the stage and message, the model's "
+                   "prompt, and a diff of its candidate against the target.")
 def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dtypes, max_new_tokens, temperature,
-             top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized):
+             top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized, failures_out):
     """Verified pass@1 (greedy) and pass@k of the LLM engine on a data split.
 
     \b
     Examples:
       p2t eval --data data --split valid_compositional --k 4 --json eval.json
       p2t eval --weights runs/50m/latest --limit 50 --backend aot --compare-quantized
+      p2t eval --limit 64 --k 1 --temperature 0 --failures failed.jsonl
     Every candidate goes through grammar → semantics → compile → verification; the table gives Wilson 95%
     intervals per family and style, where failures stopped, and the share of units --engine auto gains.
     """
     from p2t_core.llm.engine import LLMEngine
     from p2t_core.llm.evaluate import compare_quantized as compare
-    from p2t_core.llm.evaluate import evaluate, read_split
+    from p2t_core.llm.evaluate import evaluate, failure_report, read_split
 
     if k < 1 or (samples is not None and samples < k):
         raise click.BadParameter("need k >= 1 and --samples >= k")
@@ -150,7 +154,11 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dty
     engine = LLMEngine(weights, device)
     engine.decoder  # load now: a missing model is an error before any progress bar  # noqa: B018
     with click.progressbar(length=len(rows), label=f"p2t eval {split}", file=sys.stderr) as bar:
-        res = evaluate(engine, rows, progress=bar.update, **kw)
+        res = evaluate(engine, rows, progress=bar.update, keep_texts=bool(failures_out), **kw)
+    if failures_out:
+        failed = failure_report(rows, res["per_row"], engine.pair_format)
+        Path(failures_out).write_text("".join(json.dumps(f) + "\n" for f in failed))
+        click.echo(f"p2t: wrote {len(failed)} failed unit(s) to {failures_out}", err=True)
     res.update(split=split, data=str(data_dir), weights=str(weights or "shipped"), backend=backend)
     _print_summary(res, f"p2t eval: {split} ({len(rows)} units, k={k})")
     out = res

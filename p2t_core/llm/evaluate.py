@@ -18,7 +18,7 @@ from pathlib import Path
 from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
 from p2t_core.llm.pairform import prompt_unit
 
-__all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized"]
+__all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized", "failure_report"]
 
 SPLITS = ("valid_random", "valid_compositional", "train")
 
@@ -94,11 +94,12 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
              temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
              backend: str = "auto", verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
              rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16,
-             jobs: int = 1) -> dict:
+             jobs: int = 1, keep_texts: bool = False) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
     With one greedy candidate per row, rows are decoded `decode_batch` at a time (one left-padded batch). All rows
-    are decoded first; then `jobs` rows are checked and verified at a time (each verification is a process)."""
+    are decoded first; then `jobs` rows are checked and verified at a time (each verification is a process).
+    `keep_texts`: each row's record also holds its greedy candidate (`greedy_text`), for `failure_report`."""
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
@@ -151,6 +152,8 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
         c = sum(s is None for s in stages)
         rec.update(unit=unit, n=len(stages), c=c, greedy_ok=bool(stages) and stages[0] is None,
                    stages=stages, message=next((m for s, m in verdicts.values() if s), ""))
+        if keep_texts:
+            rec["greedy_text"] = candidates[i][0]
         rec["auto_ok"] = any(s is None for s in stages[:k])
         rec["compiler_refused"] = None
         if rescue:
@@ -215,3 +218,29 @@ def compare_quantized(weights_dir: str | Path, rows: Sequence[dict], *, device: 
         quant = evaluate(LLMEngine(qdir, device), rows, **kw)
     return {"unquantized": full, "quantized": quant,
             "pass@1_delta": quant["pass@1"]["rate"] - full["pass@1"]["rate"]}
+
+
+def failure_report(rows: Sequence[dict], per_row: Sequence[dict], pair_format: int) -> list[dict]:
+    """One record per row whose greedy candidate failed (`evaluate(..., keep_texts=True)`): where it stopped, the
+    prompt the model read, and a unified diff of what it wrote against the row's target, both in the model's text
+    form (no header, no library helpers, the canonical unit name) so the diff shows the model's mistakes. The
+    target is the compiler's output when the split was built: launcher lines that the compiler has changed since
+    differ too."""
+    import difflib
+
+    from p2t_core.llm.pairform import model_prompt, model_target
+
+    out = []
+    for row, rec in zip(rows, per_row, strict=True):
+        if rec["greedy_ok"] or "greedy_text" not in rec:
+            continue
+        unit = rec["unit"]
+        wrote = model_target(rec["greedy_text"], unit, row["prompt"], pair_format)
+        want = model_target(row["target"], unit, row["prompt"], pair_format)
+        diff = difflib.unified_diff(want.splitlines(), wrote.splitlines(), "target", "greedy candidate",
+                                    lineterm="", n=1)
+        out.append({"id": rec["id"], "family": rec["family"], "style": rec["style"], "stage": rec["stages"][0],
+                    "message": rec["message"],
+                    "prompt": model_prompt(row["prompt"], unit, row.get("ranks") or [], pair_format),
+                    "diff": "\n".join(diff), "candidate": rec["greedy_text"]})
+    return out

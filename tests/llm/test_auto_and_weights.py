@@ -149,11 +149,14 @@ def test_eval_greedy_pass_decodes_units_in_one_batch(tiny_weights, tmp_path):
     out = tmp_path / "eval.json"
     r = CliRunner().invoke(eval_cmd, ["--weights", str(tiny_weights), "--data", str(d), "--k", "1", "--batch", "3",
                                       "--temperature", "0", "--max-new-tokens", "16", "--backend", "interpret",
-                                      "--no-rescue", "--json", str(out)])
+                                      "--no-rescue", "--json", str(out), "--failures", str(tmp_path / "f.jsonl")])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     # the tiny model cannot write a module in 16 tokens: every greedy candidate fails, each at one stage
     assert res["rows"] == 3 and res["pass@1"]["rate"] == 0 and sum(res["failures"]["greedy"].values()) == 3
+    failed = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert [f["stage"] for f in failed] == [r["stages"][0] for r in res["per_row"]]
+    assert all(f["prompt"].startswith("# ranks: ") and "candidate" in f for f in failed)
 
 
 def test_eval_decodes_greedy_candidates_in_batches_sorted_by_prompt_length(good_module):
@@ -238,3 +241,22 @@ def test_the_cpu_decoder_runs_int8_matmuls_close_to_the_dequantized_model(tiny_w
     assert ((got - ref).norm() / ref.norm()).item() < 0.05
     decoder = LLMEngine(qdir, device="cpu").decoder
     assert not any(isinstance(m, torch.nn.Linear) for m in decoder.model.modules())
+
+
+def test_failure_report_diffs_the_failed_greedy_candidates_against_their_targets(good_module):
+    from p2t_core.llm.evaluate import evaluate, failure_report
+
+    trunc = "tl.where(a0 < 0, tl.ceil(a0), tl.floor(a0))"  # the compiler's trunc
+
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n",
+             "source": f"import torch\n\n\ndef g(x):\n    return torch.{op}(x)\n",
+             "target": good_module.replace(trunc, f"tl.{op}(a0)"),
+             "family": "elementwise", "style": "torch"} for op in ("trunc", "sin")]
+    assert "tl.sin(a0)" in rows[1]["target"]
+    res = evaluate(LLMEngine(decoder=StubDecoder([good_module])), rows, k=1, decode_batch=1, rescue=False,
+                   keep_texts=True, **FAST)
+    (failed,) = failure_report(rows, res["per_row"], 3)  # the trunc row verified: only the sin row is reported
+    assert failed["stage"] == "verification" and "wrong values" in failed["message"]
+    assert "v1 = torch.sin(x)" in failed["prompt"]  # the prompt the model read (format 3)
+    assert "-    v1 = tl.sin(a0)" in failed["diff"] and f"+    v1 = {trunc}" in failed["diff"]
+    assert "def _p2t_" not in failed["diff"]  # in the model's text form: no library helpers
