@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -21,6 +22,7 @@ from p2t_core.llm.pairform import prompt_unit
 __all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized", "failure_report"]
 
 SPLITS = ("valid_random", "valid_compositional", "train")
+_HELPER_STATE = re.compile(r"^_P2T_\w+ = .*\n+", re.M)  # module state that `restore` adds beside the helpers
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -235,8 +237,8 @@ def failure_report(rows: Sequence[dict], per_row: Sequence[dict], pair_format: i
         if rec["greedy_ok"] or "greedy_text" not in rec:
             continue
         unit = rec["unit"]
-        wrote = model_target(rec["greedy_text"], unit, row["prompt"], pair_format)
-        want = model_target(row["target"], unit, row["prompt"], pair_format)
+        wrote, want = (model_target(_HELPER_STATE.sub("", t), unit, row["prompt"], pair_format)
+                       for t in (rec["greedy_text"], row["target"]))
         diff = difflib.unified_diff(want.splitlines(), wrote.splitlines(), "target", "greedy candidate",
                                     lineterm="", n=1)
         out.append({"id": rec["id"], "family": rec["family"], "style": rec["style"], "stage": rec["stages"][0],
