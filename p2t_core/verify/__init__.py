@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from p2t_core.signature import Signature
 from p2t_core.verify.cases import DEFAULT_TOLERANCES, build_cases, shape_cases, uses_matmul
 from p2t_core.verify.report import H100_SHARED_LIMIT, CaseResult, KernelResult, VerifyReport
-from p2t_core.verify.runner import MAX_RESTARTS, WorkerDied, run_job
+from p2t_core.verify.runner import MAX_RESTARTS, WorkerDied, prestart, run_job
 
 __all__ = ["verify", "aot_compile_module", "VerifyReport", "CaseResult", "KernelResult", "shape_cases",
            "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend"]
@@ -71,6 +71,8 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
         "tf32": backend == "cuda" and reference_source is not None and uses_matmul(reference_source),
         "memory_limit_mb": memory_limit_mb,
     }
+    if backend == "aot":  # the sm_90 compile worker imports torch and triton while the cases are interpreted
+        prestart("compile")
     results: dict[int, CaseResult] = {}
     kernels: list[KernelResult] = []
     error: str | None = None

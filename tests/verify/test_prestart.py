@@ -23,3 +23,19 @@ def test_aot_prestarts_the_compile_worker_too_and_unused_spares_are_killed():
     assert [runner._spares[kind][0] for kind in ("aot", "compile")] == procs
     runner._discard_spares()
     assert not runner._spares and all(p.poll() is not None for p in procs)
+
+
+def test_an_aot_verification_starts_its_compile_worker_while_the_cases_run(monkeypatch):
+    started = []
+    real_run_job = runner.run_job
+
+    def watch(job, timeout_s):
+        started.append((job.get("mode", "cases"), "compile" in runner._spares))
+        yield from real_run_job(job, timeout_s)
+
+    monkeypatch.setattr("p2t_core.verify.run_job", watch)
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="aot", dtypes=("float32",), seed=3)
+    assert r.passed and r.kernels, r.render()
+    # the compile worker was already started when the interpreted cases began, and it did the compile
+    assert started == [("cases", True), ("compile", True)]
+    assert "compile" not in runner._spares
