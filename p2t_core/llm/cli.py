@@ -119,7 +119,7 @@ def _print_summary(res: dict, title: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", help="torch device for decoding (default: cuda if available).")
 @click.option("--batch", "decode_batch", type=int, default=16, show_default=True,
-              help="Units decoded together (greedy, one candidate per unit).")
+              help="Units decoded together: their greedy candidates in one batch, their samples in another.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Units verified at a time (each verification is its own worker process).")
 @click.option("--no-rescue", is_flag=True, help="Skip measuring what --engine auto gains (no compiler runs).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -140,14 +141,20 @@ class ModelDecoder:
                                             top_p=top_p, stop_id=end, num_samples=k - 1, generator=gen)
         return [self.tokenizer.decode(o) for o in outs]
 
-    def decode_many(self, prompts: list[str], *, max_new_tokens: int) -> list[str]:
-        """The greedy candidate of each prompt, decoded together in one left-padded batch."""
+    def decode_many(self, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
+                    seed: int | None = None) -> list[str]:
+        """One candidate of each prompt (greedy at temperature 0, else sampled), decoded together in one
+        left-padded batch; a prompt given twice gets two independent samples."""
         import torch
 
         ids = [self.tokenizer.encode_prompt(p) for p in prompts]
+        gen = None
+        if temperature > 0 and seed is not None:
+            gen = torch.Generator(device=self.model.rope_cos.device)
+            gen.manual_seed(seed)
         with torch.inference_mode():
-            outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=0.0,
-                                       stop_id=self.tokenizer.end_id)
+            outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                       stop_id=self.tokenizer.end_id, generator=gen)
         return [self.tokenizer.decode(o) for o in outs]
 
 
@@ -189,6 +196,13 @@ def _classify_report(report) -> tuple[str, tuple[str, ...]]:
     return "verification", tuple(msgs) or ("verification did not pass",)
 
 
+# `p2t eval --jobs N` checks candidates from N threads. CPython 3.11's `ast.parse` is not thread-safe: its AST
+# constructor keeps one recursion counter per interpreter, and parses in two threads at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The static checks take
+# milliseconds, so they take turns; verification, a worker process each, still runs N at a time.
+_STATIC_CHECKS = threading.Lock()
+
+
 def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, signature: Signature,
                      backend: str = "auto", verify_dtypes: Sequence[str] = ("float32", "float16", "bfloat16"),
                      timeout_s: float = 60.0, memory_limit_mb: int = 8192, seed: int | None = None,
@@ -198,13 +212,14 @@ def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, 
 
     out = CandidateOutcome(index, kind, text)
     t0 = time.perf_counter()
-    check = check_candidate(text)
-    if not check.ok:
-        out.stage, out.messages = check.stage, check.messages
-        out.seconds["check"] = time.perf_counter() - t0
-        return out, None, None
-    final = with_llm_header(text, path, unit)
-    check = check_candidate(final)   # the header rewrite must not change the verdict; check what we return
+    with _STATIC_CHECKS:
+        check = check_candidate(text)
+        if not check.ok:
+            out.stage, out.messages = check.stage, check.messages
+            out.seconds["check"] = time.perf_counter() - t0
+            return out, None, None
+        final = with_llm_header(text, path, unit)
+        check = check_candidate(final)   # the header rewrite must not change the verdict; check what we return
     out.seconds["check"] = time.perf_counter() - t0
     if not check.ok:
         out.stage, out.messages = check.stage, check.messages
@@ -257,16 +272,18 @@ class LLMEngine:
                                     top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         return [pairform.restore(t, unit, prompt, fmt) for t in texts]
 
-    def greedy_many(self, units: list[tuple[str, str, list[int]]], *, max_new_tokens: int = MAX_NEW_TOKENS
-                    ) -> list[str]:
-        """The greedy candidate of each (prompt, unit, ranks), decoded in one batch where the decoder can."""
+    def batch_candidates(self, units: list[tuple[str, str, list[int]]], *, max_new_tokens: int = MAX_NEW_TOKENS,
+                         temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None) -> list[str]:
+        """One candidate of each (prompt, unit, ranks), greedy at temperature 0, decoded in one batch where the
+        decoder can (a unit listed n times gets n samples)."""
         fmt = self.pair_format
         prompts = [pairform.model_prompt(p, u, r, fmt) for p, u, r in units]
         if hasattr(self.decoder, "decode_many"):
-            texts = self.decoder.decode_many(prompts, max_new_tokens=max_new_tokens)
+            texts = self.decoder.decode_many(prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                             top_p=top_p, seed=seed)
         else:
-            texts = [self.decoder.decode(p, 1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens)[0]
-                     for p in prompts]
+            texts = [self.decoder.decode(p, 1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                         seed=seed)[0] for p in prompts]
         return [pairform.restore(t, u, p, fmt) for t, (p, u, _) in zip(texts, units, strict=True)]
 
     def translate_unit(self, source: str, path: str, unit: str, *, k: int = 4, temperature: float = 0.8,

@@ -99,8 +99,9 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
              jobs: int = 1, keep_texts: bool = False) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
-    With one greedy candidate per row, rows are decoded `decode_batch` at a time (one left-padded batch). All rows
-    are decoded first; then `jobs` rows are checked and verified at a time (each verification is a process).
+    With `decode_batch` > 1, rows are decoded that many at a time: their greedy candidates in one left-padded batch,
+    then their samples in another (each row's prompt `samples - 1` times). All rows are decoded first; then `jobs`
+    rows are checked and verified at a time (each verification is a process).
     `keep_texts`: each row's record also holds its greedy candidate (`greedy_text`), for `failure_report`."""
     n_samples = max(k, samples or k)
     per_row = []
@@ -118,13 +119,19 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
 
     ready = [i for i in range(len(rows)) if setup[i][0] is not None]
     candidates: dict[int, list[str]] = {}  # row index -> its candidate modules, greedy first
-    if n_samples == 1 and decode_batch > 1:
+    if decode_batch > 1:  # decode_batch units a batch: their greedy candidates, then their samples
         by_length = sorted(ready, key=lambda i: len(rows[i]["prompt"]))  # little padding per batch
         for b in range(0, len(by_length), decode_batch):
             idx = by_length[b:b + decode_batch]
-            texts = engine.greedy_many([(rows[i]["prompt"], setup[i][0], ranks(i)) for i in idx],
-                                       max_new_tokens=max_new_tokens)
+            units = [(rows[i]["prompt"], setup[i][0], ranks(i)) for i in idx]
+            texts = engine.batch_candidates(units, max_new_tokens=max_new_tokens)
             candidates.update((i, [t]) for i, t in zip(idx, texts, strict=True))
+            if n_samples > 1:
+                texts = engine.batch_candidates([u for u in units for _ in range(n_samples - 1)],
+                                                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                                seed=seed + b)
+                for j, i in enumerate(idx):
+                    candidates[i] += texts[j * (n_samples - 1):(j + 1) * (n_samples - 1)]
     for i in ready:
         if i not in candidates:
             candidates[i] = engine.candidates(rows[i]["prompt"], setup[i][0], ranks(i), k=n_samples,

@@ -166,7 +166,7 @@ def test_eval_decodes_greedy_candidates_in_batches_sorted_by_prompt_length(good_
         def decode(self, *a, **kw):
             raise AssertionError("one greedy candidate per unit is decoded in batches, not one by one")
 
-        def decode_many(self, prompts, *, max_new_tokens):
+        def decode_many(self, prompts, *, max_new_tokens, temperature, top_p, seed):
             self.calls.append({"prompts": prompts})
             return [good_module if "trunc" in p else "def g(x):\n    return x\n" for p in prompts]
 
@@ -260,3 +260,24 @@ def test_failure_report_diffs_the_failed_greedy_candidates_against_their_targets
     assert "v1 = torch.sin(x)" in failed["prompt"]  # the prompt the model read (format 3)
     assert "-    v1 = tl.sin(a0)" in failed["diff"] and f"+    v1 = {trunc}" in failed["diff"]
     assert "def _p2t_" not in failed["diff"]  # in the model's text form: no library helpers
+
+
+def test_eval_decodes_the_samples_of_a_batch_of_units_in_one_batch_too(good_module):
+    from p2t_core.llm.evaluate import evaluate
+
+    class BatchStub(StubDecoder):
+        def decode(self, *a, **kw):
+            raise AssertionError("with --batch > 1 nothing is decoded one unit at a time")
+
+        def decode_many(self, prompts, *, max_new_tokens, temperature, top_p, seed):
+            self.calls.append({"n": len(prompts), "temperature": temperature, "seed": seed})
+            return [good_module if "trunc" in p else "def g(x):\n    return x\n" for p in prompts]
+
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n", "source": GOOD_SRC,
+             "family": "elementwise", "style": "torch"} for op in ("trunc", "sin", "absolute")]
+    stub = BatchStub([])
+    res = evaluate(LLMEngine(decoder=stub), rows, k=3, decode_batch=2, rescue=False, **{**FAST, "seed": 5})
+    # per batch of 2 units: their greedy candidates (2 rows), then 2 samples each (4 rows); then the last unit
+    assert [(c["n"], c["temperature"]) for c in stub.calls] == [(2, 0.0), (4, 0.8), (1, 0.0), (2, 0.8)]
+    assert [c["seed"] for c in stub.calls if c["temperature"]] == [5, 7]  # seed + the batch's first position
+    assert [(r["n"], r["c"]) for r in res["per_row"]] == [(3, 3), (3, 0), (3, 0)]
