@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from p2t_core.llm.pairform import PAIR_FORMAT
+
 
 @dataclass
 class ModelConfig:
@@ -44,7 +46,7 @@ class ModelConfig:
     # ranks in the prompt, targets without the library helpers (38% fewer tokens at the median). It is a
     # property of the weights, so it lives here and travels with every checkpoint. 3 = 2 with the prompt in
     # three-address form numbered like the kernels (p2t_core.llm.flatten): format-2 weights dropped nested operations.
-    pair_format: int = 3
+    pair_format: int = PAIR_FORMAT
 
     def __post_init__(self):
         if self.d_model % self.n_head:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -196,13 +195,6 @@ def _classify_report(report) -> tuple[str, tuple[str, ...]]:
     return "verification", tuple(msgs) or ("verification did not pass",)
 
 
-# `p2t eval --jobs N` checks candidates from N threads. CPython 3.11's `ast.parse` is not thread-safe: its AST
-# constructor keeps one recursion counter per interpreter, and parses in two threads at once can fail with
-# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The static checks take
-# milliseconds, so they take turns; verification, a worker process each, still runs N at a time.
-_STATIC_CHECKS = threading.Lock()
-
-
 def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, signature: Signature,
                      backend: str = "auto", verify_dtypes: Sequence[str] = ("float32", "float16", "bfloat16"),
                      timeout_s: float = 60.0, memory_limit_mb: int = 8192, seed: int | None = None,
@@ -212,14 +204,13 @@ def check_and_verify(text: str, *, reference_source: str, path: str, unit: str, 
 
     out = CandidateOutcome(index, kind, text)
     t0 = time.perf_counter()
-    with _STATIC_CHECKS:
-        check = check_candidate(text)
-        if not check.ok:
-            out.stage, out.messages = check.stage, check.messages
-            out.seconds["check"] = time.perf_counter() - t0
-            return out, None, None
-        final = with_llm_header(text, path, unit)
-        check = check_candidate(final)   # the header rewrite must not change the verdict; check what we return
+    check = check_candidate(text)
+    if not check.ok:
+        out.stage, out.messages = check.stage, check.messages
+        out.seconds["check"] = time.perf_counter() - t0
+        return out, None, None
+    final = with_llm_header(text, path, unit)
+    check = check_candidate(final)   # the header rewrite must not change the verdict; check what we return
     out.seconds["check"] = time.perf_counter() - t0
     if not check.ok:
         out.stage, out.messages = check.stage, check.messages

@@ -99,7 +99,8 @@ def _straight_line(fn: ast.FunctionDef) -> bool:
     return not any(_LOCAL.fullmatch(n) for n in outer)  # new names `v1, v2, ...` must not meet a free one
 
 
-def _rewrite(fn: ast.FunctionDef) -> None:
+def _rewrite(fn: ast.FunctionDef) -> bool:
+    """Put `fn` in three-address form; whether that changed it (an operation hoisted or a local renamed)."""
     hoist = _Hoister()
     body: list[ast.stmt] = []
     for stmt in fn.body:
@@ -118,6 +119,7 @@ def _rewrite(fn: ast.FunctionDef) -> None:
         if isinstance(node, ast.Name) and node.id in names:
             node.id = names[node.id]
     fn.body = body
+    return hoist.count > 0 or any(old != new for old, new in names.items())
 
 
 def three_address(prompt: str) -> str:
@@ -130,7 +132,5 @@ def three_address(prompt: str) -> str:
     changed = False
     for fn in functions:
         if _straight_line(fn):
-            before = ast.dump(fn)
-            _rewrite(fn)
-            changed |= ast.dump(fn) != before
+            changed |= _rewrite(fn)
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if changed else prompt

@@ -33,8 +33,8 @@ __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "mo
            "restore", "library_helpers", "rename_unit", "prompt_unit"]
 
 PAIR_FORMAT = 3  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-CANONICAL_NAMES = {3: {"def": "unit_fn", "class": "UnitModule"}, 2: {"def": "unit_fn", "class": "UnitModule"},
-                   1: {"def": "op_act", "class": "OpAct"}}
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 and 3 call the unit alike
+CANONICAL_NAMES = {3: _UNIT_NAMES, 2: _UNIT_NAMES, 1: {"def": "op_act", "class": "OpAct"}}
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 

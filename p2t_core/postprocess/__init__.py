@@ -23,6 +23,7 @@ are left to the verifier's guard bands, worker process and timeout.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from p2t_grammar import GrammarError, parse_module
@@ -50,8 +51,19 @@ class CheckResult:
         return f"{self.stage} check failed:\n" + "\n".join(f"  {m}" for m in self.messages)
 
 
+# Callers check candidates from threads (`p2t eval --jobs N`). CPython 3.11's `ast.parse` is not thread-safe: its
+# AST constructor keeps one recursion counter per interpreter, and two parses at once can fail with "SystemError:
+# AST constructor recursion depth mismatch" (python/cpython#106905). A check takes milliseconds: they take turns.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 def check_candidate(source: str | bytes) -> CheckResult:
-    """Run the grammar, then the semantic check, on a candidate module's text. Never executes it."""
+    """Run the grammar, then the semantic check, on a candidate module's text. Never executes it. Thread-safe."""
+    with _ONE_AT_A_TIME:
+        return _check(source)
+
+
+def _check(source: str | bytes) -> CheckResult:
     try:
         parse_module(source)
     except GrammarError as e:
