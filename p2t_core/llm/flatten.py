@@ -1,4 +1,4 @@
-"""Pair format 3's prompt: a canonical unit in three-address form, numbered like the compiler's kernels.
+"""The model's prompt in three-address form, numbered like the compiler's kernels (pair formats 3 and 4).
 
 The shipped format-2 model failed mostly on nested calls (`hardsigmoid(softplus(selu(hardtanh(u))))`): it
 dropped or reordered an operation while turning the nesting inside out, and it copied the prompt's line `v5 = ...`
@@ -14,19 +14,31 @@ Python's evaluation order, with the locals renumbered `v1, v2, ...` in that orde
                                                    v5 = v4 * y
                                                    return v5
 
-which is the order and numbering of the compiler's kernel for it (`Graph.nodes` is a post-order walk, operands
-left to right), so each kernel line has a prompt line of the same name to transliterate. Python evaluates
-operands left to right, so hoisting them into assignments in that order changes nothing the unit computes.
+Python evaluates operands left to right, so hoisting them into assignments in that order changes nothing the unit
+computes. Format 3 keeps the statements in source order. Format 4 comes closer to the kernels in three ways:
+
+- **The graph's order.** A kernel numbers its values in `Graph.nodes` order: a post-order walk from the outputs,
+  operands left to right, each value at its first use. Format 4 emits a local where it is first used, not where
+  it was assigned (`inner = ...; return 0.5 * x * (1.0 + tanh(inner))` computes `0.5 * x` first), and drops a
+  local nothing uses. The units are pure, so the order of evaluation is not observable.
+- **Constants folded.** The compiler evaluates operations on constants in Python (`math.sqrt(2.0 / math.pi)` is
+  `0.7978845608028654` in the kernel); format 4 folds them the same way, where format 3 hoisted them into
+  values the kernel does not have.
+- **A call's result picked apart is one operation.** `torch.max(torch.sigmoid(x), -1).values` hoists the sigmoid
+  and keeps `torch.max(v1, -1).values` as one value, where format 3 left the whole expression nested.
 
 Only functions whose bodies are straight-line (single-name assignments, each name assigned once, a return) are
 rewritten, and not `__init__`; loops, branches, augmented assignments, unpacking, lambdas and comprehensions
-leave a function as it is, as does a parameter or global already named like `v3`. Operands that are not
-operations (names, constants, `-1.0`, attributes, subscripts, tuples, chained comparisons) stay in place.
+leave a function as it is, as does a parameter or global already named like `v3` (and, in format 4, a statement
+that is not an assignment or the return). Operands that are not operations (names, constants, `-1.0`,
+attributes, subscripts, tuples, chained comparisons) stay in place.
 """
 
 from __future__ import annotations
 
 import ast
+import math
+import operator
 import re
 
 __all__ = ["three_address"]
@@ -35,22 +47,67 @@ _LOCAL = re.compile(r"v\d+")
 _OPERATIONS = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)
 _BAIL = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr, ast.Await,
          ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal)
+# What format 4 folds, as the compiler's frontend evaluates it: module constants and scalar math functions
+_CONSTANTS = {"math.pi": math.pi, "math.e": math.e, "numpy.pi": math.pi, "numpy.e": math.e, "torch.pi": math.pi}
+_SCALAR_FUNCTIONS = {f"math.{f}": getattr(math, f) for f in ("sqrt", "exp", "log", "log2", "log10", "sin", "cos",
+                                                              "tan", "tanh", "erf", "fabs")}
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 
 
-def _is_operation(node: ast.expr) -> bool:
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return base and f"{base}.{node.attr}"
+    return None
+
+
+def _fold(node: ast.expr) -> float | int | None:
+    """The value of a constant-only expression, evaluated in Python; None where it is not one."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return value if type(value) in (int, float) else None
+    if isinstance(node, ast.Attribute):
+        return _CONSTANTS.get(_dotted(node))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _fold(node.operand)
+        return None if value is None else -value if isinstance(node.op, ast.USub) else value
+    try:
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            left, right = _fold(node.left), _fold(node.right)
+            if left is None or right is None or isinstance(node.op, ast.Pow) and abs(right) > 64:
+                return None  # (a huge power is not worth computing: it is not a scalar the units use)
+            return _ARITHMETIC[type(node.op)](left, right)
+        if isinstance(node, ast.Call) and _dotted(node.func) in _SCALAR_FUNCTIONS and not node.keywords:
+            args = [_fold(a) for a in node.args]
+            return None if None in args else _SCALAR_FUNCTIONS[_dotted(node.func)](*args)
+    except (ArithmeticError, ValueError):
+        return None
+    return None
+
+
+def _is_operation(node: ast.expr, version: int) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
         return False  # `-1.0` is a constant
     if isinstance(node, ast.Compare) and len(node.ops) > 1:
         return False  # `a < b < c` evaluates `c` only when `a < b`: hoisting would change that
+    if version >= 4 and isinstance(node, ast.Attribute | ast.Subscript) and isinstance(node.value, ast.Call):
+        return True  # `torch.max(v1, -1).values`, `torch.max(v1, -1)[0]`
     return isinstance(node, _OPERATIONS)
 
 
 class _Hoister:
-    """Collects the assignments that hoist nested operations, in evaluation order."""
+    """Collects the assignments that hoist nested operations, in evaluation order. In format 4 it also folds
+    constants and emits the unit's locals (`definitions`) where they are first used."""
 
-    def __init__(self):
+    def __init__(self, version: int, definitions: dict[str, ast.expr] | None = None):
+        self.version = version
         self.lines: list[ast.stmt] = []
         self.count = 0
+        self.definitions = definitions or {}
+        self.emitted: dict[str, ast.expr] = {}  # local -> the leaf that stands for its value
 
     def temp(self, value: ast.expr) -> ast.Name:
         self.count += 1
@@ -61,10 +118,20 @@ class _Hoister:
     def operand(self, node: ast.expr) -> ast.expr:
         """A leaf for `node`: an operation becomes a temporary (its own operands hoisted first)."""
         node = self.operands(node)
-        return self.temp(node) if _is_operation(node) else node
+        return self.temp(node) if _is_operation(node, self.version) else node
 
     def operands(self, node: ast.expr) -> ast.expr:
         """`node` with the operations among its operands hoisted; `node` itself stays."""
+        if self.version >= 4:
+            value = _fold(node)
+            folds = not isinstance(node, ast.Constant | ast.UnaryOp)  # (`-1.0` is already as folded as it gets)
+            if folds and type(value) in (int, float) and math.isfinite(value):
+                # a negative value as `-c`, as Python writes it: a negative Constant unparses without parentheses
+                return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
+            if isinstance(node, ast.Name) and node.id in self.definitions:
+                return self.local(node.id)
+            if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(node.value, ast.Call):
+                node.value = self.operands(node.value)
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute):  # a method's receiver: `(x + 1).exp()`
                 node.func.value = self.operand(node.func.value)
@@ -74,21 +141,38 @@ class _Hoister:
         elif isinstance(node, ast.BinOp):
             node.left = self.operand(node.left)
             node.right = self.operand(node.right)
-        elif isinstance(node, ast.UnaryOp) and _is_operation(node):
+        elif isinstance(node, ast.UnaryOp) and _is_operation(node, self.version):
             node.operand = self.operand(node.operand)
-        elif isinstance(node, ast.Compare) and _is_operation(node):
+        elif isinstance(node, ast.Compare) and _is_operation(node, self.version):
             node.left = self.operand(node.left)
             node.comparators = [self.operand(c) for c in node.comparators]
+        elif self.version >= 4:  # a leaf (attribute, subscript, tuple...): the locals inside it, in order
+            for child in ast.walk(node):
+                for field, value in ast.iter_fields(child):
+                    if isinstance(value, ast.Name) and value.id in self.definitions:
+                        setattr(child, field, self.local(value.id))
+                    elif isinstance(value, list):
+                        value[:] = [self.local(v.id) if isinstance(v, ast.Name) and v.id in self.definitions
+                                    else v for v in value]
         return node
 
+    def local(self, name: str) -> ast.expr:
+        """The leaf standing for a local's value, its definition emitted at this first use."""
+        if name not in self.emitted:
+            self.emitted[name] = self.operand(self.definitions[name])
+        leaf = self.emitted[name]
+        return ast.Name(leaf.id, ast.Load()) if isinstance(leaf, ast.Name) else leaf
 
-def _straight_line(fn: ast.FunctionDef) -> bool:
+
+def _straight_line(fn: ast.FunctionDef, version: int) -> bool:
     assigned: list[str] = []
     for stmt in fn.body:
         if isinstance(stmt, ast.Assign):
             if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
                 return False
             assigned.append(stmt.targets[0].id)
+        elif version >= 4 and isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Constant):
+            return False  # a call evaluated for its effect: emitting values in use order would lose it
         elif not isinstance(stmt, (ast.Return, ast.Expr, ast.Pass)):
             return False
     if len(assigned) != len(set(assigned)) or any(isinstance(n, _BAIL) for n in ast.walk(fn)):
@@ -99,11 +183,16 @@ def _straight_line(fn: ast.FunctionDef) -> bool:
     return not any(_LOCAL.fullmatch(n) for n in outer)  # new names `v1, v2, ...` must not meet a free one
 
 
-def _rewrite(fn: ast.FunctionDef) -> bool:
+def _rewrite(fn: ast.FunctionDef, version: int) -> bool:
     """Put `fn` in three-address form; whether that changed it (an operation hoisted or a local renamed)."""
-    hoist = _Hoister()
+    if version >= 4:  # locals are emitted at their first use, from the return
+        definitions = {s.targets[0].id: s.value for s in fn.body if isinstance(s, ast.Assign)}
+        statements = [s for s in fn.body if not isinstance(s, ast.Assign)]
+    else:
+        definitions, statements = {}, fn.body
+    hoist = _Hoister(version, definitions)
     body: list[ast.stmt] = []
-    for stmt in fn.body:
+    for stmt in statements:
         if isinstance(stmt, ast.Assign):
             stmt.value = hoist.operands(stmt.value)
         elif isinstance(stmt, ast.Return) and stmt.value is not None:
@@ -118,19 +207,20 @@ def _rewrite(fn: ast.FunctionDef) -> bool:
     for node in ast.walk(ast.Module(body, [])):
         if isinstance(node, ast.Name) and node.id in names:
             node.id = names[node.id]
+    changed = hoist.count > 0 or any(old != new for old, new in names.items()) or len(body) != len(fn.body)
     fn.body = body
-    return hoist.count > 0 or any(old != new for old, new in names.items())
+    return changed
 
 
-def three_address(prompt: str) -> str:
+def three_address(prompt: str, version: int = 3) -> str:
     """`prompt` (canonical Python, `canonical.canonicalize`) with its straight-line functions in three-address
-    form; the text unchanged where no function is rewritten."""
+    form as pair format `version` (3 or 4) writes it; the text unchanged where no function is rewritten."""
     tree = ast.parse(prompt)
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     functions += [m for c in tree.body if isinstance(c, ast.ClassDef) for m in c.body
                   if isinstance(m, ast.FunctionDef) and m.name != "__init__"]
     changed = False
     for fn in functions:
-        if _straight_line(fn):
-            changed |= _rewrite(fn)
+        if _straight_line(fn, version):
+            changed |= _rewrite(fn, version)
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if changed else prompt

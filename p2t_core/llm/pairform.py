@@ -16,7 +16,9 @@ back after its imports, from the current library. Model output still goes throug
 chain afterwards (grammar, semantics, compile, verification); the helpers are our own code.
 
 Pair format 3 is format 2 with the prompt's straight-line functions in three-address form, their locals numbered
-like the kernels' values (`p2t_core.llm.flatten`): one operation per line to transliterate, in the kernel's order.
+like the kernels' values (`p2t_core.llm.flatten`): one operation per line to transliterate. Format 4 puts them in
+the kernel's order (each value at its first use), folds constants as the compiler does, and takes a reduction's
+`.values` or `[0]` as part of its call.
 
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
@@ -32,9 +34,9 @@ from p2t_core.llm.flatten import three_address
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit"]
 
-PAIR_FORMAT = 3  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 and 3 call the unit alike
-CANONICAL_NAMES = {3: _UNIT_NAMES, 2: _UNIT_NAMES, 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 4  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 4 call the unit alike
+CANONICAL_NAMES = {4: _UNIT_NAMES, 3: _UNIT_NAMES, 2: _UNIT_NAMES, 1: {"def": "op_act", "class": "OpAct"}}
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 
@@ -75,7 +77,7 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
     if pair_format == 1:
         return prompt
     if pair_format >= 3:
-        prompt = three_address(prompt)
+        prompt = three_address(prompt, pair_format)
     return f"# ranks: {' '.join(map(str, ranks)) or '-'}\n{prompt}"
 
 

@@ -1,14 +1,16 @@
-"""Pair format 3's three-address prompts: fixed rewrites, what is left alone, and every rendering style computing
-the same thing after the rewrite."""
+"""Pair formats 3 and 4's three-address prompts: fixed rewrites, what is left alone, and every rendering style
+computing the same thing after the rewrite; format 4's prompt numbered like the compiler's kernel."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from p2t_core.data import generators, render
 from p2t_core.data.canonical import canonicalize
+from p2t_core.engine import compile_units
 from p2t_core.llm.flatten import three_address
 from tests.data.test_data_render import check
 
@@ -49,15 +51,55 @@ UNCHANGED = [
 ]
 
 
+REWRITES_4 = [
+    (  # each local at its first use (the graph's post-order), a constant folded as the compiler folds it
+        "import math\nimport torch\n\ndef f(x):\n    inner = math.sqrt(2.0 / math.pi) * (x + torch.pow(x, 3))\n"
+        "    return 0.5 * x * (1.0 + torch.tanh(inner))\n",
+        "import math\nimport torch\n\ndef f(x):\n    v1 = 0.5 * x\n    v2 = torch.pow(x, 3)\n    v3 = x + v2\n"
+        "    v4 = 0.7978845608028654 * v3\n    v5 = torch.tanh(v4)\n    v6 = 1.0 + v5\n    v7 = v1 * v6\n"
+        "    return v7\n",
+    ),
+    (  # a reduction's `.values` and `[0]` belong to its call; a local used twice is one value; an unused one goes
+        "import torch\n\ndef f(x):\n    m = torch.max(torch.sigmoid(x), -1).values\n    unused = x * 2.0\n"
+        "    return m * m + torch.max(x, dim=0)[0] / x.shape[-1]\n",
+        "import torch\n\ndef f(x):\n    v1 = torch.sigmoid(x)\n    v2 = torch.max(v1, -1).values\n    v3 = v2 * v2\n"
+        "    v4 = torch.max(x, dim=0)[0]\n    v5 = v4 / x.shape[-1]\n    v6 = v3 + v5\n    return v6\n",
+    ),
+    (  # folded negatives keep their parentheses; complex, infinite and huge results are not folded
+        "import math\nimport torch\n\ndef f(x):\n    return x * (-2.0) ** 3 + x ** (1 - 3) - x * (-8) ** 0.5 + math.inf"
+        " + 2 ** 100 + math.pi\n",
+        "import math\nimport torch\n\ndef f(x):\n    v1 = x * -8.0\n    v2 = x ** (-2)\n    v3 = v1 + v2\n"
+        "    v4 = (-8) ** 0.5\n    v5 = x * v4\n    v6 = v3 - v5\n    v7 = v6 + math.inf\n    v8 = 2 ** 100\n"
+        "    v9 = v7 + v8\n    v10 = v9 + 3.141592653589793\n    return v10\n",
+    ),
+]
+
+UNCHANGED_4 = [
+    # a call evaluated for its effect: emitting values at their first use would move or drop it
+    "import torch\n\ndef f(x):\n    y = torch.exp(x)\n    print(y)\n    return y\n",
+]
+
+
 @pytest.mark.parametrize(("before", "after"), REWRITES)
 def test_rewrites(before, after):
     assert three_address(before) == after
     assert three_address(after) == after  # a fixed point
 
 
+@pytest.mark.parametrize(("before", "after"), REWRITES_4)
+def test_format_4_rewrites(before, after):
+    assert three_address(before, 4) == after
+    assert three_address(after, 4) == after
+
+
 @pytest.mark.parametrize("source", UNCHANGED)
 def test_left_alone(source):
     assert three_address(source) == source
+
+
+@pytest.mark.parametrize("source", UNCHANGED + UNCHANGED_4)
+def test_left_alone_by_format_4(source):
+    assert three_address(source, 4) == source
 
 
 UNITS = generators.generate_units(random.Random(4321), 60)
@@ -70,7 +112,22 @@ def test_every_style_computes_the_same_after_the_rewrite(family):
     for i, unit in enumerate(units[:8]):
         for style in render.applicable_styles(unit):
             prompt = canonicalize(render.render(unit, style, random.Random(f"{i}:{style}")))
-            flat = three_address(prompt)
-            rewritten += flat != prompt
-            check(unit, flat, style)
+            for version in (3, 4):
+                flat = three_address(prompt, version)
+                rewritten += flat != prompt
+                check(unit, flat, style)
     assert rewritten  # each family has straight-line renderings that the rewrite changes
+
+
+def test_format_4_numbers_values_like_the_compiled_kernel():
+    """On a unit whose every value is one kernel line, format 4's prompt lines and the kernel's lines agree in
+    number and operation, in order (format 3 computes the clip after the division, as the source is written)."""
+    source = ("import torch\n\ndef f(logits, feat):\n    v0 = torch.div(logits, 3.0)\n"
+              "    v1 = torch.sigmoid(torch.clip(logits, -0.5, max=0.5) + v0)\n    return v1 * feat\n")
+    kernel = compile_units(source, "u.py").module_source
+    kernel_ops = re.findall(r"^\s+v\d+ = (?:tl\.where\(\w+ != \w+.*(min|max)imum|.*(/ 3\.0)|.*(exp)|.*(\+)|.*(\*))",
+                            kernel, re.M)
+    kernel_ops = [next(g for g in groups if g) for groups in kernel_ops]
+    prompt_ops = re.findall(r"^\s+v\d+ = .*(clip|div|sigmoid|\+|\*)", three_address(source, 4), re.M)
+    assert kernel_ops == ["max", "min", "/ 3.0", "+", "exp", "*"]
+    assert prompt_ops == ["clip", "div", "+", "sigmoid", "*"]  # clip first, as the kernel
