@@ -261,7 +261,7 @@ class MinimalLLM(nn.Module):
     @torch.no_grad()
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                  stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None,
-                 cuda_graph: bool = True) -> list[list[int]]:
+                 cuda_graph: bool = True, compile_step: bool = False) -> list[list[int]]:
         """Decode `num_samples` continuations of one prompt with a KV cache; or, where `prompt_ids` is a list of
         prompts, one continuation of each (left-padded into one batch: RoPE sees only relative positions and
         the padding is masked, so each row decodes as it would alone, up to rounding).
@@ -271,6 +271,10 @@ class MinimalLLM(nn.Module):
         tokens only, cut before `stop_id` (which is not included). The prompt is prefilled once and
         its cache copied to every sample; on CUDA each decoding step is one CUDA-graph replay (a
         50M model is launch-bound: ~900 kernels a token otherwise). Sample together, not one by one.
+
+        compile_step: the one-token step goes through torch.compile first (inductor fuses the norms, RoPE and
+        SwiGLU's elementwise ops, so a replay runs far fewer kernels). It is compiled once per process and batch
+        size: the cache then always holds the whole context, so its shape never changes from call to call.
         """
         device = self.rope_cos.device
         many = len(prompt_ids) > 0 and isinstance(prompt_ids[0], list | tuple)
@@ -287,7 +291,8 @@ class MinimalLLM(nn.Module):
         if device.type == "cuda" and dtype == torch.float32:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amp = dict(device_type=device.type, dtype=dtype, enabled=device.type == "cuda", cache_enabled=False)
-        cache = KVCache(self.config, len(prompts), P + max_new_tokens, device, dtype, pad=pad)
+        cache_len = self.config.context if compile_step else P + max_new_tokens
+        cache = KVCache(self.config, len(prompts), cache_len, device, dtype, pad=pad)
         with torch.autocast(**amp):
             logits = self(prompt, kv_cache=cache, start_pos=0)[:, -1]  # (B, V)
         if not many:
@@ -296,12 +301,16 @@ class MinimalLLM(nn.Module):
         tok = torch.zeros(num_samples, 1, dtype=torch.long, device=device)  # the step's inputs, at fixed addresses
         pos = torch.full((1,), P, dtype=torch.long, device=device)
 
-        def step(at):  # at: the device-held `pos` (static shapes, for the graph) or an int (attend to the prefix)
+        forward = _compiled_forward() if compile_step else type(self).forward
+
+        def step(at):  # at: the device-held `pos` (static shapes: graph, compile) or an int (attend to the prefix)
             with torch.autocast(**amp):
-                return self(tok, kv_cache=cache, start_pos=at)[:, -1]  # (N, V)
+                return forward(self, tok, kv_cache=cache, start_pos=at)[:, -1]  # (N, V)
 
         graph = None
-        if cuda_graph and device.type == "cuda" and max_new_tokens > 1:
+        use_graph = cuda_graph and device.type == "cuda" and max_new_tokens > 1
+        static = use_graph or compile_step
+        if use_graph:
             side = torch.cuda.Stream()  # warm up off the default stream, then capture; the garbage this
             side.wait_stream(torch.cuda.current_stream())  # writes at position P is overwritten by step one
             with torch.cuda.stream(side):
@@ -323,10 +332,13 @@ class MinimalLLM(nn.Module):
             if i == max_new_tokens - 1 or stop_id is not None and i % 8 == 7 and bool(done.all()):
                 break  # (checking every 8 tokens spares a host sync per token)
             tok.copy_(nxt[:, None])
-            if graph is not None:
+            if static:
                 pos.fill_(P + i)
-                graph.replay()
-                logits = graph_logits
+                if graph is not None:
+                    graph.replay()
+                    logits = graph_logits
+                else:  # compiled without a graph (CPU): the same static shapes
+                    logits = step(pos)
             else:  # without a graph, shapes may grow: attend to the P + i + 1 written positions, not the whole cache
                 logits = step(P + i)
         result = []
@@ -348,6 +360,12 @@ class MinimalLLM(nn.Module):
             choice = torch.multinomial(sorted_p, 1, generator=generator)  # (N, 1), renormalized by multinomial
             return order.gather(-1, choice).squeeze(-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@functools.cache
+def _compiled_forward():
+    """`MinimalLLM.forward` through torch.compile (dynamo keeps one compiled graph per model and input shapes)."""
+    return torch.compile(MinimalLLM.forward, dynamic=False, fullgraph=True)
 
 
 def flops_per_token(cfg: ModelConfig, n_params: int, seq_len: int) -> float:

@@ -114,9 +114,10 @@ def with_llm_header(text: str, path: str, unit: str) -> str:
 class ModelDecoder:
     """Decodes candidate texts with a MinimalLLM: greedy first, then k-1 samples in one batch."""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, *, compile_step: bool = False):
         self.model, self.tokenizer = model, tokenizer
         self.pair_format = model.config.pair_format
+        self.compile_step = compile_step  # torch.compile the decoding step: pays off over many translations
 
     @property
     def on_gpu(self) -> bool:
@@ -130,14 +131,15 @@ class ModelDecoder:
         end = self.tokenizer.end_id
         with torch.inference_mode():
             outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=0.0, stop_id=end,
-                                       num_samples=1)
+                                       num_samples=1, compile_step=self.compile_step)
             if k > 1:
                 gen = None
                 if seed is not None:
                     gen = torch.Generator(device=self.model.rope_cos.device)
                     gen.manual_seed(seed)
                 outs += self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                                            top_p=top_p, stop_id=end, num_samples=k - 1, generator=gen)
+                                            top_p=top_p, stop_id=end, num_samples=k - 1, generator=gen,
+                                            compile_step=self.compile_step)
         return [self.tokenizer.decode(o) for o in outs]
 
     def decode_many(self, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
@@ -153,7 +155,8 @@ class ModelDecoder:
             gen.manual_seed(seed)
         with torch.inference_mode():
             outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                       stop_id=self.tokenizer.end_id, generator=gen)
+                                       stop_id=self.tokenizer.end_id, generator=gen,
+                                       compile_step=self.compile_step)
         return [self.tokenizer.decode(o) for o in outs]
 
 

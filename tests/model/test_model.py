@@ -128,3 +128,16 @@ def test_flops_and_mfu():
     n = 49_820_160
     assert flops_per_token(cfg, n, 1024) == 6 * n + 12 * 12 * 512 * 1024
     assert abs(mfu(cfg, n, 1024, 1e6, peak_flops=720e12) - flops_per_token(cfg, n, 1024) * 1e6 / 720e12) < 1e-12
+
+
+def test_compiled_decoding_step_writes_the_same_tokens():
+    """`compile_step`: the one-token step through torch.compile (inductor's C++ kernels on the CPU), over a cache
+    as long as the context, gives the greedy tokens of the eager step (a chaotic model, so a slip would show)."""
+    model = tiny_model(4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(25.0 if p.ndim == 2 else 1.0)
+    prompt = [7, 3, 9, 11, 2, 5]
+    eager = model.generate(prompt, 16)[0]
+    assert len(set(eager)) > 2
+    assert model.generate(prompt, 16, compile_step=True)[0] == eager
