@@ -119,7 +119,10 @@ if [ -s "$DATA/train.jsonl" ]; then
         fi
         train_args+=(--resume)
     fi
-    timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli "${train_args[@]}" > >(tee "$LOGS/train.log") 2>&1 &
+    # Emptied here, not by tee: tee starts asynchronously, and a resumed run's check for "done: step" below could
+    # otherwise read the previous call's log before tee truncates it (it did: a resumed run was stopped at once).
+    : > "$LOGS/train.log"
+    timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli "${train_args[@]}" > >(tee -a "$LOGS/train.log") 2>&1 &
     TRAIN_PID=$!
     # torch.compile has failed to give a first step in minutes before (docs/TRAINING_RUN.md): if no step is
     # logged by COMPILE_WAIT, restart without it for the rest of the budget rather than lose the run.

@@ -98,6 +98,8 @@ def _print_summary(res: dict, title: str) -> None:
     con.print(f"--engine auto: the compiler refuses {a['compiler_refused']} of {a['measured']} unit(s); the LLM "
               f"rescues {a['rescued_by_llm']} ({share['rate']:.3f} of all units, 95% CI "
               f"[{share['ci95'][0]:.3f}, {share['ci95'][1]:.3f}])")
+    if "decode_s" in res:
+        con.print(f"time: decoding {res['decode_s']:.1f} s, checking and verifying {res['verify_s']:.1f} s")
 
 
 @click.command("eval")
@@ -154,7 +156,8 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dty
     engine = LLMEngine(weights, device)
     engine.decoder  # load now: a missing model is an error before any progress bar  # noqa: B018
     with click.progressbar(length=len(rows), label=f"p2t eval {split}", file=sys.stderr) as bar:
-        res = evaluate(engine, rows, progress=bar.update, keep_texts=bool(failures_out), **kw)
+        res = evaluate(engine, rows, progress=bar.update, keep_texts=bool(failures_out),
+                       log=lambda line: click.echo(f"\np2t eval: {line}", err=True), **kw)
     if failures_out:
         failed = failure_report(rows, res["per_row"], engine.pair_format)
         Path(failures_out).write_text("".join(json.dumps(f) + "\n" for f in failed))

@@ -96,13 +96,15 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
              temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
              backend: str = "auto", verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
              rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16,
-             jobs: int = 1, keep_texts: bool = False) -> dict:
+             jobs: int = 1, keep_texts: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
     With `decode_batch` > 1, rows are decoded that many at a time: their greedy candidates in one left-padded batch,
     then their samples in another (each row's prompt `samples - 1` times). All rows are decoded first; then `jobs`
     rows are checked and verified at a time (each verification is a process).
-    `keep_texts`: each row's record also holds its greedy candidate (`greedy_text`), for `failure_report`."""
+    `keep_texts`: each row's record also holds its greedy candidate (`greedy_text`), for `failure_report`.
+    `log` gets a line per decoded batch (decoding comes before any verification, and `progress` counts only
+    verified rows); the result says how the time split between the two (`decode_s`, `verify_s`)."""
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
@@ -132,11 +134,14 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
                                                 seed=seed + b)
                 for j, i in enumerate(idx):
                     candidates[i] += texts[j * (n_samples - 1):(j + 1) * (n_samples - 1)]
+            if log:
+                log(f"decoded {len(candidates)}/{len(ready)} units ({time.perf_counter() - t0:.1f} s)")
     for i in ready:
         if i not in candidates:
             candidates[i] = engine.candidates(rows[i]["prompt"], setup[i][0], ranks(i), k=n_samples,
                                               temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                               seed=seed + i)
+    decode_s = time.perf_counter() - t0
 
     def judge(i: int) -> dict:
         """Row i's record: every candidate through the chain (verification runs in its own worker process)."""
@@ -180,7 +185,9 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
             per_row.append(rec)
             if progress:
                 progress(1)
-    return summarize(per_row, k, time.perf_counter() - t0)
+    result = summarize(per_row, k, time.perf_counter() - t0)
+    result.update(decode_s=decode_s, verify_s=result["seconds"] - decode_s)
+    return result
 
 
 def summarize(per_row: list[dict], k: int, seconds: float = 0.0) -> dict:

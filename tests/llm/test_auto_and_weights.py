@@ -173,8 +173,11 @@ def test_eval_decodes_greedy_candidates_in_batches_sorted_by_prompt_length(good_
     rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n", "source": GOOD_SRC,
              "family": "elementwise", "style": "torch"} for op in ("trunc", "sin", "absolute")]
     stub = BatchStub([])
-    res = evaluate(LLMEngine(decoder=stub), rows, k=1, decode_batch=2, rescue=False, **FAST)
+    lines = []
+    res = evaluate(LLMEngine(decoder=stub), rows, k=1, decode_batch=2, rescue=False, log=lines.append, **FAST)
     assert [len(c["prompts"]) for c in stub.calls] == [2, 1]
+    assert [line.split(" (")[0] for line in lines] == ["decoded 2/3 units", "decoded 3/3 units"]
+    assert 0 < res["decode_s"] < res["seconds"] and res["verify_s"] > 0
     ops = [next(op for op in ("trunc", "sin", "absolute") if op in p) for c in stub.calls for p in c["prompts"]]
     assert ops == ["sin", "trunc", "absolute"]  # shortest row prompt first
     assert [r["greedy_ok"] for r in res["per_row"]] == [True, False, False]  # results stay in the rows' order
