@@ -65,25 +65,31 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def _fold(node: ast.expr) -> float | int | None:
-    """The value of a constant-only expression, evaluated in Python; None where it is not one."""
+    """The value of a constant-only expression, evaluated in Python; None where it is not one, or where its value
+    is not a finite real number (`math.inf`, `(-8) ** 0.5`)."""
+    value = _evaluate(node)
+    return value if type(value) in (int, float) and math.isfinite(value) else None
+
+
+def _evaluate(node: ast.expr):
     if isinstance(node, ast.Constant):
         value = node.value
         return value if type(value) in (int, float) else None
     if isinstance(node, ast.Attribute):
         return _CONSTANTS.get(_dotted(node))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        value = _fold(node.operand)
+        value = _evaluate(node.operand)
         return None if value is None else -value if isinstance(node.op, ast.USub) else value
     try:
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-            left, right = _fold(node.left), _fold(node.right)
+            left, right = _evaluate(node.left), _evaluate(node.right)
             if left is None or right is None or isinstance(node.op, ast.Pow) and abs(right) > 64:
                 return None  # (a huge power is not worth computing: it is not a scalar the units use)
             return _ARITHMETIC[type(node.op)](left, right)
         if isinstance(node, ast.Call) and _dotted(node.func) in _SCALAR_FUNCTIONS and not node.keywords:
-            args = [_fold(a) for a in node.args]
+            args = [_evaluate(a) for a in node.args]
             return None if None in args else _SCALAR_FUNCTIONS[_dotted(node.func)](*args)
-    except (ArithmeticError, ValueError):
+    except (ArithmeticError, ValueError, TypeError):  # 1 / 0, math.log(-1.0), math.sqrt of a complex
         return None
     return None
 
@@ -125,7 +131,7 @@ class _Hoister:
         if self.version >= 4:
             value = _fold(node)
             folds = not isinstance(node, ast.Constant | ast.UnaryOp)  # (`-1.0` is already as folded as it gets)
-            if folds and type(value) in (int, float) and math.isfinite(value):
+            if folds and value is not None:
                 # a negative value as `-c`, as Python writes it: a negative Constant unparses without parentheses
                 return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
             if isinstance(node, ast.Name) and node.id in self.definitions:
