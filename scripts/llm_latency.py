@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default=None)
     ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
-    ap.add_argument("--compile-step", action="store_true", help="torch.compile the decoding step")
+    ap.add_argument("--compile-step", action="store_true", help="torch.compile the decoding step (GPU only)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 

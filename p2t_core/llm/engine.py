@@ -117,11 +117,17 @@ class ModelDecoder:
     def __init__(self, model, tokenizer, *, compile_step: bool = False):
         self.model, self.tokenizer = model, tokenizer
         self.pair_format = model.config.pair_format
-        self.compile_step = compile_step  # torch.compile the decoding step: pays off over many translations
+        # torch.compile the decoding step on the GPU: ~27 s once, then ~1.8x faster decoding, so it pays off over
+        # many translations. Not on the CPU, whose int8 matmuls (torch.ao packed weights) dynamo cannot trace.
+        self.compile_step = compile_step
 
     @property
     def on_gpu(self) -> bool:
         return self.model.rope_cos.device.type == "cuda"
+
+    @property
+    def _compile_step(self) -> bool:
+        return self.compile_step and self.on_gpu
 
     def decode(self, prompt: str, k: int, *, temperature: float, top_p: float, max_new_tokens: int,
                seed: int | None = None) -> list[str]:
@@ -131,7 +137,7 @@ class ModelDecoder:
         end = self.tokenizer.end_id
         with torch.inference_mode():
             outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=0.0, stop_id=end,
-                                       num_samples=1, compile_step=self.compile_step)
+                                       num_samples=1, compile_step=self._compile_step)
             if k > 1:
                 gen = None
                 if seed is not None:
@@ -139,7 +145,7 @@ class ModelDecoder:
                     gen.manual_seed(seed)
                 outs += self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                             top_p=top_p, stop_id=end, num_samples=k - 1, generator=gen,
-                                            compile_step=self.compile_step)
+                                            compile_step=self._compile_step)
         return [self.tokenizer.decode(o) for o in outs]
 
     def decode_many(self, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
@@ -156,7 +162,7 @@ class ModelDecoder:
         with torch.inference_mode():
             outs = self.model.generate(ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                        stop_id=self.tokenizer.end_id, generator=gen,
-                                       compile_step=self.compile_step)
+                                       compile_step=self._compile_step)
         return [self.tokenizer.decode(o) for o in outs]
 
 
