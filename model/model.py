@@ -270,7 +270,7 @@ class MinimalLLM(nn.Module):
         the smallest set of tokens whose probability reaches top_p. Each returned list holds the new
         tokens only, cut before `stop_id` (which is not included). The prompt is prefilled once and
         its cache copied to every sample; on CUDA each decoding step is one CUDA-graph replay (a
-        50M model is launch-bound: ~900 kernels a token otherwise). Sample together, not one by one.
+        50M model is launch-bound: ~900 aten operations a token otherwise). Sample together, not one by one.
 
         compile_step: the one-token step goes through torch.compile first (inductor fuses the norms, RoPE and
         SwiGLU's elementwise ops, so a replay runs far fewer kernels). It is compiled once per process and batch
