@@ -46,6 +46,7 @@ class ModelConfig:
     # ranks in the prompt, targets without the library helpers (38% fewer tokens at the median). It is a
     # property of the weights, so it lives here and travels with every checkpoint. 3 = 2 with the prompt in
     # three-address form numbered like the kernels (p2t_core.llm.flatten): format-2 weights dropped nested operations.
+    # 4 = 3 in the kernels' order, constants folded (the shipped weights are format 3; new runs write 4).
     pair_format: int = PAIR_FORMAT
 
     def __post_init__(self):

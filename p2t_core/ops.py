@@ -7,12 +7,17 @@ so a plugin that registers an op also teaches the frontend to read it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Op kinds. "elementwise" ops have a Triton spelling; "composite" ops expand into other ops through
 # `expand(builder, **operands)`; "reduce", "matmul", "softmax" are lowered by their families' plugins.
 KINDS = ("elementwise", "composite", "reduce", "matmul", "softmax")
+
+# Module constants the frontend reads as Python numbers, by qualified name (so a kernel holds their value)
+MATH_CONSTANTS = {"math.pi": math.pi, "numpy.pi": math.pi, "torch.pi": math.pi, "math.e": math.e, "numpy.e": math.e,
+                  "math.inf": math.inf, "numpy.inf": math.inf, "torch.inf": math.inf}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from p2t_core.builder import Builder, Sizes
 from p2t_core.errors import P2TError, SourceError, UnsupportedError
 from p2t_core.frontend.units import ParsedFile, Unit, _force
 from p2t_core.ir import Graph, Node
-from p2t_core.ops import OpRegistry
+from p2t_core.ops import MATH_CONSTANTS, OpRegistry
 from p2t_core.signature import InitArg, ModuleTensor, ScalarParam, Signature, TensorParam
 
 STATEMENTS_HINT = "assignments, augmented assignments, one return, docstrings, pass"
@@ -397,16 +397,7 @@ class Frontend:
         raise SourceError(f"name {expr.value!r} is not defined in the unit", **self.where(expr))
 
     def math_const(self, names):
-        import math
-
-        for q in names:
-            if q in ("math.pi", "numpy.pi", "torch.pi"):
-                return math.pi
-            if q in ("math.e", "numpy.e"):
-                return math.e
-            if q in ("math.inf", "numpy.inf", "torch.inf"):
-                return math.inf
-        return None
+        return next((MATH_CONSTANTS[q] for q in names if q in MATH_CONSTANTS), None)
 
     def dtype_of(self, names) -> DTypeName | None:
         for q in names:

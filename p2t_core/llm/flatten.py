@@ -41,27 +41,20 @@ import math
 import operator
 import re
 
+from p2t_core.ops import MATH_CONSTANTS
+
 __all__ = ["three_address"]
 
 _LOCAL = re.compile(r"v\d+")
 _OPERATIONS = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)
 _BAIL = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr, ast.Await,
          ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal)
-# What format 4 folds, as the compiler's frontend evaluates it: module constants and scalar math functions
-_CONSTANTS = {"math.pi": math.pi, "math.e": math.e, "numpy.pi": math.pi, "numpy.e": math.e, "torch.pi": math.pi}
+# What format 4 folds, as the compiler's frontend evaluates it: module constants (MATH_CONSTANTS) and scalar math
+# functions
 _SCALAR_FUNCTIONS = {f"math.{f}": getattr(math, f) for f in ("sqrt", "exp", "log", "log2", "log10", "sin", "cos",
                                                               "tan", "tanh", "erf", "fabs")}
 _ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
                ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-
-
-def _dotted(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return base and f"{base}.{node.attr}"
-    return None
 
 
 def _fold(node: ast.expr) -> float | int | None:
@@ -75,20 +68,23 @@ def _evaluate(node: ast.expr):
     if isinstance(node, ast.Constant):
         value = node.value
         return value if type(value) in (int, float) else None
-    if isinstance(node, ast.Attribute):
-        return _CONSTANTS.get(_dotted(node))
+    if isinstance(node, ast.Attribute):  # (every name folded is `module.name`)
+        return MATH_CONSTANTS.get(ast.unparse(node)) if isinstance(node.value, ast.Name) else None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _evaluate(node.operand)
         return None if value is None else -value if isinstance(node.op, ast.USub) else value
     try:
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-            left, right = _evaluate(node.left), _evaluate(node.right)
-            if left is None or right is None or isinstance(node.op, ast.Pow) and abs(right) > 64:
+            left = _evaluate(node.left)
+            right = None if left is None else _evaluate(node.right)
+            if right is None or isinstance(node.op, ast.Pow) and abs(right) > 64:
                 return None  # (a huge power is not worth computing: it is not a scalar the units use)
             return _ARITHMETIC[type(node.op)](left, right)
-        if isinstance(node, ast.Call) and _dotted(node.func) in _SCALAR_FUNCTIONS and not node.keywords:
-            args = [_evaluate(a) for a in node.args]
-            return None if None in args else _SCALAR_FUNCTIONS[_dotted(node.func)](*args)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.keywords \
+                and isinstance(node.func.value, ast.Name):
+            function = _SCALAR_FUNCTIONS.get(ast.unparse(node.func))
+            args = [_evaluate(a) for a in node.args] if function else [None]
+            return None if None in args else function(*args)
     except (ArithmeticError, ValueError, TypeError):  # 1 / 0, math.log(-1.0), math.sqrt of a complex
         return None
     return None
@@ -134,8 +130,6 @@ class _Hoister:
             if folds and value is not None:
                 # a negative value as `-c`, as Python writes it: a negative Constant unparses without parentheses
                 return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
-            if isinstance(node, ast.Name) and node.id in self.definitions:
-                return self.local(node.id)
             if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(node.value, ast.Call):
                 node.value = self.operands(node.value)
         if isinstance(node, ast.Call):
@@ -152,14 +146,8 @@ class _Hoister:
         elif isinstance(node, ast.Compare) and _is_operation(node, self.version):
             node.left = self.operand(node.left)
             node.comparators = [self.operand(c) for c in node.comparators]
-        elif self.version >= 4:  # a leaf (attribute, subscript, tuple...): the locals inside it, in order
-            for child in ast.walk(node):
-                for field, value in ast.iter_fields(child):
-                    if isinstance(value, ast.Name) and value.id in self.definitions:
-                        setattr(child, field, self.local(value.id))
-                    elif isinstance(value, list):
-                        value[:] = [self.local(v.id) if isinstance(v, ast.Name) and v.id in self.definitions
-                                    else v for v in value]
+        elif self.version >= 4:  # a leaf (a name, attribute, subscript, tuple...): the locals in it, left to right
+            node = _Locals(self).visit(node)
         return node
 
     def local(self, name: str) -> ast.expr:
@@ -168,6 +156,16 @@ class _Hoister:
             self.emitted[name] = self.operand(self.definitions[name])
         leaf = self.emitted[name]
         return ast.Name(leaf.id, ast.Load()) if isinstance(leaf, ast.Name) else leaf
+
+
+class _Locals(ast.NodeTransformer):
+    """Puts the leaf standing for each local's value in place of its name (emitting it where it is first used)."""
+
+    def __init__(self, hoist: _Hoister):
+        self.hoist = hoist
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return self.hoist.local(node.id) if node.id in self.hoist.definitions else node
 
 
 def _straight_line(fn: ast.FunctionDef, version: int) -> bool:
