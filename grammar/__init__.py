@@ -214,7 +214,8 @@ def _translate(exc: Exception, text: str) -> GrammarError:
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
         line, col = getattr(tok, "line", None) or exc.line, getattr(tok, "column", None) or exc.column
-        expected = set(exc.expected or ()) - {"_NL"}  # the indenter always accepts _NL
+        # the indenter always accepts _NL; the cached-launcher decorator is left out of the hints
+        expected = set(exc.expected or ()) - {"_NL", "_P2T_FAST_LAUNCH"}
         if tok.type == "$END":
             return GrammarError(line, col, "unexpected end of input (truncated module?)")
         start = getattr(tok, "start_pos", None)

@@ -41,6 +41,8 @@ UNITS = {  # bench unit -> small shapes (the kernels take a few microseconds on 
     "rmsnorm_16384x4096_bf16": {"x": (64, 512)},
     "softmax_65536x1024_bf16": {"x": (64, 512)},
     "matvec_8192_fp16": {"a": (256, 256), "v": (256,)},
+    "matmul_1024_fp16": {"a": (128, 128), "b": (128, 128)},
+    "bmm_32x512_fp16": {"a": (4, 64, 64), "b": (4, 64, 64)},
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import re
 
+from p2t_core.codegen.module import FAST_LAUNCH, with_fast_launch
 from p2t_core.llm.flatten import three_address
 
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
@@ -82,13 +83,15 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
 
 
 def _drop_helpers(module: str) -> str:
-    """The module without its top-level `_p2t_*` functions (decorators included). Line-based, not `ast`: the
+    """The module without its top-level `_p2t_*` functions (decorators included) and without the kernels'
+    `@_p2t_fast_launch` (restore puts both back). Line-based, not `ast`: the
     training set is read through this (46k modules). A top-level block ends at the next line that starts in
     column 0 with anything but a closing parenthesis (the end of a wrapped signature) or a comment."""
     out, dropping, pending = [], False, []
     for line in module.splitlines(keepends=True):
         if line.startswith("@"):
-            pending.append(line)  # a decorator belongs to the def that follows it
+            if line.rstrip() != f"@{FAST_LAUNCH}":  # the library's launch decorator goes the way of its helper
+                pending.append(line)  # a decorator belongs to the def that follows it
             continue
         if line[:1] and line[0] not in " \t\n)#":
             dropping = line.startswith("def _p2t_")
@@ -134,8 +137,8 @@ def _with_helpers(text: str, helpers: dict[str, str]) -> str:
 
 def restore(text: str, unit: str, prompt: str, pair_format: int) -> str:
     """A model's output for the unit of `prompt` (its canonical Python) as a module for `unit`: its name back, and
-    (format 2) the library helpers it calls."""
+    (formats 2 and later) the kernels' launch decorator and the library helpers it calls."""
     model_name = canonical_name(prompt, unit, pair_format)
     if model_name != unit:
         text = rename_unit(text, model_name, unit)
-    return text if pair_format == 1 else _with_helpers(text, library_helpers())
+    return text if pair_format == 1 else _with_helpers(with_fast_launch(text), library_helpers())

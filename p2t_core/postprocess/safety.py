@@ -212,11 +212,15 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_split_config": SHAPE,                       # n_split, chunk, block_r, block_i, num_warps
     "_p2t_mm_configs": (SHAPE, SHAPE),                # tile configurations to run, the tuning key
     "_p2t_dim": SCALAR,
+    "_p2t_fast_launch": OTHER,                        # the kernel it decorates
     "_p2t_tic": OTHER,                                # a CUDA event, or None
     "_p2t_toc": NONE,
     "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)
     "_P2T_ROW_STRIDES": NONE,                         # _p2t_rows' strides by layout (a module-level dict)
 }
+
+
+FAST_LAUNCH = "_p2t_fast_launch"  # the one decorator besides Triton's: the prelude's cached launcher
 
 
 def _canonical_dump(fn: ast.FunctionDef) -> str:
@@ -332,6 +336,7 @@ class _Checker:
         self.constants: dict[str, ast.expr] = {}
         self.helper_returns: dict[str, str] = {}
         self.trusted: dict[str, str | tuple[str, ...]] = {}  # exact copies of the compiler's prelude helpers
+        self.fast_launched: list[ast.Name] = []  # kernels' @_p2t_fast_launch decorators
         self._loop_depth = 0
         self.launches: dict[str, set[str]] = {}    # host function qualname -> kernels launched directly
         self.calls: dict[str, set[str]] = {}       # host function qualname -> host helpers called
@@ -366,12 +371,13 @@ class _Checker:
             for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"
         }
         super_inits = {id(n) for n in ast.walk(self.tree) if _is_super_init(n)}
-        # exact copies of the compiler's launcher helpers are known code: their loops may be 'while' loops
+        # exact copies of the compiler's launcher helpers are known code: their loops may be 'while' loops, and
+        # _p2t_fast_launch's closure takes and passes on '**' keyword arguments
         known = {id(n) for fn in self.tree.body if isinstance(fn, ast.FunctionDef) and is_trusted_prelude(fn)
                  for n in ast.walk(fn)}
         for node in ast.walk(self.tree):
             kind = type(node).__name__
-            if kind in _BANNED_NODES and id(node) in known:
+            if id(node) in known:
                 continue
             if kind in _BANNED_NODES:
                 self.bad(node, f"not allowed: {_BANNED_NODES[kind]}", "structure")
@@ -448,6 +454,9 @@ class _Checker:
                 self.bad(stmt, f"top-level {what} statement is not allowed (only imports, docstring, functions, "
                          "torch.nn.Module classes and NAME = constant)", "structure")
             del i
+        for deco in self.fast_launched:
+            if FAST_LAUNCH not in self.trusted:
+                self.bad(deco, f"@{FAST_LAUNCH} needs the compiler's own {FAST_LAUNCH} helper, unchanged", "decorator")
         # constants are checked once every top-level name is known
         for name, value in self.constants.items():
             self.check_expr(value, _Scope(self, "toplevel", None, name))
@@ -460,11 +469,15 @@ class _Checker:
             return
         auto_keys: set[str] | None = None
         seen: set[str] = set()
+        if isinstance(decos[0], ast.Name) and decos[0].id == FAST_LAUNCH and len(decos) > 1:
+            self.fast_launched.append(decos[0])  # valid once the module's helper of that name is known to be ours
+            decos = decos[1:]
         for d in decos[:-1]:
             name = _dotted(d.func) if isinstance(d, ast.Call) else _dotted(d)
             if name not in ("triton.autotune", "triton.heuristics") or not isinstance(d, ast.Call):
                 self.bad(d, f"decorator {name or ast.unparse(d)!r} is not allowed; only @triton.jit, "
-                         "@triton.autotune(...), @triton.heuristics(...)", "decorator")
+                         f"@triton.autotune(...), @triton.heuristics(...) and an outermost @{FAST_LAUNCH}",
+                         "decorator")
                 continue
             if name in seen:
                 self.bad(d, f"@{name} given twice", "decorator")

@@ -59,6 +59,8 @@ MUST_PARSE = [
     "def f(x):\n    raise ValueError('p2t: bad input')\n",
     "def f(name):\n    raise TypeError('p2t: ' + name + ' is wrong')\n",
     "def f(*sizes):\n    while x:\n        x = 1\n",
+    "def f(kernel):\n    def run(*args, grid, **meta):\n        return kernel(*args, grid=grid, **meta)\n",
+    "@_p2t_fast_launch\n@triton.jit\ndef k(X, N, B: tl.constexpr):\n    pass\n",
 ]
 
 MUST_FAIL = [
@@ -89,22 +91,24 @@ MUST_FAIL = [
     ("def f(x):\n    raise ValueError('a' % x)\n", "raise"),
     ("def f(x):\n    raise ValueError(x.y)\n", "raise"),
     ("def f(x):\n    raise ValueError('a', x)\n", "raise"),
-    ("def f(**kw):\n    pass\n", "'**'"),
+    ("def f(**kw):\n    pass\n", None),  # parses (prelude's _p2t_fast_launch); semantics rejects
     ("def f(x):\n    for i in x:\n        break\n", "break"),
     ("def f(x):\n    return f'{x}'\n", "prefix"),
     ("def f(x):\n    return rb'x'\n", "prefix"),
     ("def f(x):\n    return (y := x)\n", "walrus"),
     ("def f(x):\n    *a, b = x\n", ""),
     ("def f(*args):\n    pass\n", None),  # parses (prelude's _p2t_size(*sizes)); semantics rejects
-    ("def f(**kw):\n    pass\n", ""),
     ("def f(x, *, y):\n    pass\n", ""),
-    ("def f(x):\n    return g(**x)\n", ""),
+    ("def f(x):\n    return g(**x)\n", None),  # parses (prelude's _p2t_fast_launch); semantics rejects
     ("def f(x=open('a')):\n    pass\n", "literal"),
     ("def f(x=[]):\n    pass\n", ""),
     ("def f(x):\n    g = lambda a=open('m'): a\n", ""),
     ("def f(x):\n    g = lambda *a: a\n", ""),
     ("@staticmethod\ndef f(x):\n    pass\n", "decorator"),
     ("@triton.jit\n@other\ndef f(x):\n    pass\n", ""),
+    ("@triton.jit\n@_p2t_fast_launch\ndef f(x):\n    pass\n", ""),
+    ("@_p2t_fast_launch\ndef f(x):\n    pass\n", ""),
+    ("@_p2t_fast_launch(x)\n@triton.jit\ndef f(x):\n    pass\n", ""),
     ("@triton.autotune\ndef f(x):\n    pass\n", ""),
     ("@triton.jit\nclass A(torch.nn.Module):\n    pass\n", ""),
     ("@triton.testing.perf_report(x)\ndef f(x):\n    pass\n", "decorator"),
@@ -114,7 +118,7 @@ MUST_FAIL = [
     ("class A(torch.nn.Linear):\n    pass\n", "torch.nn.Module"),
     ("class A(torch.nn.Module):\n    class B(torch.nn.Module):\n        pass\n", "top level"),
     ("class A(torch.nn.Module):\n    @property\n    def f(self):\n        pass\n", "decorator"),
-    ("def f(x):\n    def g(y):\n        pass\n", "nested"),
+    ("def f(x):\n    def g(y):\n        pass\n", None),  # parses (prelude's _p2t_fast_launch); semantics rejects
     ("print('hi')\n", ""),
     ("open('/tmp/x', 'w')\n", ""),
     ("x.y = 1\n", ""),
