@@ -18,8 +18,9 @@ UNITS = {"matvec_8192_fp16", "rmsnorm_16384x4096_bf16", "tall_skinny_65536x1024x
 
 def test_probe_tiny_runs_every_timing_path(tmp_path):
     env = {**os.environ, "TRITON_INTERPRET": "1", "OUT": str(tmp_path)}  # --out defaults to $OUT
-    proc = subprocess.run([sys.executable, str(PROBE), "--tiny", "--only", "matvec,rmsnorm_16384x4096_bf16,tall_skinny"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    only = "matvec,rmsnorm_16384x4096_bf16,tall_skinny"
+    proc = subprocess.run([sys.executable, str(PROBE), "--tiny", "--only", only], env=env, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
     data = json.loads((tmp_path / "probe.json").read_text())
     assert data["meta"]["tiny"] is True and data["flush"]["us"] is None
