@@ -106,7 +106,11 @@ MATVEC_VARIANTS = {"old_single_8w": (8192, 1, True, 8), "single_16w": (8192, 1, 
                    "single_4w": (8192, 1, True, 4), "loop_2048x4w": (2048, 1, False, 4),
                    "rows_inner_256x16": (256, 16, False, 8, True), "rows_inner_512x8": (512, 8, False, 8, True),
                    "rows_inner_1024x4": (1024, 4, False, 4, True), "rows_inner_512x16": (512, 16, False, 8, True),
-                   "rows_inner_128x32": (128, 32, False, 8, True), "rows_inner_1024x8": (1024, 8, False, 8, True)}
+                   "rows_inner_128x32": (128, 32, False, 8, True), "rows_inner_1024x8": (1024, 8, False, 8, True),
+                   # once launches were cached the unit became kernel-bound (inductor: 512 threads a row, a loop)
+                   "single_32w": (8192, 1, True, 32), "loop_2048x16w": (2048, 1, False, 16),
+                   "loop_4096x16w": (4096, 1, False, 16), "loop_2048x8w": (2048, 1, False, 8),
+                   "loop_1024x8w": (1024, 1, False, 8)}
 MM_BIG = [(128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (128, 128, 64, 8, 4),
           (128, 128, 128, 8, 3), (128, 128, 64, 4, 4), (64, 128, 64, 4, 4)]
 MM_SMALL = [(128, 128, 64, 8, 4), (128, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4),
@@ -139,6 +143,11 @@ def units() -> list[tuple]:
         # narrow rows: bytes in flight per warp (inductor gives 1024-wide bf16 rows one warp each)
         "softmax_65536x1024_bf16": ({"x": (37, 100)}, warps(1024, (1, 2, 4, 8))),
         "softmax_65536x1024_fp32": ({"x": (37, 100)}, warps(1024, (1, 2, 4))),
+        # 16 KB / 32 KB rows: 0.76 / 0.94 of the copy bandwidth with the default 8 warps
+        "softmax_8192x8192_bf16": ({"x": (37, 100)}, warps(8192, (4, 8, 16, 32))),
+        "softmax_8192x8192_fp32": ({"x": (37, 100)}, warps(8192, (8, 16, 32))),
+        "row_sum_8192x8192_fp32": ({"x": (37, 100)}, {**warps(8192, (8, 16, 32)), **{
+            f"loop_{r}x{w}w": row_config(r, 1, False, w) for r, w in ((2048, 8), (4096, 16), (2048, 16))}}),
         # K-major zero-padded copies of operands Triton cannot vectorize (p2t_default), against the operands as given
         "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)}, {"operands_as_given": {
             "_p2t_mm_operands": lambda a, b: (a, b, a.shape[2])}}),

@@ -327,9 +327,11 @@ def _p2t_fast_launch(kernel):
         for arg, is_constexpr in zip(args, constexpr):
             if isinstance(arg, torch.Tensor):
                 key.append((arg.dtype, arg.data_ptr() % 16 == 0))
-            elif isinstance(arg, int) and not isinstance(arg, bool) and not is_constexpr:
+            elif is_constexpr:
+                key.append(arg)
+            elif type(arg) is int:  # not a bool
                 key.append((arg == 1, arg % 16 == 0, -2**31 <= arg < 2**31, arg >= 2**63))
-            elif isinstance(arg, float) and not is_constexpr:
+            elif type(arg) is float:
                 key.append(float)
             else:
                 key.append(arg)
