@@ -77,6 +77,18 @@ class RowLowering:
         pad = len(self.F) - n.rank
         return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in range(len(self.F)) if i not in self.dims)
 
+    def feeds_reduction(self, t: Node) -> bool:
+        """Whether input t is read on the way to one of the group's reductions (not only after them)."""
+        todo, seen = list(self.anchors), set()
+        while todo:
+            for i in todo.pop().inputs:
+                if i.id == t.id:
+                    return True
+                if i.id in self.member_ids and i.id not in seen:
+                    seen.add(i.id)
+                    todo.append(i)
+        return False
+
     def classify(self) -> set[int]:
         full = {t.id for t in self.tensors if self.varies_along_r(t)}
         for n in self.members:
@@ -288,10 +300,12 @@ class RowLowering:
         return ".to(tl.float32)" if t.dtype.is_float else ""
 
     def load_full(self, w: Writer, names: dict[int, str]) -> None:
-        # Beside an input every row reads (matvec's vector), the inputs read once are streamed past the cache so
-        # that it keeps the shared one: matvec 8192x8192 fp16 0.0441 -> 0.0387 ms on the H200
-        # (scripts/gpu_eviction_probe.py); reductions without a shared input did not change, so they get no hint.
-        shared = any(t.id in self.full and not self.varies_across_rows(t) for t in self.tensors)
+        # Beside an input every row reads on the way to its reduction (matvec's vector), the inputs read once are
+        # streamed past the cache so that it keeps the shared one: matvec 8192x8192 fp16 0.0441 -> 0.0387 ms on
+        # the H200 (scripts/gpu_eviction_probe.py). Reductions without such an input did not change, and RMSNorm,
+        # whose shared weight only scales the result, got 4% slower: neither gets the hint.
+        shared = any(t.id in self.full and not self.varies_across_rows(t) and self.feeds_reduction(t)
+                     for t in self.tensors)
         for k, t in enumerate(self.tensors):
             if t.id in self.full:
                 var = f"x{k}"
