@@ -6,8 +6,9 @@ streams once `evict_first` and the loads it reuses (a broadcast vector) `evict_l
     TRITON_INTERPRET=1 python3 scripts/gpu_eviction_probe.py --tiny --out DIR      # CPU: the code paths only
 
 Each unit of the bench suite is translated once; each variant edits the generated kernels' `tl.load(...)` calls
-and nothing else: `default` (as generated), `first` (every load `evict_first`), `first_last` (`evict_first`, but
-`evict_last` on the loads of the inputs the unit broadcasts over its rows). Every variant's output is checked
+and nothing else: `generated` (as the compiler writes them: since this probe, hints on matvec-like reductions),
+`none` (no hints), `first` (every load `evict_first`), `first_last` (`evict_first`, but `evict_last` on the loads of
+the inputs the unit broadcasts over its rows). Every variant's output is checked
 against eager, then the variants are timed the bench's way (do_bench median, warm-up 25 ms, rep 100 ms) in
 `--rounds` interleaved rounds, beside torch.compile. Writes DIR/eviction.json and DIR/eviction.txt.
 """
@@ -36,9 +37,15 @@ UNITS = {
 LOAD = re.compile(r"tl\.load\((\w+)")
 
 
+HINT = re.compile(r', eviction_policy="\w+"')
+
+
 def with_hints(source: str, variant: str, broadcast: tuple[str, ...]) -> str:
     """The module with an eviction policy on each kernel load of an input pointer (partials left alone)."""
-    if variant == "default":
+    if variant == "generated":
+        return source
+    source = HINT.sub("", source)
+    if variant == "none":
         return source
 
     def hint(match: re.Match) -> str:
@@ -98,12 +105,12 @@ def main() -> int:
         reference = namespace[u.unit]
         expected = reference(*inputs)
         source = compile_units(u.source, f"{u.name}.py", unit=u.unit, shapes=shapes).units[0].module_source
-        calls = {}
-        for variant in ("default", "first", "first_last"):
+        calls, errors = {}, {}
+        for variant in ("generated", "none", "first", "first_last"):
             module = load_module(with_hints(source, variant, broadcast), f"evict_{u.name}_{variant}", workdir)
             fn = getattr(module, u.unit)
             out = fn(*inputs)
-            err = sweep.rel_error(out, expected)
+            err = errors[variant] = sweep.rel_error(out, expected)
             echo(f"{u.name:32s} {variant:12s} rel err {err:.1e}")
             calls[variant] = lambda fn=fn, inputs=inputs: fn(*inputs)
         if not args.tiny:
@@ -114,7 +121,8 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, call in calls.items():
                 samples[name].append(timed(call))
-        row = {"unit": u.name, "ms": {name: statistics.median(v) for name, v in samples.items()}, "samples": samples}
+        row = {"unit": u.name, "ms": {name: statistics.median(v) for name, v in samples.items()}, "samples": samples,
+               "rel_error": errors}
         results.append(row)
         echo(f"{u.name:32s} " + "  ".join(f"{n} {ms:.4f}" for n, ms in row["ms"].items()))
         with open(os.path.join(args.out, "eviction.json"), "w") as f:

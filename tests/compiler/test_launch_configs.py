@@ -139,9 +139,28 @@ def test_split_config_tiles_cover_r_exactly(n_outer, n_r, n_inner, element_size)
 def test_split_config_widens_columns_and_keeps_fp32_whole_tensor_split():
     split_config = _helper("_p2t_split_config")
     assert split_config(1, 2**26, 1, 4)[0] == 1024  # 1024 programs, as before this change
-    n_split, _, block_r, block_i, _ = split_config(1, 8192, 8192, 4)  # the bench's col_sum
+    n_split, _, block_r, block_i, warps = split_config(1, 8192, 8192, 4)  # the bench's col_sum
     assert block_i == 128 and n_split * 64 >= 4 * 132
+    assert warps == 4 and split_config(1, 2**26, 1, 4)[4] == 8  # column tiles take 4 warps, whole rows 8
     assert split_config(8192, 8192, 1, 4)[0] == 1  # enough rows: no split
+
+
+VECTOR = {"a": (6, 5), "v": (5,)}
+ROWS_AND_WEIGHT = {"x": (6, 5), "w": (5,)}
+
+
+@pytest.mark.parametrize("body,shapes,hinted", [
+    ("def f(a, v):\n    return a @ v\n", VECTOR, {"In0_A_ptr"}),  # the vector is read by every row
+    ("def f(x, w):\n    return (x * w).sum(-1)\n", ROWS_AND_WEIGHT, {"In0_X_ptr"}),
+    ("def f(x):\n    return x.sum(-1)\n", {"x": (6, 5)}, set()),  # nothing shared: no hint
+    ("def f(x, w):\n    return x * torch.rsqrt((x * x).mean(-1, keepdim=True)) * w\n", ROWS_AND_WEIGHT,
+     set()),  # w only scales the result
+])
+def test_row_loads_stream_past_the_cache_only_beside_a_shared_input_of_the_reduction(body, shapes, hinted):
+    unit = compile_units("import torch\n\n" + body, "u.py", unit="f", shapes=shapes).units[0]
+    loads = [line for line in unit.module_source.splitlines() if "tl.load(" in line]
+    streamed = {line.split("tl.load(")[1].split(" ")[0] for line in loads if "evict_first" in line}
+    assert streamed == hinted and not any("evict_last" in line for line in loads)
 
 
 class _FakeEvent:
