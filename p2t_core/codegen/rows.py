@@ -77,6 +77,11 @@ class RowLowering:
         pad = len(self.F) - n.rank
         return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in range(len(self.F)) if i not in self.dims)
 
+    def reads_shared_input(self) -> bool:
+        """Whether every row reads one same input on the way to its reduction (matvec's vector)."""
+        return any(t.id in self.full and not self.varies_across_rows(t) and self.feeds_reduction(t)
+                   for t in self.tensors)
+
     def feeds_reduction(self, t: Node) -> bool:
         """Whether input t is read on the way to one of the group's reductions (not only after them)."""
         todo, seen = list(self.anchors), set()
@@ -304,8 +309,7 @@ class RowLowering:
         # streamed past the cache so that it keeps the shared one: matvec 8192x8192 fp16 0.0441 -> 0.0387 ms on
         # the H200 (scripts/gpu_eviction_probe.py). Reductions without such an input did not change, and RMSNorm,
         # whose shared weight only scales the result, got 4% slower: neither gets the hint.
-        shared = any(t.id in self.full and not self.varies_across_rows(t) and self.feeds_reduction(t)
-                     for t in self.tensors)
+        shared = self.reads_shared_input()
         for k, t in enumerate(self.tensors):
             if t.id in self.full:
                 var = f"x{k}"
@@ -495,8 +499,9 @@ class RowLowering:
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
         strides = [f"*st{k}" for k in range(len(views) + len(outs))]
+        shared = ", shared=True" if self.reads_shared_input() else ""
         row_config = ("block_r, block_i, single, warps = "
-                      f"_p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R}, t0.element_size())")
+                      f"_p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R}, t0.element_size(){shared})")
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
                 "n_inner", *strides]
         wide = "WIDE=n_outer * n_r * n_inner >= 2**31"

@@ -161,6 +161,14 @@ def test_row_loads_stream_past_the_cache_only_beside_a_shared_input_of_the_reduc
     loads = [line for line in unit.module_source.splitlines() if "tl.load(" in line]
     streamed = {line.split("tl.load(")[1].split(" ")[0] for line in loads if "evict_first" in line}
     assert streamed == hinted and not any("evict_last" in line for line in loads)
+    assert ("shared=True" in unit.module_source) == bool(hinted)  # and its rows' launch configuration knows
+
+
+def test_row_config_gives_rows_beside_a_shared_input_16_warps_from_8192_elements():
+    row_config = _helper("_p2t_row_config")
+    assert row_config(8192, 8192, 1, 16384, 2, shared=True)[3] == 16  # matvec 8192x8192 fp16
+    assert row_config(8192, 8192, 1, 16384, 2)[3] == 8  # a softmax or a sum of the same rows
+    assert row_config(8192, 4096, 1, 16384, 2, shared=True)[3] == 8
 
 
 class _FakeEvent:
