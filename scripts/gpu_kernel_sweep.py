@@ -69,7 +69,7 @@ def split_config(n_split, block_r, block_i, warps):
 
 def row_config(block_r, block_i, single, warps, rows_inner=False):
     """A forced _p2t_row_config; with rows_inner, a reduction over the last dim sees its rows as inner positions."""
-    overrides = {"_p2t_row_config": lambda *sizes: (block_r, block_i, single, warps)}
+    overrides = {"_p2t_row_config": lambda *sizes, **options: (block_r, block_i, single, warps)}
     if rows_inner:
         def sizes(shape, dims, base):
             n_outer, n_r, n_inner = base(shape, dims)
