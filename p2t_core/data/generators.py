@@ -74,6 +74,26 @@ def activation(rng: random.Random, e: Node, op: str | None = None) -> Expr:
     return Expr(op, (e,), attrs)
 
 
+def handwritten(rng: random.Random, e: Node) -> Expr:
+    """An activation written out from primitives, as model code often spells it (`examples/activation.py`'s GELU):
+    the model should know these formulas, not only the library calls."""
+    kind = rng.choice(["gelu_tanh", "gelu_tanh", "silu", "sigmoid", "softplus", "mish", "quick_gelu", "hardswish"])
+    if kind == "gelu_tanh":  # 0.7978845608028654 = math.sqrt(2 / math.pi), which the prompts fold
+        inner = Expr("mul", (0.7978845608028654, Expr("add", (e, Expr("mul", (0.044715, Expr("pow", (e, 3))))))))
+        return Expr("mul", (Expr("mul", (0.5, e)), Expr("add", (1.0, Expr("tanh", (inner,))))))
+    if kind == "silu":
+        return Expr("div", (e, Expr("add", (1.0, Expr("exp", (Expr("neg", (e,)),))))))
+    if kind == "sigmoid":
+        return Expr("div", (1.0, Expr("add", (1.0, Expr("exp", (Expr("neg", (e,)),))))))
+    if kind == "softplus":
+        return Expr("log1p", (Expr("exp", (e,)),))
+    if kind == "mish":
+        return Expr("mul", (e, Expr("tanh", (Expr("log1p", (Expr("exp", (e,)),)),))))
+    if kind == "quick_gelu":
+        return Expr("mul", (e, Expr("sigmoid", (Expr("mul", (1.702, e)),))))
+    return Expr("div", (Expr("mul", (e, Expr("clamp", (Expr("add", (e, 3.0)),), {"min": 0.0, "max": 6.0}))), 6.0))
+
+
 class _Ew:
     """Random elementwise expressions over a pool of leaves."""
 
@@ -98,7 +118,7 @@ class _Ew:
         sub = self.expr(depth - 1, base)
         k = rng.random()
         if k < 0.3:
-            return activation(rng, sub)
+            return handwritten(rng, sub) if rng.random() < 0.2 else activation(rng, sub)
         if k < 0.42:
             return Expr(rng.choice(SIMPLE_UNARY), (sub,))
         if k < 0.52:
