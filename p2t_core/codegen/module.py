@@ -6,14 +6,12 @@ import re
 
 from p2t_core import __version__
 from p2t_core.codegen import Kernel, LauncherEnv, LoweringContext, Writer, literal
-from p2t_core.codegen.prelude import PRELUDE
+from p2t_core.codegen.prelude import FAST_LAUNCH, PRELUDE
 from p2t_core.errors import UnsupportedError
 from p2t_core.ir import ANCHOR_OPS, Graph, Node
 from p2t_core.schedule import VIEW_OPS, Schedule
 from p2t_core.signature import Signature
 
-# Every kernel launches through the prelude's cached-launcher decorator (host time per launch; see its docstring)
-FAST_LAUNCH = "_p2t_fast_launch"
 HEADER = "import math\n\nimport torch\nimport triton\nimport triton.language as tl\n"
 
 

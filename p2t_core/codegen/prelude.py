@@ -3,6 +3,9 @@
 Plain Python over torch shapes and strides; they run on the host before a launch.
 """
 
+# The one decorator besides Triton's that generated kernels carry: the cached launcher below
+FAST_LAUNCH = "_p2t_fast_launch"
+
 PRELUDE = {
     # triton.cdiv and triton.next_power_of_2 are constexpr-aware functions that cost ~6 us a call on the host:
     # a launcher making 8 such calls spent half its ~100 us of Python in them (profiled on the CPU)

@@ -29,7 +29,8 @@ from __future__ import annotations
 import ast
 import re
 
-from p2t_core.codegen.module import FAST_LAUNCH, with_fast_launch
+from p2t_core.codegen.module import with_fast_launch
+from p2t_core.codegen.prelude import FAST_LAUNCH
 from p2t_core.llm.flatten import three_address
 
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",

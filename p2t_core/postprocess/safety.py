@@ -37,6 +37,8 @@ from dataclasses import dataclass
 
 from p2t_grammar import _BAD_CHARS
 
+from p2t_core.codegen.prelude import FAST_LAUNCH
+
 __all__ = [
     "Violation",
     "check_semantics",
@@ -218,9 +220,6 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)
     "_P2T_ROW_STRIDES": NONE,                         # _p2t_rows' strides by layout (a module-level dict)
 }
-
-
-FAST_LAUNCH = "_p2t_fast_launch"  # the one decorator besides Triton's: the prelude's cached launcher
 
 
 def _canonical_dump(fn: ast.FunctionDef) -> str:
