@@ -155,9 +155,10 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     lines.append("if batch * m * n > 0:")
     # On a GPU with autotuning on, the first call for a shape times each candidate tile configuration
     tune = "a3.is_cuda" if ctx.autotune else "False"
-    # Below 2**31 multiply-adds the check and copies of _p2t_mm_operands cost about what they save: ~10 us of host
-    # time for the check, and for an unaligned 1024^3 product (~2**30) copies of ~5 us against a kernel ~2.7x
-    # slower unvectorized (3001x1999x2777 bf16: 0.270 ms as given, 0.100 ms of kernel on the copies).
+    # Below 2**31 multiply-adds a product's kernel takes about as long as the ~10 us of host time that
+    # _p2t_mm_operands' check adds to every call (1024^3 fp16: 7.6 us on the H200), so the check is skipped there:
+    # unaligned operands of such products run unvectorized (3001x1999x2777 bf16: 0.270 ms as given against
+    # 0.064 ms of kernel on the copies) rather than paying two copies and their launches.
     # a batch of 1 stays unexpanded: _p2t_mm_strides gives it batch stride 0 (an expand costs ~5 us of host time)
     body = [
         "if a3.is_cuda and batch * m * n * k >= 2**31:  # large products: worth copying unvectorizable operands",
