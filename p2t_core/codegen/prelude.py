@@ -322,6 +322,7 @@ def _p2t_fast_launch(kernel):
         return kernel
     triton_run = jit.run
     constexpr = [p.is_constexpr for p in jit.params]
+    Tensor = torch.Tensor
     compiled = {}
 
     def run(*args, grid, warmup, **meta):
@@ -331,17 +332,19 @@ def _p2t_fast_launch(kernel):
         driver = triton.runtime.driver.active
         device = driver.get_current_device()
         key = [device, tuple(meta.items())]
+        append = key.append
         for arg, is_constexpr in zip(args, constexpr):
-            if isinstance(arg, torch.Tensor):
-                key.append((arg.dtype, arg.data_ptr() % 16 == 0))
+            kind = type(arg)
+            if kind is int and not is_constexpr:  # most arguments: sizes and strides (a bool is not an int here)
+                append(arg if arg == 0 or arg == 1 else (arg % 16 == 0, -2**31 <= arg < 2**31, arg >= 2**63))
+            elif isinstance(arg, Tensor):
+                append((arg.dtype, arg.data_ptr() % 16 == 0))
             elif is_constexpr:
-                key.append(arg)
-            elif type(arg) is int:  # not a bool
-                key.append((arg == 1, arg % 16 == 0, -2**31 <= arg < 2**31, arg >= 2**63))
-            elif type(arg) is float:
-                key.append(float)
+                append(arg)
+            elif kind is float:
+                append(float)
             else:
-                key.append(arg)
+                append((kind, arg))
         key = tuple(key)
         hit = compiled.get(key)
         if hit is None:

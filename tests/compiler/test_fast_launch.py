@@ -9,6 +9,10 @@ Triton, which go to the compiled launcher, and with which arguments in which ord
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import triton
@@ -96,6 +100,22 @@ def test_values_triton_does_not_specialize_on_share_the_compiled_kernel(launcher
     kernel[(1,)](x, out, 32, 0.5, BLOCK=16)
     kernel[(1,)](torch.randn(64), torch.empty(64), 48, -3.0, BLOCK=16)  # other aligned tensors, ints, floats
     assert len(triton_calls) == 1
+
+
+def test_a_bool_and_an_int_equal_to_it_do_not_share_a_kernel(launcher):
+    """Triton gives True an i1 and 1 a constexpr: two kernels, though True == 1 in Python."""
+    kernel, triton_calls = launcher
+    x, out = torch.randn(64), torch.empty(64)
+    for n in (1, True, 1, True, 0, False):
+        kernel[(1,)](x, out, n, 0.5, BLOCK=16)
+    assert len(triton_calls) == 4
+
+
+def test_the_cost_script_runs():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "fast_launch_cost.py"
+    proc = subprocess.run([sys.executable, str(script), "--launches", "50", "--rounds", "1"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "cached launch, Python only" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_warmup_callable_grids_and_launch_hooks_keep_triton_s_path(launcher):
