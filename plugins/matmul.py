@@ -155,11 +155,11 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     lines.append("if batch * m * n > 0:")
     # On a GPU with autotuning on, the first call for a shape times each candidate tile configuration
     tune = "a3.is_cuda" if ctx.autotune else "False"
+    # A batch of 1 is not expanded: _p2t_mm_strides gives it batch stride 0 (an expand costs ~5 us of host time).
     # Below 2**31 multiply-adds a product's kernel takes about as long as the ~10 us of host time that
     # _p2t_mm_operands' check adds to every call (1024^3 fp16: 7.6 us on the H200), so the check is skipped there:
     # unaligned operands of such products run unvectorized (3001x1999x2777 bf16: 0.270 ms as given against
     # 0.064 ms of kernel on the copies) rather than paying two copies and their launches.
-    # a batch of 1 stays unexpanded: _p2t_mm_strides gives it batch stride 0 (an expand costs ~5 us of host time)
     body = [
         "if a3.is_cuda and batch * m * n * k >= 2**31:  # large products: worth copying unvectorizable operands",
         "    a3, b3, k = _p2t_mm_operands(a3, b3)",

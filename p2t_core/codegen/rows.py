@@ -45,6 +45,10 @@ class RowLowering:
         self.splittable = bool(self.anchors) and all(
             a.op in SPLIT_COMBINE and self.depth[a.id] == 0 for a in self.anchors
         ) and not any(o.id in self.full for o in self.g.outputs)
+        # Every row reads one same input on the way to its reduction (matvec's vector): the rows' once-read loads
+        # get an eviction hint and the launcher asks _p2t_row_config for the wider tile it takes.
+        self.shared_input = any(t.id in self.full and not self.varies_across_rows(t) and self.feeds_reduction(t)
+                                for t in self.tensors)
 
     # -- analysis ---------------------------------------------------------------------------------
     def reduced_frame(self) -> set[int]:
@@ -64,23 +68,21 @@ class RowLowering:
                 frame.update(i.id for i in n.inputs if i.rank > 0 and i.id not in self.member_ids)
         return frame
 
+    def varies_at(self, n: Node, dims) -> bool:
+        """Whether n's F-aligned shape is not 1 at one of `dims` (dims of F that n lacks count as 1)."""
+        pad = len(self.F) - n.rank
+        return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in dims)
+
     def varies_along_r(self, n: Node) -> bool:
         """An input varies along R when its F-aligned shape is not 1 at a reduced dim."""
         if n.id in self.rframe:
             return False  # reduced-frame input: one value per row
-        pad = len(self.F) - n.rank
-        return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in self.dims)
+        return self.varies_at(n, self.dims)
 
     def varies_across_rows(self, n: Node) -> bool:
         """An input varies across rows when its F-aligned shape is not 1 at some dim that is not reduced: each of
         its elements is read by one row. One that does not (a weight vector along R) is read by every row."""
-        pad = len(self.F) - n.rank
-        return any(i - pad >= 0 and n.shape[i - pad] != 1 for i in range(len(self.F)) if i not in self.dims)
-
-    def reads_shared_input(self) -> bool:
-        """Whether every row reads one same input on the way to its reduction (matvec's vector)."""
-        return any(t.id in self.full and not self.varies_across_rows(t) and self.feeds_reduction(t)
-                   for t in self.tensors)
+        return self.varies_at(n, [i for i in range(len(self.F)) if i not in self.dims])
 
     def feeds_reduction(self, t: Node) -> bool:
         """Whether input t is read on the way to one of the group's reductions (not only after them)."""
@@ -309,11 +311,10 @@ class RowLowering:
         # streamed past the cache so that it keeps the shared one: matvec 8192x8192 fp16 0.0441 -> 0.0387 ms on
         # the H200 (scripts/gpu_eviction_probe.py). Reductions without such an input did not change, and RMSNorm,
         # whose shared weight only scales the result, got 4% slower: neither gets the hint.
-        shared = self.reads_shared_input()
         for k, t in enumerate(self.tensors):
             if t.id in self.full:
                 var = f"x{k}"
-                hint = ', eviction_policy="evict_first"' if shared and self.varies_across_rows(t) else ""
+                hint = ', eviction_policy="evict_first"' if self.shared_input and self.varies_across_rows(t) else ""
                 w.line(f"{var} = tl.load({self.addr(self.ptrs[k], 'offs_r')}, mask=mask, other=0{hint})"
                        + self.upcast(t))
                 names[t.id] = var
@@ -499,7 +500,7 @@ class RowLowering:
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
         strides = [f"*st{k}" for k in range(len(views) + len(outs))]
-        shared = ", shared=True" if self.reads_shared_input() else ""
+        shared = ", shared=True" if self.shared_input else ""
         row_config = ("block_r, block_i, single, warps = "
                       f"_p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R}, t0.element_size(){shared})")
         call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars), *args[len(views):], "n_outer", "n_r",
