@@ -99,6 +99,7 @@ class Scheduler:
         for out in self.graph.outputs:
             self.need(out)
         self.finish_elementwise()
+        self.drop_internal_outputs()
         groups = self.ordered_groups()
         for i, g in enumerate(groups):
             g.index = i
@@ -116,6 +117,15 @@ class Scheduler:
         if group is not None and n not in group.outputs:
             group.outputs.append(n)
             group.outputs.sort(key=lambda o: self.order[o.id])
+
+    def drop_internal_outputs(self) -> None:
+        """A row group closes after each anchor joins it, and a member read by a later anchor's prologue or
+        epilogue became an output then; once that anchor is in the same kernel, storing it only costs traffic."""
+        returned = {o.id for o in self.graph.outputs}
+        for g in self.groups:
+            member_ids = {n.id for n in g.members}
+            g.outputs = [n for n in g.outputs
+                         if n.id in returned or any(u.id not in member_ids for u in self.users.get(n.id, ()))]
 
     def new_group(self, kind: str, shape: Shape, dims=()) -> KernelGroup:
         g = KernelGroup(kind, len(self.groups), shape=shape, dims=tuple(dims))

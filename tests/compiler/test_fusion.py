@@ -48,6 +48,12 @@ ONE_KERNEL = {
     "var_plus_mean_rows": ("def var_plus_mean_rows(x):\n    return x.var(-1) + x.mean(-1)\n", None),
     "logsumexp_rows": ("def logsumexp_rows(x):\n    return torch.logsumexp(x, dim=-1)\n", None),
     "bias_gelu": ("def bias_gelu(x, b):\n    return F.gelu(x + b)\n", {"x": (4, 8), "b": (8,)}),
+    "layer_norm_manual": ("def layer_norm_manual(x, w):\n    d = x - x.mean(-1, keepdim=True)\n"
+                          "    return d / torch.sqrt((d * d).mean(-1, keepdim=True) + 1e-5) * w\n",
+                          {"x": (4, 32), "w": (32,)}),
+    "softmax_and_logsumexp": ("def softmax_and_logsumexp(x):\n"
+                              "    e = torch.exp(x - x.amax(-1, keepdim=True))\n"
+                              "    return e / e.sum(-1, keepdim=True), torch.logsumexp(x, dim=-1)\n", None),
 }
 
 
@@ -57,6 +63,16 @@ def test_one_kernel(name):
     unit = compile_unit_source(HEADER + body, name, shapes=shapes)
     assert unit.n_kernels == 1, (name, unit.n_kernels, [g.kind for g in unit.schedule.groups])
     assert f"def _{name}_0_kernel(" in unit.module_source  # (a group may add helper kernels, e.g. a split pass)
+
+
+@pytest.mark.parametrize("name", sorted(ONE_KERNEL))
+def test_one_kernel_stores_only_what_the_unit_returns(name):
+    """A value one anchor of a row group needed from another is in the same kernel: storing it is traffic only
+    (a hand-written LayerNorm stored its centred rows and their squares beside its result)."""
+    body, shapes = ONE_KERNEL[name]
+    unit = compile_unit_source(HEADER + body, name, shapes=shapes)
+    (group,) = unit.schedule.groups
+    assert {n.id for n in group.outputs} == {n.id for n in unit.schedule.graph.outputs}
 
 
 def test_rmsnorm_module_one_kernel():
