@@ -1,4 +1,4 @@
-"""The model's prompt in three-address form, numbered like the compiler's kernels (pair formats 3 and 4).
+"""The model's prompt in three-address form, numbered like the compiler's kernels (pair formats 3 to 5).
 
 The shipped format-2 model failed mostly on nested calls (`hardsigmoid(softplus(selu(hardtanh(u))))`): it
 dropped or reordered an operation while turning the nesting inside out, and it copied the prompt's line `v5 = ...`
@@ -27,6 +27,19 @@ computes. Format 3 keeps the statements in source order. Format 4 comes closer t
 - **A call's result picked apart is one operation.** `torch.max(torch.sigmoid(x), -1).values` hoists the sigmoid
   and keeps `torch.max(v1, -1).values` as one value, where format 3 left the whole expression nested.
 
+Format 5 names the loads as well. The kernels load the tensor parameters in the order of their first use and call
+them `a0, a1, ...` (`x0, x1, ...` in row kernels); the format-4 model's most common mistake was reading one load in
+place of another. So each tensor parameter is bound to its load's name at the top and used under it:
+
+    def unit_fn(x, b, c):                      def unit_fn(x, b, c):
+        return torch.sigmoid(c) * b + x   →        a0 = c
+                                                   a1 = b
+                                                   a2 = x
+                                                   v1 = torch.sigmoid(a0)
+                                                   v2 = v1 * a1
+                                                   v3 = v2 + a2
+                                                   return v3
+
 Only functions whose bodies are straight-line (single-name assignments, each name assigned once, a return) are
 rewritten, and not `__init__`; loops, branches, augmented assignments, unpacking, lambdas and comprehensions
 leave a function as it is, as does a parameter or global already named like `v3` (and, in format 4, a statement
@@ -46,6 +59,7 @@ from p2t_core.ops import MATH_CONSTANTS
 __all__ = ["three_address"]
 
 _LOCAL = re.compile(r"v\d+")
+_LOAD = re.compile(r"a\d+")  # format 5's names of the loaded parameters
 _OPERATIONS = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)
 _BAIL = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr, ast.Await,
          ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal)
@@ -212,13 +226,54 @@ def _rewrite(fn: ast.FunctionDef, version: int) -> bool:
         if isinstance(node, ast.Name) and node.id in names:
             node.id = names[node.id]
     changed = hoist.count > 0 or any(old != new for old, new in names.items()) or len(body) != len(fn.body)
+    if version >= 5:
+        loads = _load_names(fn, body)
+        body = [ast.Assign([ast.Name(a, ast.Store())], ast.Name(p, ast.Load())) for p, a in loads.items()] + body
+        changed |= bool(loads)
     fn.body = body
     return changed
 
 
+def _tensor_params(fn: ast.FunctionDef) -> list[str]:
+    """The parameters that are tensors as the compiler's frontend reads them: all but `self`, `*args`/`**kwargs`
+    and those whose default is a number (scalars, passed to a kernel as `s0, s1, ...`)."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults = {p.arg: d for p, d in zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True)}
+    defaults |= {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None}
+    params = [p.arg for p in (*positional, *a.kwonlyargs) if p.arg != "self"]
+    return [p for p in params if p not in defaults or _fold(defaults[p]) is None]
+
+
+def _load_names(fn: ast.FunctionDef, body: list[ast.stmt]) -> dict[str, str]:
+    """Format 5: the tensor parameters renamed `a0, a1, ...` in `body`, in the order of their first use, which is
+    the order in which the kernels load them (`In1_B_ptr` loaded as `a1`: the shipped format-4 model most often
+    read one load in place of another). Returns parameter -> new name; none where an `aK` is already in use."""
+    if any(isinstance(n, ast.Name) and _LOAD.fullmatch(n.id) for n in ast.walk(fn)) \
+            or any(_LOAD.fullmatch(a.arg) for a in ast.walk(fn.args) if isinstance(a, ast.arg)):
+        return {}
+    tensors, order = set(_tensor_params(fn)), []
+    for stmt in body:  # (a visitor walks operands left to right, as Python evaluates them)
+        for node in _in_evaluation_order(stmt):
+            if isinstance(node, ast.Name) and node.id in tensors and node.id not in order:
+                order.append(node.id)
+    loads = {p: f"a{k}" for k, p in enumerate(order)}
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and node.id in loads:
+                node.id = loads[node.id]
+    return loads
+
+
+def _in_evaluation_order(node: ast.AST):
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _in_evaluation_order(child)
+
+
 def three_address(prompt: str, version: int = 3) -> str:
     """`prompt` (canonical Python, `canonical.canonicalize`) with its straight-line functions in three-address
-    form as pair format `version` (3 or 4) writes it; the text unchanged where no function is rewritten."""
+    form as pair format `version` (3, 4 or 5) writes it; the text unchanged where no function is rewritten."""
     tree = ast.parse(prompt)
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     functions += [m for c in tree.body if isinstance(c, ast.ClassDef) for m in c.body

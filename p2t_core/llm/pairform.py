@@ -18,7 +18,8 @@ chain afterwards (grammar, semantics, compile, verification); the helpers are ou
 Pair format 3 is format 2 with the prompt's straight-line functions in three-address form, their locals numbered
 like the kernels' values (`p2t_core.llm.flatten`): one operation per line to transliterate. Format 4 puts them in
 the kernel's order (each value at its first use), folds constants as the compiler does, and takes a reduction's
-`.values` or `[0]` as part of its call.
+`.values` or `[0]` as part of its call. Format 5 also names the tensor parameters `a0, a1, ...` in the order of their
+first use, each bound on a line of its own at the top (`a1 = b`): the order and names in which the kernels load them.
 
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
@@ -36,9 +37,9 @@ from p2t_core.llm.flatten import three_address
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit"]
 
-PAIR_FORMAT = 4  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 4 call the unit alike
-CANONICAL_NAMES = {4: _UNIT_NAMES, 3: _UNIT_NAMES, 2: _UNIT_NAMES, 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 5  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 5 call the unit alike
+CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 

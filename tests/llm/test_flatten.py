@@ -1,5 +1,6 @@
-"""Pair formats 3 and 4's three-address prompts: fixed rewrites, what is left alone, and every rendering style
-computing the same thing after the rewrite; format 4's prompt numbered like the compiler's kernel."""
+"""Pair formats 3 to 5's three-address prompts: fixed rewrites, what is left alone, and every rendering style
+computing the same thing after the rewrite; format 4's values and format 5's loads numbered like the compiler's
+kernels."""
 
 from __future__ import annotations
 
@@ -79,6 +80,27 @@ REWRITES_4 = [
     ),
 ]
 
+REWRITES_5 = [
+    (  # tensor parameters bound to their loads' names in the order of first use; scalars (numeric defaults) stay
+        "import torch\n\ndef f(x, b, c, alpha=0.5, *, beta: float=-1.0):\n"
+        "    return torch.sigmoid(c) * b + x * alpha * beta\n",
+        "import torch\n\ndef f(x, b, c, alpha=0.5, *, beta: float=-1.0):\n    a0 = c\n    a1 = b\n    a2 = x\n"
+        "    v1 = torch.sigmoid(a0)\n    v2 = v1 * a1\n    v3 = a2 * alpha\n    v4 = v3 * beta\n    v5 = v2 + v4\n"
+        "    return v5\n",
+    ),
+    (  # a module's forward: `self` and its attributes stay; an unused parameter is not loaded
+        "import torch\n\nclass M(torch.nn.Module):\n\n    def forward(self, q, unused, k):\n"
+        "        return (q @ k) * self.scale + q.shape[-1]\n",
+        "import torch\n\nclass M(torch.nn.Module):\n\n    def forward(self, q, unused, k):\n        a0 = q\n"
+        "        a1 = k\n        v1 = a0 @ a1\n        v2 = v1 * self.scale\n        v3 = v2 + a0.shape[-1]\n"
+        "        return v3\n",
+    ),
+    (  # a name already like a load's: the values are numbered, the loads are not named
+        "import torch\n\ndef f(a1, x):\n    return torch.exp(a1) + x\n",
+        "import torch\n\ndef f(a1, x):\n    v1 = torch.exp(a1)\n    v2 = v1 + x\n    return v2\n",
+    ),
+]
+
 UNCHANGED_4 = [
     # a call evaluated for its effect: emitting values at their first use would move or drop it
     "import torch\n\ndef f(x):\n    y = torch.exp(x)\n    print(y)\n    return y\n",
@@ -95,6 +117,11 @@ def test_rewrites(before, after):
 def test_format_4_rewrites(before, after):
     assert three_address(before, 4) == after
     assert three_address(after, 4) == after
+
+
+@pytest.mark.parametrize(("before", "after"), REWRITES_5)
+def test_format_5_rewrites(before, after):
+    assert three_address(before, 5) == after
 
 
 @pytest.mark.parametrize("source", UNCHANGED)
@@ -117,7 +144,7 @@ def test_every_style_computes_the_same_after_the_rewrite(family):
     for i, unit in enumerate(units[:8]):
         for style in render.applicable_styles(unit):
             prompt = canonicalize(render.render(unit, style, random.Random(f"{i}:{style}")))
-            for version in (3, 4):
+            for version in (3, 4, 5):
                 flat = three_address(prompt, version)
                 rewritten += flat != prompt
                 check(unit, flat, style)
@@ -136,3 +163,26 @@ def test_format_4_numbers_values_like_the_compiled_kernel():
     prompt_ops = re.findall(r"^\s+v\d+ = .*(clip|div|sigmoid|\+|\*)", three_address(source, 4), re.M)
     assert kernel_ops == ["max", "min", "/ 3.0", "+", "exp", "*"]
     assert prompt_ops == ["clip", "div", "+", "sigmoid", "*"]  # clip first, as the kernel
+
+
+def test_format_5_names_loads_like_the_compiled_kernels():
+    """On generated one-kernel units of every family, the prompt's `aK = name` lines are the kernel's `InK_Name_ptr`
+    arguments, in order (a matmul's operands, loaded by its template, are the only ones without such a pointer).
+    A unit of several kernels numbers each kernel's inputs from 0, which the prompt cannot know; and where the
+    frontend lowers a call's operands in another order than Python passes them (`kl_div(input, target)` reads the
+    target first), the prompt's order is Python's. Those are few."""
+    agree, disagree = 0, []
+    for i, unit in enumerate(UNITS):
+        style = render.applicable_styles(unit)[0]
+        source = canonicalize(render.render(unit, style, random.Random(f"{i}:{style}")))
+        bound = re.findall(r"^\s+a(\d+) = (\w+)$", three_address(source, 5), re.M)
+        compiled = compile_units(source, "u.py")
+        if not bound or sum(u.n_kernels for u in compiled.units) > 1:
+            continue
+        pointers = {(int(k), name.lower()) for k, name in re.findall(r"\bIn(\d+)_(\w+?)_ptr\b",
+                                                                     compiled.module_source)}
+        if pointers <= {(int(k), name.lower()) for k, name in bound}:
+            agree += bool(pointers)
+        else:
+            disagree.append(source)
+    assert agree >= 30 and len(disagree) <= agree // 20, disagree
