@@ -14,6 +14,9 @@
 #   WORK          local scratch (default /tmp/p2t_gpu_work): dataset, cache, run directory
 #   PRESET        model preset (default 50m; `tiny` for a CPU smoke test with P2T_NO_GPU_ENV=1)
 #   CONFIG        optional JSON/TOML overriding the preset (`p2t train --config`), e.g. {"model": {"context": 4096}}
+#   PACK_DATA     1: after the build, pack the data directory as $WORK/data.tar.xz (xz on every core) and copy it into
+#                 $OUT (12 MB for 100k pairs), so later calls on the warm machine (DATA_TAR=$WORK/data.tar.xz) and
+#                 evals elsewhere read the same corpus; STEPS=0 then makes the call a build only
 #   DATA_TAR      a tarball of a data directory built elsewhere (train/valid JSONL + manifest.json, e.g. built on a
 #                 CPU machine and carried, xz: 317 MB of JSONL pack into 5 MB): unpacked instead of building
 #   TOKENIZER     a tokenizer.json to train with (`p2t train --tokenizer`) instead of training one here
@@ -108,8 +111,13 @@ if [ ! -s "$DATA/train.jsonl" ]; then
     echo "no training data: stopping"
 fi
 
+if [ -n "${PACK_DATA:-}" ] && [ -s "$DATA/train.jsonl" ]; then
+    tar -C "$DATA" -cf - manifest.json train.jsonl valid_random.jsonl valid_compositional.jsonl \
+        | xz -T0 -6 > "$WORK/data.tar.xz" && cp "$WORK/data.tar.xz" "$OUT/" && ls -l "$WORK/data.tar.xz"
+fi
+
 t2=$(date +%s.%N)
-if [ -s "$DATA/train.jsonl" ]; then
+if [ -s "$DATA/train.jsonl" ] && [ "$STEPS" -gt 0 ]; then
     train_args=(--data "$DATA" --out "$RUN" --preset "$PRESET" --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
                 ${TOKENIZER:+--tokenizer "$TOKENIZER"} ${STOP_AFTER:+--stop-after "$STOP_AFTER"} --quiet)
     if [ -n "${RESUME:-}" ]; then
