@@ -122,6 +122,18 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(variance + self.eps) * self.weight
 '''
 
+LAYER_NORM = '''
+import torch
+
+
+def layer_norm(x, weight, bias, eps: float = 1e-5):
+    """LayerNorm written out: a mean, then the variance of the centred rows; two reductions in one kernel."""
+    mean = x.mean(-1, keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(-1, keepdim=True)
+    return centred * torch.rsqrt(var + eps) * weight + bias
+'''
+
 MSE = '''
 import torch.nn.functional as F
 
@@ -201,6 +213,9 @@ def _suite() -> list[BenchUnit]:
     for dt in ("bfloat16", "float32"):
         add(f"rmsnorm_16384x4096_{short[dt]}", NORM, RMSNORM, "RMSNorm", {"x": (16384, 4096)}, dt, "memory",
             {"x": (4, 16)}, note="Module; weight in the unit's dtype", tags=("fused",))
+    add("layer_norm_16384x4096_bf16", NORM, LAYER_NORM, "layer_norm",
+        {"x": (16384, 4096), "weight": (4096,), "bias": (4096,)}, "bfloat16", "memory",
+        {"x": (4, 16), "weight": (16,), "bias": (16,)}, note="written out: mean, then variance", tags=("fused",))
     add("mse_loss_fp32", LOSS, MSE, "mse", {"pred": (E26,), "target": (E26,)}, "float32", "memory",
         {"pred": (41,), "target": (41,)})
     add("smooth_l1_loss_bf16", LOSS, SMOOTH_L1, "smooth_l1", {"pred": (E26,), "target": (E26,)}, "bfloat16",

@@ -21,7 +21,7 @@ from p2t_core.bench.report import geomean, summary, targets
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = ["ew_chain_bf16", "row_sum_8192x8192_fp32", "softmax_65536x1024_fp32", "rmsnorm_16384x4096_bf16",
-         "linear_relu_4096_fp16"]
+         "layer_norm_16384x4096_bf16", "linear_relu_4096_fp16"]
 
 
 def _bench(*args, cwd):
@@ -64,6 +64,7 @@ def test_tiny_suite_end_to_end(tmp_path):
     assert results["ew_chain_bf16"]["bytes"] == 3 * 37 * 2
     assert results["row_sum_8192x8192_fp32"]["bytes"] == (5 * 7 + 5) * 4
     assert results["rmsnorm_16384x4096_bf16"]["bytes"] == (2 * 4 * 16 + 16) * 2  # x, out, weight
+    assert results["layer_norm_16384x4096_bf16"]["bytes"] == (2 * 4 * 16 + 2 * 16) * 2  # x, out, weight, bias
     lr = results["linear_relu_4096_fp16"]
     assert lr["flops"] == 2 * 5 * 6 * 7 and lr["kind"] == "matmul" and lr["tflops"]["p2t"] > 0
     assert results["ew_chain_bf16"]["flops"] == 0
