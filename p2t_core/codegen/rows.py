@@ -40,6 +40,10 @@ class RowLowering:
         self.full = self.classify()
         self.depth = self.depths()
         self.stats: dict[int, tuple[str, str]] = {}  # softmax anchor -> (row max, row sum) variable names
+        # softmax anchor -> its exp(x - max) tile, while the row is in registers: the result reuses it, so each
+        # element costs one exp and a multiply, not two exps and a division (the 8192-wide bf16 softmax is bound
+        # by the special-function unit's throughput as much as by memory with three of them per element)
+        self.exp_tiles: dict[int, str] = {}
         self.anchors = [n for n in self.members if self.is_anchor(n)]
         # Few long rows (a whole-tensor loss): split R over many programs, then combine the partial results.
         self.splittable = bool(self.anchors) and all(
@@ -241,6 +245,7 @@ class RowLowering:
         return base if r is None else f"{base} + {r} * {ptr[:-4]}_sr"
 
     def body(self, w: Writer, single: bool) -> None:
+        self.exp_tiles = {}
         names: dict[int, str] = dict(self.scalar_names)
         emitter = self.ctx.emitter(names)
         self.row_loads(w, names)
@@ -375,8 +380,10 @@ class RowLowering:
                 m, s = self.stats[n.id]
                 x = fe.operand(n.inputs[0])
                 var = f"sm{self.tag(n)}"
-                if n.op == "softmax":
-                    w.line(f"{var} = tl.exp({x} - tl.where({m} == float(\"-inf\"), 0.0, {m})) / {s}")
+                if n.op == "softmax" and n.id in self.exp_tiles:
+                    w.line(f"{var} = {self.exp_tiles[n.id]} * (1.0 / {s})")
+                elif n.op == "softmax":
+                    w.line(f"{var} = tl.exp({x} - tl.where({m} == float(\"-inf\"), 0.0, {m})) * (1.0 / {s})")
                 else:
                     w.line(f"{var} = {x} - tl.where({m} == float(\"-inf\"), 0.0, {m}) - tl.log({s})")
                 names[n.id] = var
@@ -456,8 +463,11 @@ class RowLowering:
             w.line(f"val = tl.where(mask, {v}, float(\"-inf\"))")
             w.line(f"{out}_m = tl.max(val, axis=0)[None, :]")
             w.line(f"safe = tl.where({out}_m == float(\"-inf\"), 0.0, {out}_m)")
-            w.line(f"{out}_s = tl.sum(tl.exp(val - safe), axis=0)[None, :]")
+            w.line(f"{out}_e = tl.exp(val - safe)")
+            w.line(f"{out}_s = tl.sum({out}_e, axis=0)[None, :]")
             self.stats[a.id] = (f"{out}_m", f"{out}_s")
+            if a.op == "softmax":
+                self.exp_tiles[a.id] = f"{out}_e"
             return
         names[a.id] = out
 
