@@ -385,19 +385,22 @@ class Frontend:
             return expr.value == "True"
         if expr.value == "None":
             return None
+        value = self.global_value(expr)
+        if value is None:
+            raise SourceError(f"name {expr.value!r} is not defined in the unit", **self.where(expr))
+        return value
+
+    def global_value(self, expr):
+        """What an imported name or attribute chain stands for: a dtype, a math constant, a callable; None if the
+        qualified-name provider knows nothing of it."""
         names = self.qualified(expr)
         dtype = self.dtype_of(names)
         if dtype:
             return dtype
-        const = self.math_const(names)
+        const = next((MATH_CONSTANTS[q] for q in names if q in MATH_CONSTANTS), None)
         if const is not None:
             return const
-        if names:
-            return ("callable", expr)
-        raise SourceError(f"name {expr.value!r} is not defined in the unit", **self.where(expr))
-
-    def math_const(self, names):
-        return next((MATH_CONSTANTS[q] for q in names if q in MATH_CONSTANTS), None)
+        return ("callable", expr) if names else None
 
     def dtype_of(self, names) -> DTypeName | None:
         for q in names:
@@ -461,15 +464,9 @@ class Frontend:
                 raise SourceError(f"self.{attr} is not set in __init__", **self.where(expr))
             return self.attrs[attr]
         if not self.root_is_local(expr):
-            names = self.qualified(expr)
-            dtype = self.dtype_of(names)
-            if dtype:
-                return dtype
-            const = self.math_const(names)
-            if const is not None:
-                return const
-            if names:
-                return ("callable", expr)
+            value = self.global_value(expr)
+            if value is not None:
+                return value
         base = self.eval(expr.value)
         attr = expr.attr.value
         if isinstance(base, MinMaxResult):

@@ -29,7 +29,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from p2t_core.signature import Signature
 from p2t_core.verify.cases import DEFAULT_TOLERANCES, build_cases, uses_matmul
 from p2t_core.verify.report import CaseResult, VerifyReport
-from p2t_core.verify.runner import STARTUP_TIMEOUT_S, WorkerDied, _kill, worker_env
+from p2t_core.verify.runner import STARTUP_TIMEOUT_S, WorkerDied, _kill, drain_pipes, worker_env
 
 __all__ = ["BatchItem", "BatchVerifier", "verify_batch", "small_bindings"]
 
@@ -131,23 +130,8 @@ class BatchVerifier:
             [sys.executable, "-m", "p2t_core.verify.batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, cwd=work, env=worker_env(self.backend, home), start_new_session=True,
             close_fds=True)
-        self.lines = q = queue.Queue()
-        self.err_tail = tail = []
+        self.lines, self.err_tail, _ = drain_pipes(self.proc)
         proc = self.proc
-
-        def read_out():
-            for line in proc.stdout:
-                q.put(line)
-            q.put(None)
-
-        def read_err():
-            for chunk in iter(lambda: proc.stderr.read(4096), b""):
-                tail.append(chunk)
-                if len(tail) > 16:
-                    del tail[0]
-
-        for fn in (read_out, read_err):
-            threading.Thread(target=fn, daemon=True).start()
         self.starts += 1
         self.served = 0
         proc.stdin.write((json.dumps({"backend": self.backend, "memory_limit_mb": self.memory_limit_mb}) + "\n")

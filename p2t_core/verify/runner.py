@@ -113,6 +113,29 @@ def _discard_spares() -> None:
         tmp.cleanup()
 
 
+def drain_pipes(proc: subprocess.Popen) -> tuple[queue.Queue, list[bytes], list[threading.Thread]]:
+    """Daemon threads that read a worker's pipes so it never blocks on a full one: its stdout lines go to the
+    queue (None once it closes), the last 16 chunks of its stderr to the list (for the message when it dies)."""
+    lines: queue.Queue = queue.Queue()
+    err_tail: list[bytes] = []
+
+    def read_out():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def read_err():
+        for chunk in iter(lambda: proc.stderr.read(4096), b""):
+            err_tail.append(chunk)
+            if len(err_tail) > 16:
+                del err_tail[0]
+
+    threads = [threading.Thread(target=fn, daemon=True) for fn in (read_out, read_err)]
+    for t in threads:
+        t.start()
+    return lines, err_tail, threads
+
+
 def run_job(job: dict, timeout_s: float):
     """Run one worker over `job` (a prestarted one where there is one); yield its events. Raises
     WorkerDied(reason) on a timeout, crash or bad exit.
@@ -121,23 +144,7 @@ def run_job(job: dict, timeout_s: float):
     """
     proc, tmp = _take(job["backend"])
     with tmp:
-        lines: queue.Queue = queue.Queue()
-        err_tail: list[bytes] = []
-
-        def read_out():
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        def read_err():
-            for chunk in iter(lambda: proc.stderr.read(4096), b""):
-                err_tail.append(chunk)
-                if len(err_tail) > 16:
-                    del err_tail[0]
-
-        threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
-        for t in threads:
-            t.start()
+        lines, err_tail, threads = drain_pipes(proc)
         try:
             try:
                 proc.stdin.write(json.dumps(job).encode())
