@@ -76,30 +76,43 @@ def check_safetensors(path: Path) -> None:
                               "(truncated or corrupted)")
 
 
+def verify_listing(directory: Path, listing: Path, fmt: str, version: int) -> dict:
+    """A checkpoint's manifest or an int8 directory's index (`listing`, JSON), checked before anything is loaded:
+    its format and version, and every file it lists a plain name in `directory`, present, of the recorded size, a
+    whole safetensors file where it is one, and of the recorded sha256. Anything else is a CheckpointError that
+    names the file: a directory somebody edited, truncated or tampered with is refused, never half-loaded."""
+    try:
+        data = json.loads(listing.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{listing}: corrupted or truncated {listing.name} ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise CheckpointError(f"{listing}: not a {fmt} listing")
+    if data.get("version", 0) > version:
+        raise CheckpointError(f"{listing}: format version {data['version']} is newer than this code ({version})")
+    for name, info in data.get("files", {}).items():
+        path = directory / name
+        if Path(name).name != name:
+            raise CheckpointError(f"{listing}: file name {name!r} is not a plain name")
+        if not path.exists():
+            raise CheckpointError(f"{directory}: {name} is missing")
+        size = path.stat().st_size
+        if size != info["bytes"]:
+            raise CheckpointError(f"{path}: {size} bytes, {listing.name} says {info['bytes']} (truncated or tampered "
+                                  "with); refusing to load")
+        if name.endswith(".safetensors"):
+            check_safetensors(path)
+        if sha256_file(path) != info["sha256"]:
+            raise CheckpointError(f"{path}: sha256 differs from {listing.name} (tampered with or corrupted); "
+                                  "refusing to load")
+    return data
+
+
 def verify_checkpoint(ckpt: Path) -> dict:
     """The manifest of a complete, intact checkpoint directory, or a CheckpointError saying what is wrong."""
     mpath = ckpt / MANIFEST
     if not mpath.exists():
         raise CheckpointError(f"{ckpt}: not a checkpoint (no {MANIFEST})")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{mpath}: corrupted or truncated manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{mpath}: not a {FORMAT} manifest")
-    if manifest.get("version", 0) > VERSION:
-        raise CheckpointError(f"{mpath}: format version {manifest['version']} is newer than this code ({VERSION})")
-    for name, info in manifest.get("files", {}).items():
-        path = ckpt / name
-        if not path.exists():
-            raise CheckpointError(f"{ckpt}: {name} is missing")
-        size = path.stat().st_size
-        if size != info["bytes"]:
-            raise CheckpointError(f"{path}: {size} bytes, the manifest says {info['bytes']} (truncated or corrupted)")
-        if name.endswith(".safetensors"):
-            check_safetensors(path)
-        if sha256_file(path) != info["sha256"]:
-            raise CheckpointError(f"{path}: sha256 differs from the manifest (corrupted)")
+    manifest = verify_listing(ckpt, mpath, FORMAT, VERSION)
     if WEIGHTS not in manifest.get("files", {}):
         raise CheckpointError(f"{mpath}: lists no {WEIGHTS}")
     return manifest

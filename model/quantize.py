@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .checkpoint import CheckpointError, check_safetensors, load_checkpoint, load_weights, model_tensors, sha256_file
+from .checkpoint import CheckpointError, load_checkpoint, load_weights, model_tensors, sha256_file, verify_listing
 from .config import model_config_from_dict, to_dict
 from .model import MinimalLLM
 from .tokenizer import TOKENIZER_FILE, P2TTokenizer
@@ -131,31 +131,9 @@ def save_quantized(model: MinimalLLM, tokenizer: P2TTokenizer, out_dir: str | Pa
 def verify_quantized(wdir: Path) -> dict:
     """The index of an intact int8 weights directory, or a CheckpointError naming what is wrong."""
     ipath = wdir / INDEX
-    try:
-        index = json.loads(ipath.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{wdir}: no {INDEX}: not an int8 weights directory") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{ipath}: corrupted index ({e})") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise CheckpointError(f"{ipath}: not a {FORMAT} index")
-    if index.get("version", 0) > VERSION:
-        raise CheckpointError(f"{ipath}: format version {index['version']} is newer than this code ({VERSION})")
-    for name, f in index.get("files", {}).items():
-        path = wdir / name
-        if Path(name).name != name:
-            raise CheckpointError(f"{ipath}: file name {name!r} is not a plain name")
-        if not path.exists():
-            raise CheckpointError(f"{wdir}: {name} is missing")
-        if path.stat().st_size != f["bytes"]:
-            raise CheckpointError(f"{path}: {path.stat().st_size} bytes, the index says {f['bytes']} "
-                                  "(truncated or tampered with); refusing to load")
-        if name.endswith(".safetensors"):
-            check_safetensors(path)
-        if sha256_file(path) != f["sha256"]:
-            raise CheckpointError(f"{path}: sha256 differs from the index (tampered with or corrupted); "
-                                  "refusing to load")
-    return index
+    if not ipath.exists():
+        raise CheckpointError(f"{wdir}: no {INDEX}: not an int8 weights directory")
+    return verify_listing(wdir, ipath, FORMAT, VERSION)
 
 
 def int8_matmuls(model: MinimalLLM) -> MinimalLLM:
