@@ -1,0 +1,53 @@
+"""Paired comparison of two `p2t eval --json` results on the same rows: pass@1 of each, the units only one of them
+passes, and the exact two-sided sign test on those (the test that decides whether new weights are shown better).
+
+    python scripts/compare_evals.py eval_new_valid_random.json eval_shipped_valid_random.json [--names new shipped]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from math import comb
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial test of wins against losses at p = 1/2 (ties left out)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(a: dict, b: dict) -> dict:
+    rows_a, rows_b = a["per_row"], b["per_row"]
+    if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
+        raise SystemExit("the two results are not over the same rows (compare evals with the same --data, --split, "
+                         "--limit)")
+    only_a = [ra for ra, rb in zip(rows_a, rows_b, strict=True) if ra["greedy_ok"] and not rb["greedy_ok"]]
+    only_b = [rb for ra, rb in zip(rows_a, rows_b, strict=True) if rb["greedy_ok"] and not ra["greedy_ok"]]
+    return {"rows": len(rows_a), "pass_a": sum(r["greedy_ok"] for r in rows_a),
+            "pass_b": sum(r["greedy_ok"] for r in rows_b), "only_a": len(only_a), "only_b": len(only_b),
+            "p": sign_test(len(only_a), len(only_b)),
+            "only_a_families": Counter(r["family"] for r in only_a),
+            "only_b_families": Counter(r["family"] for r in only_b)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--names", nargs=2, default=("a", "b"))
+    args = ap.parse_args(argv)
+    with open(args.a) as fa, open(args.b) as fb:
+        r = paired(json.load(fa), json.load(fb))
+    na, nb, n = *args.names, r["rows"]
+    print(f"{n} rows: {na} {r['pass_a']}/{n} = {r['pass_a'] / n:.3f}, {nb} {r['pass_b']}/{n} = {r['pass_b'] / n:.3f}")
+    print(f"only {na} passes {r['only_a']} {dict(r['only_a_families'])}; only {nb} passes {r['only_b']} "
+          f"{dict(r['only_b_families'])}; two-sided sign test p = {r['p']:.3g}")
+
+
+if __name__ == "__main__":
+    main()

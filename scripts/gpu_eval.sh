@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Verified pass@1 of several weights on the same held-out units, in one GPU call: decoding on the GPU, verification
+# with the aot backend (interpreter + sm_90 compile) on the machine's CPU cores, which on a fresh machine is faster
+# than JIT-compiling every candidate for CUDA in each worker (docs/BENCHMARKS.md, "Device time lost").
+#
+#   OUT=... DATA=/tmp/p2t_gpu_work/data WEIGHTS="new=/tmp/p2t_gpu_work/run shipped=model/weights" \
+#       SPLITS="valid_random:256 valid_compositional:128" BUDGET=140 bash scripts/gpu_eval.sh
+#
+# Each NAME=DIR is evaluated on each SPLIT:LIMIT (the first LIMIT rows, the same for every weights), greedy, one
+# candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT, then the
+# JSON holds nothing: size LIMIT to the budget). JOBS verification workers (default: cores - 2).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/p2t_eval_out}
+mkdir -p "$OUT"
+if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
+    # shellcheck source=/dev/null
+    source scripts/gpu_env.sh
+fi
+JOBS=${JOBS:-$(( $(nproc) - 2 ))}
+BACKEND=${BACKEND:-aot}
+for pair in $WEIGHTS; do
+    name=${pair%%=*}; dir=${pair#*=}
+    for split_limit in ${SPLITS:-valid_random:128}; do
+        split=${split_limit%%:*}; limit=${split_limit#*:}
+        start=$(date +%s)
+        timeout -s INT "${BUDGET:-300}" python3 -m p2t_core.cli eval --weights "$dir" --data "$DATA" --split "$split" \
+            --limit "$limit" --batch "${BATCH:-32}" --jobs "$JOBS" --k 1 --samples 1 --temperature 0 \
+            --backend "$BACKEND" --no-rescue --json "$OUT/eval_${name}_${split}.json" > "$OUT/eval_${name}_${split}.log" 2>&1
+        echo "$name $split $limit: exit $? in $(( $(date +%s) - start )) s"
+        grep -A3 "pass@1" "$OUT/eval_${name}_${split}.log" | head -4
+    done
+done

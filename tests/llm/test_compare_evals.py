@@ -1,0 +1,44 @@
+"""scripts/compare_evals.py: the paired comparison that decides whether new weights are shown better."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("compare_evals", REPO / "scripts" / "compare_evals.py")
+compare_evals = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_evals)
+
+
+def result(oks: list[bool], ids=None) -> dict:
+    ids = ids or [f"u{i}" for i in range(len(oks))]
+    return {"per_row": [{"id": i, "family": "elementwise" if n % 2 else "reduction", "greedy_ok": ok}
+                        for n, (i, ok) in enumerate(zip(ids, oks, strict=True))]}
+
+
+@pytest.mark.parametrize(("wins", "losses", "p"), [(0, 0, 1.0), (3, 9, 0.146), (9, 3, 0.146), (10, 0, 0.00195),
+                                                   (5, 5, 1.0)])
+def test_sign_test_matches_the_binomial_tail(wins, losses, p):
+    assert compare_evals.sign_test(wins, losses) == pytest.approx(p, abs=5e-4)
+
+
+def test_paired_counts_only_the_units_one_side_passes(tmp_path, capsys):
+    a = result([True, True, False, True, False, True])
+    b = result([True, False, False, False, True, True])
+    out = compare_evals.paired(a, b)
+    assert (out["pass_a"], out["pass_b"], out["only_a"], out["only_b"]) == (4, 3, 2, 1)
+    assert out["only_a_families"] == {"elementwise": 2}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    compare_evals.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--names", "new", "shipped"])
+    text = capsys.readouterr().out
+    assert "new 4/6" in text and "only shipped passes 1" in text and "p = 1" in text
+
+
+def test_results_over_different_rows_are_refused():
+    with pytest.raises(SystemExit, match="not over the same rows"):
+        compare_evals.paired(result([True, False]), result([True, False], ids=["x", "y"]))
