@@ -26,7 +26,8 @@
 #   COMPILE_WAIT  seconds to wait for the first logged step with torch.compile before restarting without it (180)
 #   STOP_AFTER    end the run (with a checkpoint) after this step, the schedule still set by STEPS (`--stop-after`)
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
-#                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine
+#                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine,
+#                 which trains on the data the first call left in $DATA (no DATA_TAR needed, no build)
 #
 # Verification backend: `interpret`. Each pair is verified on tiny shapes (rows 3..7, last dim 9..17), which the
 # Triton interpreter runs in ~10-25 ms per pair (measured on a 2-core CPU, p2t_core/data/README.md); the cuda
@@ -90,7 +91,10 @@ build() {  # build N [budget]: the corpus into $DATA (cache $DATA/cache), the GP
         python3 -m p2t_core.cli data build --out "$DATA" --pairs "$1" --workers "$WORKERS" --seed "$SEED" \
         --backend "$BACKEND" > >(tee -a "$LOGS/build.log") 2>&1
 }
-if [ -n "${DATA_TAR:-}" ]; then
+if [ -n "${RESUME:-}" ] && [ -s "$DATA/train.jsonl" ]; then
+    echo "RESUME=1: training on the data already in $DATA"  # a warm machine keeps it; unpacking 2 GB costs ~1 min
+    rc=0
+elif [ -n "${DATA_TAR:-}" ]; then
     tar -C "$DATA" -xJf "$DATA_TAR"
     rc=$?
 else
@@ -192,10 +196,10 @@ if [ -d "$RUN" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
     fi
 fi
 t4=$(date +%s.%N)
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" "${DATA_TAR:-}" <<'EOF'
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" "${DATA_TAR:-}${RESUME:-}" <<'EOF'
 import json, sys
 t0, t1, t2, t3, t4 = map(float, sys.argv[1:6])
-carried = bool(sys.argv[8])  # the data came as a tarball: t1 - t0 is unpacking, not a build
+carried = bool(sys.argv[8])  # the data came as a tarball or was already there: t1 - t0 is no build
 try:
     man = json.load(open(f"{sys.argv[6]}/manifest.json"))
 except OSError:

@@ -1,5 +1,6 @@
 """scripts/gpu_data_train.sh on the CPU (tiny preset, carried data): a run stopped with STOP_AFTER continues
-with RESUME=1 in a second job, as a run longer than one device call does; RESUME=1 without a run is refused."""
+with RESUME=1 in a second job on the data the first left, as a run longer than one device call does; RESUME=1
+without a run is refused."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
     assert "done: step 2," in first.stdout
     assert (tmp_path / "out1" / "weights" / "quantized.json").exists()  # each call exports what it has
 
-    second = run_script(tmp_path, "out2", RESUME="1", **common)
+    without_tar = {k: v for k, v in common.items() if k != "DATA_TAR"}  # the first call's data is still there
+    second = run_script(tmp_path, "out2", RESUME="1", **without_tar)
     assert second.returncode == 0, second.stdout[-3000:]
+    assert "training on the data already in" in second.stdout
     assert "at step 2" in second.stdout and "done: step 4," in second.stdout
     log = [json.loads(line) for line in (tmp_path / "work" / "run" / "train_log.jsonl").read_text().splitlines()]
     assert sorted({e["step"] for e in log if "loss" in e}) == [1, 2, 3, 4]  # one curve over both jobs
