@@ -137,16 +137,20 @@ if [ -s "$DATA/train.jsonl" ] && [ "$STEPS" -gt 0 ]; then
     timeout -s INT "$TRAIN_BUDGET" python3 -m p2t_model.cli "${train_args[@]}" > >(tee -a "$LOGS/train.log") 2>&1 &
     TRAIN_PID=$!
     # torch.compile has failed to give a first step in minutes before (docs/TRAINING_RUN.md): if no step is
-    # logged by COMPILE_WAIT, restart without it for the rest of the budget rather than lose the run.
-    waited=0
+    # logged COMPILE_WAIT seconds after the model is built, restart without it for the rest of the budget rather
+    # than lose the run. The clock starts when the model line is printed, after the data is tokenized: loading the
+    # 200k corpus alone took ~100 s, and counting it once cost a run its compiled step (docs/BENCHMARKS.md).
+    waited=0; loading=0
     while kill -0 "$TRAIN_PID" 2>/dev/null && [ ! -s "$RUN/train_log.jsonl" ] && [ "$waited" -lt "${COMPILE_WAIT:-180}" ]; do
-        sleep 5; waited=$((waited + 5))
+        sleep 5
+        if grep -q "^MinimalLLM: " "$LOGS/train.log"; then waited=$((waited + 5)); else loading=$((loading + 5)); fi
     done
+    echo "data loaded in ~${loading} s; ${waited} s from the model to the first step (or the wait's end)"
     if kill -0 "$TRAIN_PID" 2>/dev/null && [ ! -s "$RUN/train_log.jsonl" ]; then
         echo "no step after ${waited} s with torch.compile: restarting without it"
         pkill -INT -P "$TRAIN_PID"; kill -INT "$TRAIN_PID"; wait "$TRAIN_PID"
         rm -rf "$RUN"
-        timeout -s INT $((TRAIN_BUDGET - waited)) python3 -m p2t_model.cli "${train_args[@]}" --no-compile \
+        timeout -s INT $((TRAIN_BUDGET - waited - loading)) python3 -m p2t_model.cli "${train_args[@]}" --no-compile \
             > >(tee -a "$LOGS/train.log") 2>&1
     else
         # A finished run waits at exit in inductor's atexit shutdown of its compile workers (subproc_pool:
