@@ -23,6 +23,7 @@ run checkpointed on N ranks resumes on M.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from p2t_core.llm.pairform import PAIR_FORMAT, pair_texts
 
@@ -110,16 +113,61 @@ class PairDataset:
     def n_tokens(self) -> int:
         return sum(self.lengths)
 
+    def save(self, path: Path) -> None:
+        """Write the tokenized split as one safetensors file (no pickle), atomically: temp file, then rename."""
+        tensors = {"tokens": self.tokens, "offsets": torch.tensor(self.offsets, dtype=torch.int64),
+                   "target_start": torch.tensor(self.target_start, dtype=torch.int64)}
+        header = {"name": self.name, "dropped": str(self.dropped), "meta": json.dumps(self.meta)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, tmp, metadata=header)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> PairDataset:
+        with open(path, "rb") as f:  # the header's metadata, which load_file does not return
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))["__metadata__"]
+        tensors = load_file(path)
+        ds = cls.__new__(cls)
+        ds.name, ds.dropped, ds.meta = header["name"], int(header["dropped"]), json.loads(header["meta"])
+        ds.tokens, ds.offsets = tensors["tokens"], tensors["offsets"].tolist()
+        ds.target_start = tensors["target_start"].tolist()
+        ds.lengths = [b - a - 1 for a, b in zip(ds.offsets, ds.offsets[1:], strict=False)]
+        return ds
+
+
+def token_cache_path(path: Path, tokenizer: P2TTokenizer, context: int, pair_format: int) -> Path:
+    """Where a split's tokenized pairs are kept (`DIR/.tokens/`), named by what they depend on: the file's content
+    (sha256: ~3 s for 2 GB, where a modification time can miss a rewrite), the tokenizer, the context (which pairs
+    are dropped) and the pair format."""
+    with open(path, "rb") as f:
+        content = hashlib.file_digest(f, "sha256").hexdigest()
+    key = "\n".join([path.name, content, tokenizer.to_str(), str(context), str(pair_format)])
+    return path.parent / ".tokens" / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
+
 
 def load_split(data_dir: str | Path, split: str, tokenizer: P2TTokenizer, context: int,
                pair_format: int = PAIR_FORMAT) -> PairDataset | None:
-    """The split's dataset, or None when its file is absent (held-out splits are optional)."""
+    """The split's dataset, or None when its file is absent (held-out splits are optional). Tokenized once per
+    (file, tokenizer, context, format) and kept beside the data: the 200k corpus took ~115 s to read and tokenize
+    on a 16-core GPU host, in every call of a run resumed over several (docs/BENCHMARKS.md)."""
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.exists():
         if split == "train":
             raise FileNotFoundError(f"no {path}: the data directory needs train.jsonl (see `p2t data build`)")
         return None
-    return PairDataset(read_jsonl(path), tokenizer, context, name=split, pair_format=pair_format)
+    cache = token_cache_path(path, tokenizer, context, pair_format)
+    if cache.exists():
+        try:
+            return PairDataset.load(cache)
+        except (OSError, ValueError, KeyError, SafetensorError):
+            pass  # a damaged cache is rebuilt below
+    ds = PairDataset(read_jsonl(path), tokenizer, context, name=split, pair_format=pair_format)
+    try:
+        ds.save(cache)
+    except OSError:
+        pass  # a read-only data directory: tokenize each time
+    return ds
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Loading, truncation, bucketing, deterministic and sharded batching, loader position."""
+"""Loading, the token cache, truncation, bucketing, deterministic and sharded batching, loader position."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from p2t_model.data import (
     fixed_batches,
     load_split,
     read_jsonl,
+    token_cache_path,
 )
 from p2t_model.model import IGNORE_INDEX
 
@@ -29,6 +30,40 @@ def test_pairs_longer_than_context_are_dropped_and_counted(data_dir, tok, pairs)
     assert load_split(data_dir, "missing", tok, 100) is None
     with pytest.raises(FileNotFoundError, match="train.jsonl"):
         load_split(data_dir / "nowhere", "train", tok, 100)
+
+
+def same_dataset(a: PairDataset, b: PairDataset) -> bool:
+    return (a.tokens.equal(b.tokens) and a.tokens.dtype == b.tokens.dtype and a.offsets == b.offsets
+            and a.target_start == b.target_start and a.lengths == b.lengths and a.meta == b.meta
+            and (a.name, a.dropped) == (b.name, b.dropped))
+
+
+def test_a_split_is_tokenized_once_and_read_back_from_its_cache(data_dir, tok, monkeypatch):
+    first = load_split(data_dir, "train", tok, 10_000)
+    cache = token_cache_path(data_dir / "train.jsonl", tok, 10_000, PAIR_FORMAT)
+    assert cache.exists() and cache.parent.name == ".tokens"
+
+    def no_tokenizing(*args, **kwargs):
+        raise AssertionError("the cache should have been read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PairDataset, "__init__", no_tokenizing)
+        again = load_split(data_dir, "train", tok, 10_000)
+    assert same_dataset(first, again)
+    cut = sorted(first.lengths)[5]  # another context drops other pairs: its own cache
+    short = load_split(data_dir, "train", tok, cut)
+    assert short.dropped > 0 and token_cache_path(data_dir / "train.jsonl", tok, cut, PAIR_FORMAT) != cache
+
+
+def test_the_token_cache_follows_the_file_and_survives_damage(data_dir, tok):
+    path = data_dir / "train.jsonl"
+    first = load_split(data_dir, "train", tok, 10_000)
+    cache = token_cache_path(path, tok, 10_000, PAIR_FORMAT)
+    cache.write_bytes(cache.read_bytes()[:100])  # truncated: rebuilt, not trusted
+    assert same_dataset(load_split(data_dir, "train", tok, 10_000), first)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))  # the file changed: a new key, the new rows
+    assert len(load_split(data_dir, "train", tok, 10_000)) == len(first) - 1
 
 
 def test_collate_shifts_masks_and_pads(data_dir, tok):
