@@ -92,7 +92,7 @@ build() {  # build N [budget]: the corpus into $DATA (cache $DATA/cache), the GP
         --backend "$BACKEND" > >(tee -a "$LOGS/build.log") 2>&1
 }
 if [ -n "${RESUME:-}" ] && [ -s "$DATA/train.jsonl" ]; then
-    echo "RESUME=1: training on the data already in $DATA"  # a warm machine keeps it; unpacking 2 GB costs ~1 min
+    echo "RESUME=1: training on the data already in $DATA"  # a warm machine keeps it and its token cache
     rc=0
 elif [ -n "${DATA_TAR:-}" ]; then
     tar -C "$DATA" -xJf "$DATA_TAR"
@@ -139,7 +139,7 @@ if [ -s "$DATA/train.jsonl" ] && [ "$STEPS" -gt 0 ]; then
     # torch.compile has failed to give a first step in minutes before (docs/TRAINING_RUN.md): if no step is
     # logged COMPILE_WAIT seconds after the model is built, restart without it for the rest of the budget rather
     # than lose the run. The clock starts when the model line is printed, after the data is tokenized: loading the
-    # 200k corpus alone took ~100 s, and counting it once cost a run its compiled step (docs/BENCHMARKS.md).
+    # 200k corpus alone took ~115 s, and counting it once cost a run its compiled step (docs/BENCHMARKS.md).
     waited=0; loading=0
     while kill -0 "$TRAIN_PID" 2>/dev/null && [ ! -s "$RUN/train_log.jsonl" ] && [ "$waited" -lt "${COMPILE_WAIT:-180}" ]; do
         sleep 5
