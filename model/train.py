@@ -36,6 +36,8 @@ import dataclasses
 import json
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -169,6 +171,34 @@ def _silent(_msg: str) -> None:
     pass
 
 
+class StopRequest:
+    """SIGINT or SIGTERM while training: the loop finishes the step in flight, writes a checkpoint and returns,
+    so a job cut off by its time limit (`timeout -s INT`) loses no steps; a second signal interrupts at once.
+    Installed only in the main thread (signal handlers can be set nowhere else), for the loop alone: before it,
+    while the data loads, a signal interrupts as usual."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.signal: str | None = None
+        self._log = log
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, _frame):
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        self._log(f"{self.signal}: stopping after this step with a checkpoint (again to interrupt at once)")
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -177,6 +207,7 @@ class TrainResult:
     checkpoint: Path | None
     history: list[dict] = field(default_factory=list)
     dropped: dict = field(default_factory=dict)
+    stopped_by: str | None = None  # the signal that ended the run early, if one did
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path, *,
@@ -316,93 +347,100 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
         interval_start, interval_tokens = now, 0
         return last
 
-    try:
-        while step < cfg.max_steps:
-            mult = lr_multiplier(step, cfg)
-            for opt in optimizers:
-                for g in opt.param_groups:
-                    g["lr"] = g["base_lr"] * mult
-            batches = [loader.next_batch() for _ in range(accum)]
-            counts = [sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)]
-            if world_size > 1:
-                counts = all_reduce_sum(torch.tensor(counts, dtype=torch.int64, device=dev)).tolist()
-            loss = accumulate_gradients(run, batches, dev, dtype, scaler, total_targets=counts[0],
-                                        grad_scale=float(world_size), no_sync=no_sync)
-            if world_size > 1:
-                loss = all_reduce_sum(loss.float())  # float32, as one process sums its micro-batches' losses
-            if scaler is not None:
+    with StopRequest(log) as stop:
+        try:
+            while step < cfg.max_steps:
+                mult = lr_multiplier(step, cfg)
                 for opt in optimizers:
-                    scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for opt in optimizers:
+                    for g in opt.param_groups:
+                        g["lr"] = g["base_lr"] * mult
+                batches = [loader.next_batch() for _ in range(accum)]
+                counts = [sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)]
+                if world_size > 1:
+                    counts = all_reduce_sum(torch.tensor(counts, dtype=torch.int64, device=dev)).tolist()
+                loss = accumulate_gradients(run, batches, dev, dtype, scaler, total_targets=counts[0],
+                                            grad_scale=float(world_size), no_sync=no_sync)
+                if world_size > 1:
+                    loss = all_reduce_sum(loss.float())  # float32, as one process sums its micro-batches' losses
                 if scaler is not None:
-                    scaler.step(opt)
-                else:
-                    opt.step()
-            if scaler is not None:
-                scaler.update()
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            step += 1
-            interval_tokens += counts[1]
-            span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, sum(b.n_tokens for b in batches))
-            entry = {"step": step, "lr_mult": mult, "epoch": loader.epoch, "time": time.time(), "seq": span}
-            if world_size > 1:
-                entry["world_size"] = world_size
-            pending.append((entry, loss, gnorm))
-            evaluating = step % cfg.eval_interval == 0 or step == cfg.max_steps
-            stopping = stop_after is not None and step >= stop_after
-            checkpointing = step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping
-            if step % cfg.log_interval == 0 or step == 1 or evaluating or checkpointing:
-                entry = read_back()
-                if log_file is not None:
-                    log_file.write(json.dumps(entry) + "\n")
-                    log_file.flush()
+                    for opt in optimizers:
+                        scaler.unscale_(opt)
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for opt in optimizers:
+                    if scaler is not None:
+                        scaler.step(opt)
+                    else:
+                        opt.step()
+                if scaler is not None:
+                    scaler.update()
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                step += 1
+                interval_tokens += counts[1]
+                span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, sum(b.n_tokens for b in batches))
+                entry = {"step": step, "lr_mult": mult, "epoch": loader.epoch, "time": time.time(), "seq": span}
+                if world_size > 1:
+                    entry["world_size"] = world_size
+                pending.append((entry, loss, gnorm))
+                evaluating = step % cfg.eval_interval == 0 or step == cfg.max_steps
+                signalled = stop.signal is not None
+                if world_size > 1:  # the ranks stop at the same step; agreed where the log read-back syncs anyway
+                    signalled = step % cfg.log_interval == 0 and bool(
+                        all_reduce_sum(torch.tensor(float(signalled), device=dev)).item())
+                stopping = (stop_after is not None and step >= stop_after) or signalled
+                checkpointing = step % cfg.ckpt_interval == 0 or step == cfg.max_steps or stopping
+                if step % cfg.log_interval == 0 or step == 1 or evaluating or checkpointing:
+                    entry = read_back()
+                    if log_file is not None:
+                        log_file.write(json.dumps(entry) + "\n")
+                        log_file.flush()
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{mult:.3f}",
+                                        tok_s=f"{entry['tokens_per_s']:,.0f}", mfu=f"{entry['mfu']:.1%}")
                 if bar is not None:
-                    bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{mult:.3f}",
-                                    tok_s=f"{entry['tokens_per_s']:,.0f}", mfu=f"{entry['mfu']:.1%}")
+                    bar.update(1)
+                if evaluating:
+                    ev = {"step": step}
+                    if val_batches:  # each rank its share of the fixed batches, summed over ranks
+                        sums = [x for vb in val_batches.values() for x in evaluate_sums(model, vb, dev, dtype)]
+                        sums = torch.tensor(sums, dtype=torch.float64, device=dev)
+                        sums = all_reduce_sum(sums).tolist()
+                        for k, s in enumerate(val_batches):
+                            ev[f"val_{s}"] = sums[2 * k] / max(1, sums[2 * k + 1])
+                    if eval_fn is not None and rank == 0:
+                        model.eval()
+                        ev.update(eval_fn(model, tokenizer, step) or {})
+                        model.train()
+                    record(ev)
+                    msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.items())
+                    (bar.write if bar is not None else log)(f"eval {msg}")
+                    if rank == 0:
+                        plot_losses(history, out_dir / "loss.png")
+                if checkpointing:
+                    if world_size > 1 and not replicas_identical(model):
+                        log(f"warning: step {step}: the ranks' parameters differ (nondeterministic kernels?); "
+                            "the checkpoint holds rank 0's")
+                    name = f"step_{step:08d}"
+                    if rank == 0:
+                        save_checkpoint(
+                            out_dir, name, model=model, tokenizer=tokenizer, model_cfg=model_cfg,
+                            train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
+                            history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
+                            keep=cfg.keep_checkpoints)
+                    barrier()  # the checkpoint is complete before any rank goes on (or exits, or resumes)
+                    last_ckpt = out_dir / name
+                elif eval_fn is not None and step % cfg.eval_interval == 0:
+                    barrier()  # rank 0's eval_fn is done
+                if stopping:
+                    break
+                if not pending:  # read back this step: evaluation and checkpoint time are not training throughput
+                    interval_start = time.perf_counter()
+        finally:
             if bar is not None:
-                bar.update(1)
-            if evaluating:
-                ev = {"step": step}
-                if val_batches:  # each rank its share of the fixed batches, summed over ranks
-                    sums = [x for vb in val_batches.values() for x in evaluate_sums(model, vb, dev, dtype)]
-                    sums = torch.tensor(sums, dtype=torch.float64, device=dev)
-                    sums = all_reduce_sum(sums).tolist()
-                    for k, s in enumerate(val_batches):
-                        ev[f"val_{s}"] = sums[2 * k] / max(1, sums[2 * k + 1])
-                if eval_fn is not None and rank == 0:
-                    model.eval()
-                    ev.update(eval_fn(model, tokenizer, step) or {})
-                    model.train()
-                record(ev)
-                msg = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.items())
-                (bar.write if bar is not None else log)(f"eval {msg}")
-                if rank == 0:
-                    plot_losses(history, out_dir / "loss.png")
-            if checkpointing:
-                if world_size > 1 and not replicas_identical(model):
-                    log(f"warning: step {step}: the ranks' parameters differ (nondeterministic kernels?); "
-                        "the checkpoint holds rank 0's")
-                name = f"step_{step:08d}"
-                if rank == 0:
-                    save_checkpoint(
-                        out_dir, name, model=model, tokenizer=tokenizer, model_cfg=model_cfg,
-                        train_cfg=cfg, optimizers=optimizers, step=step, data_state=loader.state_dict(),
-                        history=history, scaler_state=scaler.state_dict() if scaler is not None else None,
-                        keep=cfg.keep_checkpoints)
-                barrier()  # the checkpoint is complete before any rank goes on (or exits, or resumes)
-                last_ckpt = out_dir / name
-            elif eval_fn is not None and step % cfg.eval_interval == 0:
-                barrier()  # rank 0's eval_fn is done
-            if stopping:
-                break
-            if not pending:  # read back this step: evaluation and checkpoint time are not training throughput
-                interval_start = time.perf_counter()
-    finally:
-        if bar is not None:
-            bar.close()
-        if log_file is not None:
-            log_file.close()
+                bar.close()
+            if log_file is not None:
+                log_file.close()
+    if stop.signal is not None:
+        log(f"stopped by {stop.signal} at step {step} of {cfg.max_steps}; continue with resume")
     return TrainResult(step=step, n_params=n_params, out_dir=out_dir, checkpoint=last_ckpt, history=history,
-                       dropped=dropped)
+                       dropped=dropped, stopped_by=stop.signal)

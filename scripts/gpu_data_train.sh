@@ -38,7 +38,9 @@
 # (torch.compile's first compile ~1 min of it), export and packing ~0.5 min. A build still running at its
 # budget is interrupted (SIGINT: every verified pair is already in the cache) and re-run with PAIRS = the
 # number of cached pairs, which then writes the splits from the cache (a small remainder is computed).
-# Training is bounded by `timeout` too; the newest checkpoint is exported either way.
+# Training is bounded by `timeout -s INT` too: at the signal the run finishes its step, checkpoints it and exits
+# (model/train.py, StopRequest), so a run cut by TRAIN_BUDGET loses no steps and RESUME=1 continues from there. The
+# newest checkpoint is exported either way.
 #
 # $OUT receives at most 8 files, none over 16 MiB:
 #   logs.tar.gz         this script's log, build/stats/train/eval output (eval_*.json), data manifest.json + stats, train_log.jsonl,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 
 import pytest
 import torch
@@ -101,6 +102,28 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(data_dir, tin
     cut_log = [json.loads(line) for line in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in cut_log if "loss" in e] == [1, 2, 3, 4, 5, 6]
     assert 123.0 not in [e.get("loss") for e in cut_log]
+
+
+def test_a_signal_ends_the_run_with_a_checkpoint_that_resumes_exactly(data_dir, tiny, tmp_path):
+    """What `timeout -s INT` does to a job at its time limit: the step in flight finishes, is checkpointed, and a
+    resumed run continues the same curve, so no steps are lost."""
+    m, t = tiny
+    t.eval_interval = 2
+    full = train(m, t, data_dir, tmp_path / "full", device="cpu", progress=False, log=quiet)
+
+    def interrupt_at_step_2(_model, _tokenizer, step):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)  # arrives during step 2's evaluation
+        return {}
+
+    cut = train(m, t, data_dir, tmp_path / "cut", device="cpu", progress=False, log=quiet,
+                eval_fn=interrupt_at_step_2)
+    assert cut.stopped_by == "SIGINT" and cut.step == 3 and cut.checkpoint == tmp_path / "cut" / "step_00000003"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the loop's handler is gone
+    rest = train(m, t, data_dir, tmp_path / "cut", resume=True, device="cpu", progress=False, log=quiet)
+    assert rest.step == full.step == 6 and rest.stopped_by is None
+    a, b = losses(full.history), losses(rest.history)
+    assert [a[s] for s in range(1, 7)] == [b[s] for s in range(1, 7)]
 
 
 def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
