@@ -30,9 +30,16 @@ from .config import load_config_file, merge, preset
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile on CUDA (default: on).")
 @click.option("--tokenizer", "tokenizer_file", type=click.Path(exists=True, dir_okay=False),
               help="Use this tokenizer.json (e.g. another run's) instead of training one on --data.")
+@click.option("--verify-units", type=click.IntRange(min=0), default=0, show_default=True,
+              help="At each evaluation, also decode this many seeded units of each held-out split greedily and "
+              "verify them (pass_valid_random, ... in the log): the pass-rate, not only the loss. 0: off.")
+@click.option("--verify-backend", type=click.Choice(["auto", "interpret", "cuda", "aot"]), default="auto",
+              show_default=True, help="Verifier backend of --verify-units.")
+@click.option("--verify-jobs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Verifications of --verify-units run at a time (each is a worker process).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_after, device, compile_,
-          tokenizer_file, quiet):
+          tokenizer_file, verify_units, verify_backend, verify_jobs, quiet):
     """Train the LLM engine's model on (canonical Python, Triton) pairs.
 
     Prints the exact parameter count, then a progress bar with loss, tokens/s and MFU; validation
@@ -42,6 +49,7 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
     Example:
       p2t train --data data/ --out runs/50m --max-steps 5000
       p2t train --data data/ --out runs/50m --resume
+      p2t train --data data/ --out runs/50m --verify-units 32 --verify-backend cuda
       p2t train --data data/ --out /tmp/tiny --preset tiny --device cpu --max-steps 20
       torchrun --standalone --nproc-per-node 2 -m p2t_model.cli --data data/ --out runs/50m
 
@@ -61,8 +69,13 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
         model_cfg, train_cfg = preset(preset_name)
         if config_file:
             model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
+        eval_fn = None
+        if verify_units:
+            from p2t_core.llm.evaluate import training_eval_fn
+
+            eval_fn = training_eval_fn(data_dir, verify_units, backend=verify_backend, jobs=verify_jobs)
         result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
-                              device=ctx.device, stop_after=stop_after, use_compile=compile_,
+                              device=ctx.device, stop_after=stop_after, use_compile=compile_, eval_fn=eval_fn,
                               progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
                               rank=ctx.rank, world_size=ctx.world_size,
                               tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)

@@ -158,7 +158,18 @@ def plot_losses(history: list[dict], path: Path) -> bool:
     ax.set_ylabel("loss (nats / target token)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    passes = {s: [(h["step"], h[f"pass_{s}"]) for h in history if f"pass_{s}" in h] for s in SPLITS[1:]}
+    if any(passes.values()):  # the verified pass-rate of an eval_fn (`p2t train --verify-units`), on its own axis
+        ax2 = ax.twinx()
+        for split, pts in passes.items():
+            if pts:
+                ax2.plot(*zip(*pts, strict=True), marker="s", ls="--", label=f"pass@1 {split}")
+        ax2.set_ylabel("verified pass@1 (greedy)")
+        ax2.set_ylim(0, 1)
+        more = ax2.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -19,7 +19,8 @@ from pathlib import Path
 from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
 from p2t_core.llm.pairform import prompt_unit
 
-__all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized", "failure_report"]
+__all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized", "failure_report",
+           "training_eval_fn"]
 
 SPLITS = ("valid_random", "valid_compositional", "train")
 _HELPER_STATE = re.compile(r"^_P2T_\w+ = .*\n+", re.M)  # module state that `restore` adds beside the helpers
@@ -234,6 +235,28 @@ def compare_quantized(weights_dir: str | Path, rows: Sequence[dict], *, device: 
         quant = evaluate(LLMEngine(qdir, device), rows, **kw)
     return {"unquantized": full, "quantized": quant,
             "pass@1_delta": quant["pass@1"]["rate"] - full["pass@1"]["rate"]}
+
+
+def training_eval_fn(data_dir: str | Path, units: int, *, backend: str = "auto", jobs: int = 1, seed: int = 0,
+                     decode_batch: int = 16) -> Callable:
+    """An `eval_fn` for `p2t_model.train.train`: at each evaluation, the verified greedy pass@1 of the model as it is
+    at that step on the same `units` seeded rows of each held-out split (`pass_valid_random`, ...), through the
+    whole post-processor chain, so a run's log shows what its loss curve is worth."""
+    from p2t_core.llm.engine import ModelDecoder
+
+    samples = {s: read_split(data_dir, s, units, seed) for s in SPLITS[:2] if (Path(data_dir) / f"{s}.jsonl").exists()}
+
+    def eval_fn(model, tokenizer, step: int) -> dict:
+        engine = LLMEngine(decoder=ModelDecoder(model, tokenizer))
+        out = {}
+        for split, rows in samples.items():
+            if rows:
+                res = evaluate(engine, rows, k=1, samples=1, temperature=0.0, backend=backend, seed=seed,
+                               rescue=False, jobs=jobs, decode_batch=decode_batch)
+                out[f"pass_{split}"] = res["pass@1"]["rate"]
+        return out
+
+    return eval_fn
 
 
 def failure_report(rows: Sequence[dict], per_row: Sequence[dict], pair_format: int) -> list[dict]:

@@ -141,6 +141,27 @@ def test_eval_fn_is_called_and_logged(data_dir, tiny, tmp_path):
     assert any(h.get("pass_rate") == 0.5 for h in r.history)
 
 
+def test_verify_units_logs_the_verified_pass_rate_of_each_held_out_split(tmp_path, tiny):
+    """`p2t train --verify-units N`: each evaluation decodes N held-out units with the model of that step and sends
+    them through the post-processor chain; an untrained model's candidates fail it, so the rate is 0."""
+    from conftest import make_pairs, write_split
+
+    rows = [dict(r, source=r["prompt"]) for r in make_pairs()]
+    d = tmp_path / "data"
+    d.mkdir()
+    write_split(d / "train.jsonl", rows)
+    write_split(d / "valid_random.jsonl", rows[:2])
+    write_split(d / "valid_compositional.jsonl", rows[-2:])
+    r = CliRunner().invoke(train_cmd, ["--data", str(d), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                                       "--max-steps", "3", "--device", "cpu", "--quiet", "--verify-units", "2",
+                                       "--verify-backend", "interpret", "--verify-jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "pass_valid_random=0.0000" in r.output and "pass_valid_compositional=0.0000" in r.output
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    evals = [e for e in log if "pass_valid_random" in e]
+    assert [e["step"] for e in evals] == [3] and evals[0]["val_valid_random"] > 0
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, pairs):
     """One short tiny run, trained once per module; tests get copies."""
