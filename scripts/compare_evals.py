@@ -23,6 +23,8 @@ def sign_test(wins: int, losses: int) -> float:
 
 def paired(a: dict, b: dict) -> dict:
     rows_a, rows_b = a["per_row"], b["per_row"]
+    n = min(len(rows_a), len(rows_b))  # an interrupted eval holds a prefix of its rows: compare the common prefix
+    rows_a, rows_b = rows_a[:n], rows_b[:n]
     if [r["id"] for r in rows_a] != [r["id"] for r in rows_b]:
         raise SystemExit("the two results are not over the same rows (compare evals with the same --data, --split, "
                          "--limit)")

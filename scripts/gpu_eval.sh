@@ -7,8 +7,8 @@
 #       SPLITS="valid_random:256 valid_compositional:128" BUDGET=140 bash scripts/gpu_eval.sh
 #
 # Each NAME=DIR is evaluated on each SPLIT:LIMIT (the first LIMIT rows, the same for every weights), greedy, one
-# candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT, then the
-# JSON holds nothing: size LIMIT to the budget). JOBS verification workers (default: cores - 2).
+# candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT: the JSON then holds
+# the rows verified by then, a prefix of the LIMIT rows, marked `interrupted`; compare_evals.py pairs the common prefix). JOBS verification workers (default: cores - 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/p2t_eval_out}
@@ -19,10 +19,11 @@ if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
 fi
 JOBS=${JOBS:-$(( $(nproc) - 2 ))}
 BACKEND=${BACKEND:-aot}
-for pair in $WEIGHTS; do
-    name=${pair%%=*}; dir=${pair#*=}
-    for split_limit in ${SPLITS:-valid_random:128}; do
-        split=${split_limit%%:*}; limit=${split_limit#*:}
+# Split by split, every weights on one split before the next: a call cut short still leaves a paired comparison.
+for split_limit in ${SPLITS:-valid_random:128}; do
+    split=${split_limit%%:*}; limit=${split_limit#*:}
+    for pair in $WEIGHTS; do
+        name=${pair%%=*}; dir=${pair#*=}
         start=$(date +%s)
         timeout -s INT "${BUDGET:-300}" python3 -m p2t_core.cli eval --weights "$dir" --data "$DATA" --split "$split" \
             --limit "$limit" --batch "${BATCH:-32}" --jobs "$JOBS" --k 1 --samples 1 --temperature 0 \

@@ -163,7 +163,8 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dty
         Path(failures_out).write_text("".join(json.dumps(f) + "\n" for f in failed))
         click.echo(f"p2t: wrote {len(failed)} failed unit(s) to {failures_out}", err=True)
     res.update(split=split, data=str(data_dir), weights=str(weights or "shipped"), backend=backend)
-    _print_summary(res, f"p2t eval: {split} ({len(rows)} units, k={k})")
+    cut = f", interrupted after {res['rows']}" if res["interrupted"] else ""
+    _print_summary(res, f"p2t eval: {split} ({len(rows)} units{cut}, k={k})")
     out = res
     if compare_quantized:
         if weights is None:

@@ -181,13 +181,23 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
                 rec["compiler_refused"] = True
         return rec
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:  # rows in order, `jobs` verifier workers at a time
+    # Rows in order, `jobs` verifier workers at a time. An interrupt (Ctrl-C, a time-boxed job's `timeout -s INT`)
+    # ends the evaluation with the rows verified so far, a prefix of `rows`: the result says so, and two
+    # evaluations cut at different rows still compare on their common prefix (scripts/compare_evals.py).
+    pool = ThreadPoolExecutor(max(1, jobs))
+    interrupted = False
+    try:
         for rec in pool.map(judge, range(len(rows))):
             per_row.append(rec)
             if progress:
                 progress(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
     result = summarize(per_row, k, time.perf_counter() - t0)
-    result.update(decode_s=decode_s, verify_s=result["seconds"] - decode_s)
+    result.update(decode_s=decode_s, verify_s=result["seconds"] - decode_s, interrupted=interrupted,
+                  rows_planned=len(rows))
     return result
 
 

@@ -284,3 +284,22 @@ def test_eval_decodes_the_samples_of_a_batch_of_units_in_one_batch_too(good_modu
     assert [(c["n"], c["temperature"]) for c in stub.calls] == [(2, 0.0), (4, 0.8), (1, 0.0), (2, 0.8)]
     assert [c["seed"] for c in stub.calls if c["temperature"]] == [5, 7]  # seed + the batch's first position
     assert [(r["n"], r["c"]) for r in res["per_row"]] == [(3, 3), (3, 0), (3, 0)]
+
+
+def test_an_interrupted_eval_returns_the_rows_verified_so_far(good_module):
+    """`timeout -s INT` on a time-boxed eval (scripts/gpu_eval.sh): what was verified is kept, marked interrupted."""
+    from p2t_core.llm.evaluate import evaluate
+
+    rows = [{"prompt": "import torch\n\ndef g(x):\n    return torch.trunc(x)\n", "source": GOOD_SRC,
+             "family": "elementwise", "style": "torch", "id": f"r{i}"} for i in range(4)]
+    seen = []
+
+    def progress(_n):  # the interrupt arrives in the main thread, as a SIGINT would, after the second row
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    res = evaluate(LLMEngine(decoder=StubDecoder([good_module])), rows, k=1, decode_batch=1, rescue=False, jobs=1,
+                   progress=progress, **FAST)
+    assert res["interrupted"] and res["rows"] == 2 and res["rows_planned"] == 4
+    assert [r["id"] for r in res["per_row"]] == ["r0", "r1"] and res["pass@1"]["rate"] == 1.0

@@ -42,3 +42,8 @@ def test_paired_counts_only_the_units_one_side_passes(tmp_path, capsys):
 def test_results_over_different_rows_are_refused():
     with pytest.raises(SystemExit, match="not over the same rows"):
         compare_evals.paired(result([True, False]), result([True, False], ids=["x", "y"]))
+
+
+def test_an_interrupted_eval_is_compared_on_the_common_prefix():
+    out = compare_evals.paired(result([True, False, True, True]), result([False, False, True]))
+    assert (out["rows"], out["pass_a"], out["pass_b"], out["only_a"]) == (3, 2, 1, 1)
