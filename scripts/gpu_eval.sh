@@ -6,9 +6,10 @@
 #   OUT=... DATA=/tmp/p2t_gpu_work/data WEIGHTS="new=/tmp/p2t_gpu_work/run shipped=model/weights" \
 #       SPLITS="valid_random:256 valid_compositional:128" BUDGET=140 bash scripts/gpu_eval.sh
 #
-# Each NAME=DIR is evaluated on each SPLIT:LIMIT (the first LIMIT rows, the same for every weights), greedy, one
-# candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT: the JSON then holds
-# the rows verified by then, a prefix of the LIMIT rows, marked `interrupted`; compare_evals.py pairs the common prefix). JOBS verification workers (default: cores - 2).
+# Each NAME=DIR is evaluated on each SPLIT:LIMIT (a seeded sample of LIMIT rows, the same for every weights), greedy,
+# one candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT: the JSON then
+# holds the rows verified by then, a prefix of the sample, marked `interrupted`; compare_evals.py pairs the common
+# prefix). JOBS verification workers (default: cores - 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/p2t_eval_out}
