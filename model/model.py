@@ -5,8 +5,8 @@ token ids -> embedding -> n_layer x [RMSNorm -> attention (RoPE, causal SDPA) ->
 
 Shapes: B batch, T sequence, C d_model, nh heads, hs head size, V vocabulary.
 Decoding keeps a `KVCache`; `forward(idx, kv_cache=cache, start_pos=p)` appends to it, and with
-`start_pos` a 1-element device tensor the one-token step has static shapes (`generate` replays it
-as a CUDA graph).
+`start_pos` a 1-element device tensor a step of T tokens has static shapes (`generate` replays it
+as a CUDA graph: one token a step, or a token and its draft, `drafts.py`).
 """
 
 from __future__ import annotations
@@ -110,8 +110,8 @@ class KVCache:
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]  # (B, nh, end, hs)
 
     def write_at(self, layer: int, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Store k, v (B, nh, 1, hs) at the position in the 1-element tensor pos; return the whole cache
-        of the layer (B, nh, max_len, hs). Shapes never change, so a CUDA graph can replay it."""
+        """Store k, v (B, nh, T, hs) at the T positions in the tensor pos (T,); return the whole cache of the layer
+        (B, nh, max_len, hs). Shapes never change, so a CUDA graph can replay it."""
         self.k[layer].index_copy_(2, pos, k)
         self.v[layer].index_copy_(2, pos, v)
         return self.k[layer], self.v[layer]
@@ -146,9 +146,10 @@ class Attention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
-        if isinstance(start_pos, torch.Tensor):  # one token at a device-held position: static shapes, no sync
-            k_all, v_all = kv_cache.write_at(layer, start_pos, k, v)  # (B, nh, L, hs): the whole cache
-            mask = kv_cache.key_mask(kv_cache.max_len, start_pos)  # (B | 1, 1, 1, L): written, not padding
+        if isinstance(start_pos, torch.Tensor):  # T tokens from a device-held position: static shapes, no sync
+            pos = start_pos + torch.arange(T, device=x.device)  # (T,): the step's positions
+            k_all, v_all = kv_cache.write_at(layer, pos, k, v)  # (B, nh, L, hs): the whole cache
+            mask = kv_cache.key_mask(kv_cache.max_len, pos.view(T, 1))  # (B | 1, 1, T, L): written, not padding
             y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
         elif kv_cache is not None and start_pos == 0 and kv_cache.pad is not None:  # a left-padded prefill
             kv_cache.update(layer, 0, k, v)
@@ -232,7 +233,7 @@ class MinimalLLM(nn.Module):
     def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int | torch.Tensor = 0,
                 reduction="mean", positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None):
         """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100.
-        start_pos may be a 1-element tensor (T == 1, with a cache): the static-shape decoding step.
+        start_pos may be a 1-element tensor (with a cache): the static-shape decoding step of T tokens.
         Packed training input (`data.collate_packed`): idx (1, N) of segments starting at cu_seqlens (n + 1,),
         positions (1, N) each token's position within its segment; a segment attends only to itself."""
         B, T = idx.shape
@@ -241,8 +242,9 @@ class MinimalLLM(nn.Module):
                 raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")
             cos = self.rope_cos[positions[0]][:, None]  # (N, 1, hs/2)
             sin = self.rope_sin[positions[0]][:, None]
-        elif isinstance(start_pos, torch.Tensor):
-            cos, sin = self.rope_cos.index_select(0, start_pos), self.rope_sin.index_select(0, start_pos)  # (1, hs/2)
+        elif isinstance(start_pos, torch.Tensor):  # positions past the context (a draft's padding) read the last angle
+            pos = (start_pos + torch.arange(T, device=idx.device)).clamp(max=self.config.context - 1)
+            cos, sin = self.rope_cos.index_select(0, pos), self.rope_sin.index_select(0, pos)  # (T, hs/2)
         else:
             if start_pos + T > self.config.context:
                 raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
@@ -261,7 +263,7 @@ class MinimalLLM(nn.Module):
     @torch.no_grad()
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
                  stop_id: int | None = None, num_samples: int = 1, generator: torch.Generator | None = None,
-                 cuda_graph: bool = True, compile_step: bool = False) -> list[list[int]]:
+                 cuda_graph: bool = True, compile_step: bool = False, drafts=None) -> list[list[int]]:
         """Decode `num_samples` continuations of one prompt with a KV cache; or, where `prompt_ids` is a list of
         prompts, one continuation of each (left-padded into one batch: RoPE sees only relative positions and
         the padding is masked, so each row decodes as it would alone, up to rounding).
@@ -275,6 +277,9 @@ class MinimalLLM(nn.Module):
         compile_step: the one-token step goes through torch.compile first (inductor fuses the norms, RoPE and
         SwiGLU's elementwise ops, so a replay runs far fewer kernels). It is compiled once per process and batch
         size: the cache then always holds the whole context, so its shape never changes from call to call.
+
+        drafts: a `drafts.DraftTable`; greedy decoding of one prompt then scores each token together with the
+        table's draft after it (`_greedy_with_drafts`): the same tokens in fewer passes.
         """
         device = self.rope_cos.device
         many = len(prompt_ids) > 0 and isinstance(prompt_ids[0], list | tuple)
@@ -291,6 +296,8 @@ class MinimalLLM(nn.Module):
         if device.type == "cuda" and dtype == torch.float32:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amp = dict(device_type=device.type, dtype=dtype, enabled=device.type == "cuda", cache_enabled=False)
+        if drafts is not None and temperature == 0 and num_samples == 1:
+            return [self._greedy_with_drafts(prompts[0], max_new_tokens, stop_id, drafts, dtype, amp, cuda_graph)]
         cache_len = self.config.context if compile_step else P + max_new_tokens
         cache = KVCache(self.config, len(prompts), cache_len, device, dtype, pad=pad)
         with torch.autocast(**amp):
@@ -347,6 +354,62 @@ class MinimalLLM(nn.Module):
                 row = row[:row.index(stop_id)]
             result.append(row)
         return result
+
+    def _greedy_with_drafts(self, ids: list[int], max_new_tokens: int, stop_id: int | None, drafts, dtype, amp,
+                            cuda_graph: bool) -> list[int]:
+        """Greedy decoding of one prompt where each pass scores the last token and the table's draft after it
+        (drafts.py): the draft's prefix the model's argmax agrees with is kept, then the model's own next token. A
+        rejected draft token's keys and values lie past the kept positions, where the next pass writes before any
+        query reads. On CUDA a pass is one graph replay of a fixed LENGTH + 1 tokens (a short draft is padded; the
+        padding's positions lie past the end and are never read)."""
+        device = self.rope_cos.device
+        P, K = len(ids), drafts.length
+        graph = None
+        cache = KVCache(self.config, 1, P + max_new_tokens + K, device, dtype)
+        with torch.autocast(**amp):
+            nxt = int(self(torch.tensor([ids], device=device), kv_cache=cache, start_pos=0)[0, -1].argmax())
+        if cuda_graph and device.type == "cuda":
+            chunk = torch.zeros(1, K + 1, dtype=torch.long, device=device)  # the pass's inputs, at fixed addresses
+            pos = torch.full((1,), P, dtype=torch.long, device=device)
+
+            def scored():
+                with torch.autocast(**amp):
+                    return self(chunk, kv_cache=cache, start_pos=pos)[0].argmax(-1)  # (K + 1,)
+
+            side = torch.cuda.Stream()  # warm up off the default stream (its writes past P are overwritten later)
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                scored()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                graph_pred = scored()
+        seq, at = list(ids), P  # the tokens so far; the position of `nxt`
+        while len(seq) - P < max_new_tokens:
+            seq.append(nxt)
+            if nxt == stop_id:
+                break
+            draft = drafts.propose(seq)[:max_new_tokens - (len(seq) - P)]
+            if graph is not None:
+                chunk.copy_(torch.tensor([[nxt, *draft, *[0] * (K - len(draft))]]))
+                pos.fill_(at)
+                graph.replay()
+                pred = graph_pred.tolist()
+            else:
+                with torch.autocast(**amp):
+                    logits = self(torch.tensor([[nxt, *draft]], device=device), kv_cache=cache, start_pos=at)[0]
+                pred = logits.argmax(-1).tolist()  # pred[j]: the model's token after the chunk's first j + 1
+            kept = 0
+            while kept < len(draft) and pred[kept] == draft[kept] and draft[kept] != stop_id:
+                kept += 1
+            if kept < len(draft) and pred[kept] == draft[kept]:  # the model agrees the unit ends here
+                seq += draft[:kept + 1]
+                break
+            seq += draft[:kept]
+            at += 1 + kept
+            nxt = pred[kept]
+        out = seq[P:]
+        return out[:out.index(stop_id)] if stop_id is not None and stop_id in out else out
 
     @staticmethod
     def _pick(logits, temperature, top_p, generator):

@@ -303,3 +303,29 @@ def test_an_interrupted_eval_returns_the_rows_verified_so_far(good_module):
                    progress=progress, **FAST)
     assert res["interrupted"] and res["rows"] == 2 and res["rows_planned"] == 4
     assert [r["id"] for r in res["per_row"]] == ["r0", "r1"] and res["pass@1"]["rate"] == 1.0
+
+
+def test_weights_with_a_draft_table_decode_the_same_greedy_candidates(tiny_weights, tmp_path):
+    """`python -m p2t_model.drafts DATA WEIGHTS` writes drafts.safetensors beside the weights; the decoder loads it
+    and its greedy candidates are the tokens it writes without one. A damaged table is refused at load."""
+    import shutil
+
+    from p2t_model.drafts import DRAFTS_FILE
+    from p2t_model.drafts import main as build_drafts
+
+    from p2t_core.llm.engine import ModelDecoder, load_decoder
+
+    wdir = tmp_path / "weights"
+    shutil.copytree(tiny_weights, wdir)
+    data = tiny_weights.parent.parent / "data"
+    build_drafts([str(data), str(wdir), "--pairs", "50"])
+    drafted = load_decoder(wdir, "cpu")
+    assert drafted.drafts is not None and len(drafted.drafts) > 10
+    plain = ModelDecoder(drafted.model, drafted.tokenizer)
+    prompts = ["# ranks: 1 1\ndef unit_fn(x, y):\n    return torch.exp(x) + y\n", "def unit_fn(x):\n    return x\n"]
+    kw = dict(max_new_tokens=60, temperature=0.0)
+    assert drafted.decode_many(prompts, **kw) == plain.decode_many(prompts, **kw)
+    assert drafted.decode(prompts[0], 1, top_p=1.0, **kw) == plain.decode(prompts[0], 1, top_p=1.0, **kw)
+    (wdir / DRAFTS_FILE).write_bytes(b"not a table")
+    with pytest.raises(ValueError, match="not a draft table"):
+        load_decoder(wdir, "cpu")
