@@ -1,13 +1,14 @@
 """Latency of one LLM translation: greedy, one candidate, with and without the post-processor chain.
 
     python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
-                                  [--max-new-tokens 2048] [--compile-step] [--json OUT]
+                                  [--max-new-tokens 2048] [--compile-step] [--no-drafts] [--json OUT]
 
 For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
 pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->
 semantics -> compile -> verification is "included". The first unit also pays for warming up and is reported
 apart (with --compile-step it also compiles the decoding step, `MinimalLLM.generate(compile_step=True)`). Prints
-the medians and, per unit, the tokens decoded and whether the candidate verified.
+the medians and, per unit, the tokens decoded and whether the candidate verified. Weights with a draft table
+(drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ap.add_argument("--compile-step", action="store_true", help="torch.compile the decoding step (GPU only)")
+    ap.add_argument("--no-drafts", action="store_true", help="ignore the weights' draft table (plain greedy decoding)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 
@@ -40,6 +42,8 @@ def main() -> None:
     engine = LLMEngine(args.weights, args.device)
     decoder = engine.decoder
     decoder.compile_step = args.compile_step
+    if args.no_drafts:
+        decoder.drafts = None
     load_s = time.perf_counter() - t0
     rows = read_split(args.data, args.split, limit=args.n)
     per_unit = []
@@ -65,7 +69,7 @@ def main() -> None:
               f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}", flush=True)
     warm = per_unit[1:] or per_unit
     summary = {"weights": args.weights, "split": args.split, "backend": args.backend, "load_s": load_s,
-               "compile_step": args.compile_step,
+               "compile_step": args.compile_step, "drafts": decoder.drafts is not None,
                "first_unit": per_unit[0] if per_unit else None,
                "median_decode_s": statistics.median(u["decode_s"] for u in warm),
                "median_total_s": statistics.median(u["total_s"] for u in warm),
