@@ -64,7 +64,8 @@ def main() -> None:
         written = pairform.model_target(outcome.text, unit, row["prompt"], engine.pair_format)
         tokens = len(decoder.tokenizer.encode(written))
         per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens,
-                         "decode_s": decode_s, "total_s": total, "verified": outcome.ok, "stage": outcome.stage})
+                         "decode_s": decode_s, "total_s": total, "chain_s": dict(outcome.seconds),
+                         "verified": outcome.ok, "stage": outcome.stage})
         print(f"{unit:40s} {tokens:5d} tokens  decode {decode_s:6.2f} s  with the chain "
               f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}", flush=True)
     warm = per_unit[1:] or per_unit
