@@ -30,6 +30,8 @@ from .config import load_config_file, merge, preset
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile on CUDA (default: on).")
 @click.option("--tokenizer", "tokenizer_file", type=click.Path(exists=True, dir_okay=False),
               help="Use this tokenizer.json (e.g. another run's) instead of training one on --data.")
+@click.option("--init-weights", type=click.Path(exists=True, file_okay=False),
+              help="Start from these weights (an int8 export or a checkpoint) with a fresh optimizer and schedule.")
 @click.option("--verify-units", type=click.IntRange(min=0), default=0, show_default=True,
               help="At each evaluation, also decode this many seeded units of each held-out split greedily and "
               "verify them (pass_valid_random, ... in the log): the pass-rate, not only the loss. 0: off.")
@@ -39,7 +41,7 @@ from .config import load_config_file, merge, preset
               help="Verifications of --verify-units run at a time (each is a worker process).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_after, device, compile_,
-          tokenizer_file, verify_units, verify_backend, verify_jobs, quiet):
+          tokenizer_file, init_weights, verify_units, verify_backend, verify_jobs, quiet):
     """Train the LLM engine's model on (canonical Python, Triton) pairs.
 
     Prints the exact parameter count, then a progress bar with loss, tokens/s and MFU; validation
@@ -76,6 +78,7 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
             eval_fn = training_eval_fn(data_dir, verify_units, backend=verify_backend, jobs=verify_jobs)
         result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
                               device=ctx.device, stop_after=stop_after, use_compile=compile_, eval_fn=eval_fn,
+                              init_weights=init_weights,
                               progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
                               rank=ctx.rank, world_size=ctx.world_size,
                               tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)

@@ -225,13 +225,16 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
           resume: bool = False, max_steps: int | None = None, device: str | None = None,
           eval_fn: EvalFn | None = None, progress: bool = True, log: Callable[[str], None] = print,
           rank: int = 0, world_size: int = 1, stop_after: int | None = None,
-          use_compile: bool | None = None, tokenizer: P2TTokenizer | None = None) -> TrainResult:
+          use_compile: bool | None = None, tokenizer: P2TTokenizer | None = None,
+          init_weights: str | Path | None = None) -> TrainResult:
     """Train (or resume training) into out_dir: checkpoints `step_NNNNNNNN/`, `latest`, `train_log.jsonl`,
     `loss.png`. `eval_fn(model, tokenizer, step) -> dict` runs at each evaluation (e.g. a verified pass-rate).
     `stop_after` ends the run (with a checkpoint) at that step without changing the schedule, which
     `max_steps` sets: a time-limited job stops early and a later `resume=True` continues it.
     On resume the checkpoint's configs are used; `max_steps` and `use_compile` still override them.
     `tokenizer`: use this vocabulary instead of training one on the data (runs meant to be compared share one).
+    `init_weights`: start a fresh run (new optimizer state and schedule) from these weights, either format (an
+    int8 export or a checkpoint): fine-tuning, or continuing a run whose optimizer state was lost.
     With world_size > 1 the caller has initialised the process group (`distributed.init_from_env`) and
     passes this process's rank and device; only rank 0 calls `log`."""
     if world_size > 1 and not torch.distributed.is_initialized():
@@ -297,6 +300,16 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     n_params = model.num_params()
     log(f"MinimalLLM: {n_params:,} parameters ({model_cfg.n_layer} layers, d_model {model_cfg.d_model}, "
         f"{model_cfg.n_head} heads, vocab {model_cfg.vocab_size}, context {model_cfg.context})")
+    if init_weights is not None and ck is None:
+        from .checkpoint import load_model
+        from .quantize import INDEX, load_quantized
+
+        load = load_quantized if (Path(init_weights) / INDEX).exists() else load_model
+        start, _ = load(init_weights, "cpu", dtype=torch.float32)  # int8 weights dequantized
+        if dataclasses.asdict(start.config) != dataclasses.asdict(model_cfg):
+            raise ValueError(f"{init_weights}: its model config differs from this run's")
+        load_weights(model, {k: v.float().to(dev) for k, v in start.state_dict().items()})
+        log(f"initialized from {init_weights}")
     optimizers = build_optimizers(model, cfg)
     dtype = amp_dtype(dev, cfg.dtype)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None

@@ -23,6 +23,8 @@
 #   CORPUS_SKIP   also run the compiler's differential corpus on CUDA (scripts/gpu_corpus.py --skip CORPUS_SKIP) in
 #                 the background while the tokenizer loads and the model compiles (it uses CPU cores, little GPU)
 #   LATENCY_N     after the export, time LLM translations of this many valid_random units (scripts/llm_latency.py)
+#   INIT_WEIGHTS  start from these weights (`p2t train --init-weights`: an int8 export or a checkpoint), fresh
+#                 optimizer and schedule, e.g. to continue a run whose machine (and optimizer state) was lost
 #   COMPILE_WAIT  seconds to wait for the first logged step with torch.compile before restarting without it (180)
 #   STOP_AFTER    end the run (with a checkpoint) after this step, the schedule still set by STEPS (`--stop-after`)
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
@@ -93,6 +95,10 @@ build() {  # build N [budget]: the corpus into $DATA (cache $DATA/cache), the GP
         python3 -m p2t_core.cli data build --out "$DATA" --pairs "$1" --workers "$WORKERS" --seed "$SEED" \
         --backend "$BACKEND" > >(tee -a "$LOGS/build.log") 2>&1
 }
+if [ -n "${RESUME:-}" ] && [ ! -e "$RUN/latest" ]; then  # before any build: a fresh machine has nothing to resume
+    echo "RESUME=1 but $RUN has no checkpoint (a fresh machine?): stopping"
+    exit 3
+fi
 if [ -n "${RESUME:-}" ] && [ -s "$DATA/train.jsonl" ]; then
     echo "RESUME=1: training on the data already in $DATA"  # a warm machine keeps it and its token cache
     rc=0
@@ -125,7 +131,8 @@ fi
 t2=$(date +%s.%N)
 if [ -s "$DATA/train.jsonl" ] && [ "$STEPS" -gt 0 ]; then
     train_args=(--data "$DATA" --out "$RUN" --preset "$PRESET" --max-steps "$STEPS" ${CONFIG:+--config "$CONFIG"}
-                ${TOKENIZER:+--tokenizer "$TOKENIZER"} ${STOP_AFTER:+--stop-after "$STOP_AFTER"} --quiet)
+                ${TOKENIZER:+--tokenizer "$TOKENIZER"} ${STOP_AFTER:+--stop-after "$STOP_AFTER"}
+                ${INIT_WEIGHTS:+--init-weights "$INIT_WEIGHTS"} --quiet)
     if [ -n "${RESUME:-}" ]; then
         if [ ! -e "$RUN/latest" ]; then
             echo "RESUME=1 but $RUN has no checkpoint (a fresh machine?): stopping"

@@ -269,3 +269,24 @@ def test_export_model_writes_a_weights_only_checkpoint(checkpoint, tmp_path, dat
     (tmp_path / "resume_me" / "latest").write_text("step_00000002\n")
     with pytest.raises(CheckpointError, match="weights only"):
         train(m, t, data_dir, tmp_path / "resume_me", resume=True, device="cpu", progress=False, log=quiet)
+
+
+def test_init_weights_starts_a_fresh_run_from_trained_weights(tmp_path, pairs, tiny, make_data):
+    """`--init-weights`: a new run (fresh optimizer, schedule from step 0) that starts where the weights are, here an
+    int8 export of a model that has learned four pairs: its first loss is that model's, far below a fresh start's."""
+    from p2t_model.quantize import quantize_checkpoint
+
+    d = make_data(pairs[:4])
+    m, t = tiny
+    t.max_steps, t.warmup_steps, t.eval_interval, t.ckpt_interval, t.log_interval = 40, 3, 1000, 40, 1000
+    t.micro_batch, t.grad_accum, t.muon_lr, t.adam_lr = 4, 1, 0.05, 2e-2
+    trained = train(m, t, d, tmp_path / "src", device="cpu", progress=False, log=quiet)
+    int8 = quantize_checkpoint(tmp_path / "src", tmp_path / "int8")
+    t.max_steps = 1
+    fresh = train(m, t, d, tmp_path / "fresh", device="cpu", progress=False, log=quiet)
+    init = train(m, t, d, tmp_path / "init", device="cpu", progress=False, log=quiet, init_weights=int8)
+    assert losses(init.history)[1] < 0.2 * losses(fresh.history)[1]
+    assert losses(init.history)[1] < 3 * losses(trained.history)[40]
+    m.d_model, m.n_head = 32, 2
+    with pytest.raises(ValueError, match="model config differs"):
+        train(m, t, d, tmp_path / "bad", device="cpu", progress=False, log=quiet, init_weights=int8)
