@@ -306,10 +306,11 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
 
         load = load_quantized if (Path(init_weights) / INDEX).exists() else load_model
         start, _ = load(init_weights, "cpu", dtype=torch.float32)  # int8 weights dequantized
-        if dataclasses.asdict(start.config) != dataclasses.asdict(model_cfg):
+        shape = {**dataclasses.asdict(start.config), "pair_format": model_cfg.pair_format}  # text forms may differ
+        if shape != dataclasses.asdict(model_cfg):
             raise ValueError(f"{init_weights}: its model config differs from this run's")
         load_weights(model, {k: v.float().to(dev) for k, v in start.state_dict().items()})
-        log(f"initialized from {init_weights}")
+        log(f"initialized from {init_weights} (pair format {start.config.pair_format}, now {model_cfg.pair_format})")
     optimizers = build_optimizers(model, cfg)
     dtype = amp_dtype(dev, cfg.dtype)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None

@@ -110,7 +110,10 @@ def _print_summary(res: dict, title: str) -> None:
               show_default=True)
 @click.option("--k", type=int, default=4, show_default=True, help="k of pass@k.")
 @click.option("--samples", type=int, help="Candidates decoded per unit (>= k; default k).")
-@click.option("--limit", type=int, help="Only the first N rows of the split.")
+@click.option("--limit", type=int, help="A random sample of N rows of the split (seeded by --seed, in file order).")
+@click.option("--style", "styles", multiple=True,
+              help="Keep only rows of this rendering style (repeatable), picked from the --limit sample, so the "
+                   "rows pair with a run without --style.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the full results as JSON here.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
               help="Verification backend (auto: cuda on a GPU, else aot = interpret + sm_90 compile).")
@@ -129,8 +132,8 @@ def _print_summary(res: dict, title: str) -> None:
 @click.option("--failures", "failures_out", type=click.Path(dir_okay=False),
               help="Write each unit whose greedy candidate failed here (JSONL): the stage and message, the model's "
                    "prompt, and a diff of its candidate against the target.")
-def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dtypes, max_new_tokens, temperature,
-             top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized, failures_out):
+def eval_cmd(weights, data_dir, split, k, samples, limit, styles, json_out, backend, dtypes, max_new_tokens,
+             temperature, top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized, failures_out):
     """Verified pass@1 (greedy) and pass@k of the LLM engine on a data split.
 
     \b
@@ -148,8 +151,10 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, json_out, backend, dty
     if k < 1 or (samples is not None and samples < k):
         raise click.BadParameter("need k >= 1 and --samples >= k")
     rows = read_split(data_dir, split, limit, seed=seed)
+    if styles:
+        rows = [r for r in rows if r.get("style") in styles]
     if not rows:
-        raise P2TError(f"{data_dir}/{split}.jsonl is empty")
+        raise P2TError(f"{data_dir}/{split}.jsonl has no rows" + (f" of style {', '.join(styles)}" if styles else ""))
     kw = dict(k=k, samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
               backend=backend, verify_dtypes=tuple(dtypes.split(",")), seed=seed, rescue=not no_rescue,
               decode_batch=decode_batch, jobs=jobs)

@@ -273,7 +273,7 @@ def _in_evaluation_order(node: ast.AST):
 
 def three_address(prompt: str, version: int = 3) -> str:
     """`prompt` (canonical Python, `canonical.canonicalize`) with its straight-line functions in three-address
-    form as pair format `version` (3, 4 or 5) writes it; the text unchanged where no function is rewritten."""
+    form as pair format `version` (3 to 6; 6 as 5) writes it; the text unchanged where no function is rewritten."""
     tree = ast.parse(prompt)
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     functions += [m for c in tree.body if isinstance(c, ast.ClassDef) for m in c.body

@@ -14,6 +14,7 @@ from p2t_core.llm.pairform import (
     pair_texts,
     prompt_unit,
     restore,
+    without_loops,
 )
 
 UNITS = {  # one unit per plugin family, with the helpers each family's launcher calls
@@ -122,3 +123,26 @@ def test_pair_texts_of_a_row(compiled):
     source, unit, module = compiled
     prompt, target = pair_texts({"prompt": source, "target": module, "ranks": [2]}, 2)
     assert prompt.startswith("# ranks: 2\n") and target == model_target(module, unit, source, 2)
+
+
+LOOP_ROW = ("import torch\n\ndef layer_act(src, feat):\n    v0 = torch.empty_like(src)\n"
+            "    for v1 in range(src.shape[0]):\n        v0[v1] = src[v1] * feat[v1]\n    return v0\n")
+
+
+def test_format_6_reads_a_loop_as_the_tensor_style_unit_it_computes():
+    tensor_style = "import torch\n\ndef layer_act(src, feat):\n    return src * feat\n"
+    assert model_prompt(LOOP_ROW, "layer_act", [1, 1], 6) == model_prompt(tensor_style, "layer_act", [1, 1], 6) == (
+        "# ranks: 1 1\nimport torch\n\ndef unit_fn(src, feat):\n    a0 = src\n    a1 = feat\n    v1 = a0 * a1\n"
+        "    return v1\n")
+    assert "for v1 in range" in model_prompt(LOOP_ROW, "layer_act", [1, 1], 5)  # format 5 saw the loop verbatim
+
+
+@pytest.mark.parametrize("prompt", [
+    # a loop-carried dependency: the compiler refuses it, so the model reads the loop as written
+    "import torch\n\ndef scan(x):\n    v0 = x.clone()\n    for v1 in range(1, x.shape[0]):\n"
+    "        v0[v1] = v0[v1 - 1] + x[v1]\n    return v0\n",
+    "import torch\n\ndef f(x):\n    return x * 2\n",  # no loop: the same text, never parsed by libcst
+])
+def test_format_6_keeps_what_the_loop_rewrite_does_not_change(prompt):
+    assert without_loops(prompt) == prompt
+

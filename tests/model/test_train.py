@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -287,6 +288,9 @@ def test_init_weights_starts_a_fresh_run_from_trained_weights(tmp_path, pairs, t
     init = train(m, t, d, tmp_path / "init", device="cpu", progress=False, log=quiet, init_weights=int8)
     assert losses(init.history)[1] < 0.2 * losses(fresh.history)[1]
     assert losses(init.history)[1] < 3 * losses(trained.history)[40]
+    # weights move to a new pair format by fine-tuning: the text form may differ, the architecture may not
+    other_format = dataclasses.replace(m, pair_format=m.pair_format - 1)
+    train(other_format, t, d, tmp_path / "reformat", device="cpu", progress=False, log=quiet, init_weights=int8)
     m.d_model, m.n_head = 32, 2
     with pytest.raises(ValueError, match="model config differs"):
         train(m, t, d, tmp_path / "bad", device="cpu", progress=False, log=quiet, init_weights=int8)
