@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Verified pass@1 of several weights on the same held-out units, in one GPU call: decoding on the GPU, verification
-# with the aot backend (interpreter + sm_90 compile) on the machine's CPU cores, which on a fresh machine is faster
-# than JIT-compiling every candidate for CUDA in each worker (docs/BENCHMARKS.md, "Device time lost").
+# with the aot backend (interpreter + sm_90 compile; it needs numpy < 2.4, else cuda) on the machine's CPU cores,
+# which on a fresh machine is faster than JIT-compiling every candidate for CUDA in each worker (docs/BENCHMARKS.md,
+# "Device time lost").
 #
 #   OUT=... DATA=/tmp/p2t_gpu_work/data WEIGHTS="new=/tmp/p2t_gpu_work/run shipped=model/weights" \
 #       SPLITS="valid_random:256 valid_compositional:128" BUDGET=140 bash scripts/gpu_eval.sh
@@ -19,7 +20,12 @@ if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
     source scripts/gpu_env.sh
 fi
 JOBS=${JOBS:-$(( $(nproc) - 2 ))}
-BACKEND=${BACKEND:-aot}
+# aot only where the interpreter can be trusted: with the image's numpy 2.5 it raised in every matmul candidate,
+# 20 false failures in 128 units (docs/BENCHMARKS.md); p2t eval now refuses it there, so fall back to cuda.
+if [ -z "${BACKEND:-}" ]; then
+    BACKEND=$(python3 -c 'from p2t_core.verify import interpreter_problem; print("cuda" if interpreter_problem() else "aot")')
+    echo "verification backend: $BACKEND"
+fi
 # Split by split, every weights on one split before the next: a call cut short still leaves a paired comparison.
 for split_limit in ${SPLITS:-valid_random:128}; do
     split=${split_limit%%:*}; limit=${split_limit#*:}

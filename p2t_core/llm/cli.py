@@ -150,6 +150,11 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, styles, json_out, back
 
     if k < 1 or (samples is not None and samples < k):
         raise click.BadParameter("need k >= 1 and --samples >= k")
+    from p2t_core.verify import interpreter_problem, resolve_backend
+
+    if resolve_backend(backend) in ("interpret", "aot"):
+        if problem := interpreter_problem():  # before decoding: every verdict would be a false failure
+            raise P2TError(problem)
     rows = read_split(data_dir, split, limit, seed=seed)
     if styles:
         rows = [r for r in rows if r.get("style") in styles]

@@ -17,9 +17,21 @@ from p2t_core.verify.report import H100_SHARED_LIMIT, CaseResult, KernelResult, 
 from p2t_core.verify.runner import MAX_RESTARTS, WorkerDied, prestart, run_job
 
 __all__ = ["verify", "aot_compile_module", "VerifyReport", "CaseResult", "KernelResult", "shape_cases",
-           "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend"]
+           "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend", "interpreter_problem"]
 
 BACKENDS = ("auto", "cuda", "interpret", "aot")
+
+
+def interpreter_problem() -> str | None:
+    """Why the Triton interpreter cannot be trusted here, or None. Triton 3.6's interpreter raises on numpy >= 2.4
+    in some kernels (`tl.dot`: "only 0-dimensional arrays can be converted to Python scalars"), which would read as a
+    wrong candidate: every matmul failed that way on the GPU machine's numpy 2.5 (docs/BENCHMARKS.md)."""
+    import numpy
+
+    if tuple(int(p) for p in numpy.__version__.split(".")[:2]) >= (2, 4):
+        return (f"the Triton interpreter needs numpy < 2.4 (found {numpy.__version__}): "
+                "`pip install 'numpy<2.4'`, or verify with --backend cuda on a GPU")
+    return None
 
 
 def resolve_backend(backend: str) -> str:
@@ -54,6 +66,11 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
         seed = random.SystemRandom().randrange(2**31)
     tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     cases = build_cases(signature, dtypes, shapes, seed, noncontiguous)
+    problem = interpreter_problem() if backend in ("interpret", "aot") else None
+    if problem:
+        return VerifyReport(passed=False, backend=backend, seed=seed, error=problem,
+                            cases=[_failed(c.to_dict(), f"not run: {problem}") for c in cases],
+                            duration_s=time.perf_counter() - t0)
     if backend == "cuda":
         import torch
 

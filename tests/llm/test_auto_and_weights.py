@@ -329,3 +329,29 @@ def test_weights_with_a_draft_table_decode_the_same_greedy_candidates(tiny_weigh
     (wdir / DRAFTS_FILE).write_bytes(b"not a table")
     with pytest.raises(ValueError, match="not a draft table"):
         load_decoder(wdir, "cpu")
+
+
+def test_eval_style_keeps_those_rows_and_refuses_an_interpreter_it_cannot_trust(tiny_weights, tmp_path, monkeypatch):
+    from p2t_core.llm.cli import eval_cmd
+
+    d = tmp_path / "data"
+    d.mkdir()
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n", "source": GOOD_SRC, "target": "",
+             "family": "elementwise", "style": style, "hash": f"h{i}"}
+            for i, (op, style) in enumerate([("exp", "torch"), ("sin", "loop"), ("abs", "torch")])]
+    (d / "valid_random.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval.json"
+    args = ["--weights", str(tiny_weights), "--data", str(d), "--k", "1", "--temperature", "0",
+            "--max-new-tokens", "8", "--backend", "interpret", "--no-rescue", "--json", str(out)]
+    r = CliRunner().invoke(eval_cmd, [*args, "--style", "torch"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["rows"] == 2
+    r = CliRunner().invoke(eval_cmd, [*args, "--style", "numpy"])
+    assert "no rows of style numpy" in str(r.exception)
+    # numpy 2.4+ breaks Triton 3.6's interpreter in some kernels: every verdict would be a false failure
+    import numpy
+
+    monkeypatch.setattr(numpy, "__version__", "2.5.2")
+    out.unlink()
+    r = CliRunner().invoke(eval_cmd, args)
+    assert "numpy < 2.4 (found 2.5.2)" in str(r.exception) and not out.exists()

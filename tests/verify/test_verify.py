@@ -305,3 +305,12 @@ def test_bool_outputs_exact_and_poisoned():
     assert r.passed, r.render()
     r = verify(ref, bug(BOOL_CAND, STORE="tl.store(OUT + offs, x > 0, mask=mask & (offs != 3))"), sig, **kw)
     _one_failure(r, "1 of 7 elements never written")
+
+
+def test_an_interpreter_broken_by_numpy_gives_a_setup_error_not_a_wrong_candidate(monkeypatch):
+    import numpy
+
+    monkeypatch.setattr(numpy, "__version__", "2.5.2")
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, **ONE)
+    assert not r.passed and "numpy < 2.4" in r.error
+    assert all(c.message.startswith("not run: ") for c in r.cases)
