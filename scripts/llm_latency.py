@@ -51,11 +51,13 @@ def main() -> None:
         unit = row_unit(row)
         sig = row_signature(row, unit)
         t1 = time.perf_counter()
+        report = None
         try:
-            outcome = engine.translate_unit(
+            result = engine.translate_unit(
                 row["source"], "<latency>", unit, k=1, max_new_tokens=args.max_new_tokens, backend=args.backend,
                 verify_dtypes=("float32",), signature=sig, reference_source=row_reference(row),
-                prompt=row["prompt"], timeout_s=120.0, seed=0).outcomes[-1]
+                prompt=row["prompt"], timeout_s=120.0, seed=0)
+            outcome, report = result.outcomes[-1], result.report
         except LLMTranslationError as e:
             outcome = e.outcomes[-1]
         total = time.perf_counter() - t1
@@ -65,9 +67,14 @@ def main() -> None:
         tokens = len(decoder.tokenizer.encode(written))
         per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens,
                          "decode_s": decode_s, "total_s": total, "chain_s": dict(outcome.seconds),
-                         "verified": outcome.ok, "stage": outcome.stage})
+                         "verified": outcome.ok, "stage": outcome.stage,
+                         # of verify: the cases themselves (reference, candidate, comparison, in the worker); the
+                         # rest is waiting for a worker, loading the modules and building the inputs
+                         "cases": len(report.cases) if report else None,
+                         "cases_s": sum(c.duration_s for c in report.cases) if report else None})
+        cases = f"  ({len(report.cases)} cases, {per_unit[-1]['cases_s']:.2f} s)" if report else ""
         print(f"{unit:40s} {tokens:5d} tokens  decode {decode_s:6.2f} s  with the chain "
-              f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}", flush=True)
+              f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}{cases}", flush=True)
     warm = per_unit[1:] or per_unit
     summary = {"weights": args.weights, "split": args.split, "backend": args.backend, "load_s": load_s,
                "compile_step": args.compile_step, "drafts": decoder.drafts is not None,

@@ -277,6 +277,15 @@ class LLMEngine:
         return self._decoder
 
     @property
+    def decodes_on_gpu(self) -> bool:
+        """Whether decoding runs on a GPU: the loaded decoder's answer, else what loading it would pick."""
+        if self._decoder is not None:
+            return getattr(self._decoder, "on_gpu", False)
+        import torch
+
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+
+    @property
     def pair_format(self) -> int:
         """The text form the weights were trained on (`p2t_core.llm.pairform`); a stub decoder speaks the current."""
         return getattr(self.decoder, "pair_format", pairform.PAIR_FORMAT)
@@ -314,8 +323,9 @@ class LLMEngine:
         t0 = time.perf_counter()
         prompt = prompt if prompt is not None else unit_prompt(source, unit)
         signature = signature or unit_signature(source, unit, path)
-        if getattr(self.decoder, "on_gpu", False):  # the verifier's worker imports torch and triton meanwhile
-            prestart(resolve_backend(backend))  # (not beside CPU decoding: on 2 cores it slowed decoding down more)
+        if self.decodes_on_gpu:  # the verifier's worker imports torch and triton while the model loads and decodes,
+            # and the next translation finds another ready (not beside CPU decoding: on 2 cores it slowed decoding)
+            prestart(resolve_backend(backend), keep_warm=True)
         texts = self.candidates(prompt, unit, [len(p.dims) for p in signature.tensor_params], k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         t_decode = time.perf_counter() - t0

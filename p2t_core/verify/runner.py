@@ -80,15 +80,21 @@ def _spawn(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]
 # Workers started ahead of their job, by job backend ("interpret", "aot", "cuda", "compile").
 _spares: dict[str, tuple[subprocess.Popen, tempfile.TemporaryDirectory]] = {}
 _spares_lock = threading.Lock()
+_keep_warm: set[str] = set()  # backends whose spare is replaced as soon as a job takes it (prestart's keep_warm)
 
 
-def prestart(backend: str) -> None:
+def prestart(backend: str, *, keep_warm: bool = False) -> None:
     """Start the worker(s) that verifying with `backend` (resolved, not "auto") will need, so that their imports of
     torch and triton (seconds; the bulk of a first verification) overlap the caller's own work, such as
     decoding a model's candidate. The next job of that backend takes the worker; one never taken is killed at
-    exit. The worker gets its job as any other, so the sandbox is the same."""
-    for kind in ("aot", "compile") if backend == "aot" else (backend,):
+    exit. The worker gets its job as any other, so the sandbox is the same. `keep_warm`: from now on, each job that
+    takes a spare starts the next one, so a process that verifies one candidate after another (the LLM engine on a
+    GPU, where decoding takes ~0.2 s and a worker's imports ~3 s) always finds one ready."""
+    kinds = ("aot", "compile") if backend == "aot" else (backend,)
+    for kind in kinds:
         with _spares_lock:
+            if keep_warm:
+                _keep_warm.add(kind)
             if kind not in _spares or _spares[kind][0].poll() is not None:
                 _spares[kind] = _spawn(kind)
 
@@ -96,6 +102,8 @@ def prestart(backend: str) -> None:
 def _take(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
     with _spares_lock:
         spare = _spares.pop(backend, None)
+        if backend in _keep_warm:
+            _spares[backend] = _spawn(backend)
     if spare is not None and spare[0].poll() is None:
         return spare
     if spare is not None:
@@ -108,6 +116,7 @@ def _discard_spares() -> None:
     with _spares_lock:
         spares = list(_spares.values())
         _spares.clear()
+        _keep_warm.clear()
     for proc, tmp in spares:
         _kill(proc)
         tmp.cleanup()

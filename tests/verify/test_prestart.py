@@ -39,3 +39,14 @@ def test_an_aot_verification_starts_its_compile_worker_while_the_cases_run(monke
     # the compile worker was already started when the interpreted cases began, and it did the compile
     assert started == [("cases", True), ("compile", True)]
     assert "compile" not in runner._spares
+
+
+def test_keep_warm_replaces_each_spare_a_job_takes():
+    runner.prestart("interpret", keep_warm=True)
+    first, _ = runner._spares["interpret"]
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",), seed=3)
+    assert r.passed, r.render()
+    second, _ = runner._spares["interpret"]  # started when the job took the first
+    assert second is not first and first.poll() is not None and second.poll() is None
+    runner._discard_spares()
+    assert not runner._spares and not runner._keep_warm and second.poll() is not None
