@@ -112,6 +112,10 @@ OPS = [
     _op("div", ("x", "y"), "{x} / {y}", torch.div, "tm",
         ("operator.truediv", "numpy.divide", "torch.divide", "torch.true_divide", "numpy.true_divide"),
         result="float"),
+    # `/` compiles to div.full.f32, an approximation that gave a number for 0 / 0 on the H200 where torch gives NaN;
+    # no Python spelling: lowerings that can divide by zero on purpose ask for it (the variance's divisor)
+    _op("div_ieee", ("x", "y"), "tl.div_rn({x}, {y})", torch.div, "", result="float",
+        doc="x / y rounded as IEEE 754 divides (0 / 0 is NaN)"),
     _op("floordiv", ("x", "y"), "tl.floor({x} / {y})", torch.floor_divide, "",
         ("operator.floordiv", "torch.floor_divide", "torch.Tensor.floor_divide", "numpy.floor_divide")),
     _op("remainder", ("x", "y"), "{x} - tl.floor({x} / {y}) * {y}", torch.remainder, "tm",

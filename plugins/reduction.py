@@ -70,10 +70,11 @@ def _var(correction_default, root):
         centered = b.elementwise("sub", x=x, y=mean)
         sq = b.reduce("sum", b.elementwise("mul", x=centered, y=centered), d, bool(keepdim))
         count = b.reduced_count(x, d)
-        # max(N - correction, 0): torch gives NaN (0 / 0) for fewer elements than the correction
+        # max(N - correction, 0): torch gives NaN (0 / 0) for fewer elements than the correction, which takes an
+        # IEEE division on the GPU
         denom = b.elementwise("maximum", x=b.elementwise("sub", x=count, y=b.const(corr)), y=b.const(0.0)) \
             if corr else count
-        var = b.elementwise("div", x=sq, y=denom)
+        var = b.elementwise("div_ieee" if corr else "div", x=sq, y=denom)
         return b.elementwise("sqrt", x=var) if root else var
 
     return expand
