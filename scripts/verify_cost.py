@@ -23,23 +23,27 @@ import torch
 import triton.compiler
 
 from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
-from p2t_core.verify.cases import DEFAULT_TOLERANCES, build_cases, uses_matmul
+from p2t_core.verify import DEFAULT_TOLERANCES, cases_job
+from p2t_core.verify.cases import build_cases
 from p2t_core.verify.worker import CaseRunner
 
-compiles = {"n": 0, "s": 0.0}
-_compile = triton.compiler.compile
 
+def count_compiles() -> dict:
+    """Count `triton.compile` calls and their seconds from now on (JITFunction's binder imports it from the package
+    when a kernel is first launched); the returned dict is updated in place."""
+    compiles = {"n": 0, "s": 0.0}
+    compile_ = triton.compiler.compile
 
-def _timed_compile(*args, **kwargs):
-    t0 = time.perf_counter()
-    try:
-        return _compile(*args, **kwargs)
-    finally:
-        compiles["n"] += 1
-        compiles["s"] += time.perf_counter() - t0
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return compile_(*args, **kwargs)
+        finally:
+            compiles["n"] += 1
+            compiles["s"] += time.perf_counter() - t0
 
-
-triton.compiler.compile = _timed_compile  # JITFunction's binder imports it from the package when first launched
+    triton.compiler.compile = timed
+    return compiles
 
 
 def main() -> None:
@@ -50,15 +54,14 @@ def main() -> None:
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     json_out = args.json_out and os.path.abspath(args.json_out)  # each unit runs in its own working directory
+    compiles = count_compiles()
     units = []
     for row in read_split(args.data, args.split, limit=args.n):
         unit = row_unit(row)
         sig = row_signature(row, unit)
         reference = row_reference(row)
         cases = [c.to_dict() for c in build_cases(sig, ("float32",), None, 0, True)]
-        job = {"reference_source": reference, "candidate_source": row["target"], "signature": sig.to_json(),
-               "backend": "cuda", "tolerances": DEFAULT_TOLERANCES, "tf32": uses_matmul(reference),
-               "memory_limit_mb": 0, "cases": cases}
+        job = {**cases_job(reference, row["target"], sig, "cuda", DEFAULT_TOLERANCES, 0), "cases": cases}
         rec = {"unit": unit, "family": row.get("family"), "cases": len(cases)}
         with tempfile.TemporaryDirectory() as work:
             os.chdir(work)  # the runner writes reference.py and candidate.py to its working directory

@@ -184,12 +184,19 @@ def _load_drafts(wdir: Path, tokenizer):
     return DraftTable.load(path, tokenizer.vocab_size) if path.exists() else None
 
 
+def decoding_device(device: str | None) -> str:
+    """The device decoding runs on: the one asked for, else cuda where there is one."""
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def load_decoder(weights_dir: str | Path | None = None, device: str | None = None) -> ModelDecoder:
     """Either weight format: the int8 shards of `p2t_model.quantize` (quantized.json) or a checkpoint."""
     import torch
 
     wdir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = decoding_device(device)
     from p2t_model import quantize
 
     if (wdir / quantize.INDEX).exists():
@@ -281,9 +288,7 @@ class LLMEngine:
         """Whether decoding runs on a GPU: the loaded decoder's answer, else what loading it would pick."""
         if self._decoder is not None:
             return getattr(self._decoder, "on_gpu", False)
-        import torch
-
-        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda"
+        return decoding_device(self.device).startswith("cuda")
 
     @property
     def pair_format(self) -> int:

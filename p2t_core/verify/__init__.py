@@ -17,7 +17,7 @@ from p2t_core.verify.report import H100_SHARED_LIMIT, CaseResult, KernelResult, 
 from p2t_core.verify.runner import MAX_RESTARTS, WorkerDied, prestart, run_job
 
 __all__ = ["verify", "aot_compile_module", "VerifyReport", "CaseResult", "KernelResult", "shape_cases",
-           "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend", "interpreter_problem"]
+           "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend", "interpreter_problem", "cases_job"]
 
 BACKENDS = ("auto", "cuda", "interpret", "aot")
 
@@ -32,6 +32,20 @@ def interpreter_problem() -> str | None:
         return (f"the Triton interpreter needs numpy < 2.4 (found {numpy.__version__}): "
                 "`pip install 'numpy<2.4'`, or verify with --backend cuda on a GPU")
     return None
+
+
+def cases_job(reference_source: str | None, candidate_source: str, signature: Signature, backend: str,
+              tolerances: dict[str, float], memory_limit_mb: int) -> dict:
+    """What a worker (`p2t_core.verify.worker`) is told to check, without its cases (the caller adds `cases`)."""
+    return {
+        "reference_source": reference_source,
+        "candidate_source": candidate_source,
+        "signature": signature.to_json(),
+        "backend": backend,
+        "tolerances": tolerances,
+        "tf32": backend == "cuda" and reference_source is not None and uses_matmul(reference_source),
+        "memory_limit_mb": memory_limit_mb,
+    }
 
 
 def resolve_backend(backend: str) -> str:
@@ -79,15 +93,7 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
                                 cases=[_failed(c.to_dict(), "not run: no CUDA device") for c in cases],
                                 error="backend cuda asked for, but torch sees no CUDA device",
                                 duration_s=time.perf_counter() - t0)
-    job = {
-        "reference_source": reference_source,
-        "candidate_source": candidate_source,
-        "signature": signature.to_json(),
-        "backend": backend,
-        "tolerances": tol,
-        "tf32": backend == "cuda" and reference_source is not None and uses_matmul(reference_source),
-        "memory_limit_mb": memory_limit_mb,
-    }
+    job = cases_job(reference_source, candidate_source, signature, backend, tol, memory_limit_mb)
     if backend == "aot":  # the sm_90 compile worker imports torch and triton while the cases are interpreted
         prestart("compile")
     results: dict[int, CaseResult] = {}

@@ -145,4 +145,3 @@ def test_format_6_reads_a_loop_as_the_tensor_style_unit_it_computes():
 ])
 def test_format_6_keeps_what_the_loop_rewrite_does_not_change(prompt):
     assert without_loops(prompt) == prompt
-
