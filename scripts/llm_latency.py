@@ -1,14 +1,18 @@
 """Latency of one LLM translation: greedy, one candidate, with and without the post-processor chain.
 
     python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
-                                  [--max-new-tokens 2048] [--compile-step] [--no-drafts] [--json OUT]
+                                  [--max-new-tokens 2048] [--compile-step] [--no-drafts] [--no-precompile]
+                                  [--json OUT]
 
 For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
 pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->
 semantics -> compile -> verification is "included". The first unit also pays for warming up and is reported
 apart (with --compile-step it also compiles the decoding step, `MinimalLLM.generate(compile_step=True)`). Prints
 the medians and, per unit, the tokens decoded and whether the candidate verified. Weights with a draft table
-(drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py).
+(drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py). On CUDA the
+verifier compiles each candidate's kernels ahead, side by side, unless --no-precompile; each unit's line then ends
+with the worker's phases (setup, the dry run and compiles ahead, the cases). Set XDG_CACHE_HOME to a fresh folder
+for an empty Triton cache (the verifier's cache is XDG_CACHE_HOME/p2t/triton).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
+import p2t_core.verify
 from p2t_core.llm import pairform
 from p2t_core.llm.engine import MAX_NEW_TOKENS, LLMEngine, LLMTranslationError
 from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
@@ -35,8 +40,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ap.add_argument("--compile-step", action="store_true", help="torch.compile the decoding step (GPU only)")
     ap.add_argument("--no-drafts", action="store_true", help="ignore the weights' draft table (plain greedy decoding)")
+    ap.add_argument("--no-precompile", action="store_true", help="CUDA: compile kernels as the cases launch them")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
+    p2t_core.verify.PRECOMPILE = not args.no_precompile
 
     t0 = time.perf_counter()
     engine = LLMEngine(args.weights, args.device)
@@ -71,12 +78,17 @@ def main() -> None:
                          # of verify: the cases themselves (reference, candidate, comparison, in the worker); the
                          # rest is waiting for a worker, loading the modules and building the inputs
                          "cases": len(report.cases) if report else None,
-                         "cases_s": sum(c.duration_s for c in report.cases) if report else None})
+                         "cases_s": sum(c.duration_s for c in report.cases) if report else None,
+                         "phases": report.phases if report else None})
         cases = f"  ({len(report.cases)} cases, {per_unit[-1]['cases_s']:.2f} s)" if report else ""
+        if report and report.phases:
+            cases += "  " + " ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in report.phases.items()
+                                     if k.endswith("_s"))
         print(f"{unit:40s} {tokens:5d} tokens  decode {decode_s:6.2f} s  with the chain "
               f"{total:6.2f} s  {'verified' if outcome.ok else 'stopped at ' + outcome.stage}{cases}", flush=True)
     warm = per_unit[1:] or per_unit
     summary = {"weights": args.weights, "split": args.split, "backend": args.backend, "load_s": load_s,
+               "precompile": p2t_core.verify.PRECOMPILE,
                "compile_step": args.compile_step, "drafts": decoder.drafts is not None,
                "first_unit": per_unit[0] if per_unit else None,
                "median_decode_s": statistics.median(u["decode_s"] for u in warm),

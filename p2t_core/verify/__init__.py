@@ -20,6 +20,9 @@ __all__ = ["verify", "aot_compile_module", "VerifyReport", "CaseResult", "Kernel
            "DEFAULT_TOLERANCES", "H100_SHARED_LIMIT", "resolve_backend", "interpreter_problem", "cases_job"]
 
 BACKENDS = ("auto", "cuda", "interpret", "aot")
+# On CUDA, compile every case's kernels before the cases, in forked children (p2t_core.verify.precompile).
+# False only to measure what that saves (scripts/llm_latency.py --no-precompile).
+PRECOMPILE = True
 
 
 def interpreter_problem() -> str | None:
@@ -45,6 +48,7 @@ def cases_job(reference_source: str | None, candidate_source: str, signature: Si
         "tolerances": tolerances,
         "tf32": backend == "cuda" and reference_source is not None and uses_matmul(reference_source),
         "memory_limit_mb": memory_limit_mb,
+        "precompile": PRECOMPILE,
     }
 
 
@@ -100,6 +104,7 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
     kernels: list[KernelResult] = []
     error: str | None = None
     launches: list[dict] = []
+    phases: dict[str, float] = {}
     pending = [c.to_dict() for c in cases]
     restarts = 0
     while pending:
@@ -120,6 +125,8 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
                     fresh = ev["reason"]
                 elif kind == "launches":
                     launches += [x for x in ev["launches"] if x not in launches]
+                elif kind == "phases":
+                    phases.update(ev["phases"])
             if fresh is None:
                 break
             # The worker asked for a fresh process (a poisoned CUDA context): run what is left in a new one.
@@ -154,7 +161,7 @@ def verify(reference_source: str | None, candidate_source: str, signature: Signa
     if error is None and n_pass == 0 and n_fail == 0:
         error = "every case was skipped: nothing was verified"
     return VerifyReport(passed=passed, backend=backend, seed=seed, cases=ordered, kernels=kernels, error=error,
-                        duration_s=time.perf_counter() - t0)
+                        duration_s=time.perf_counter() - t0, phases=phases)
 
 
 def _compile(candidate_source: str, launches: list[dict], timeout_s: float,

@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from p2t_core.signature import Signature
 from p2t_core.verify.cases import DEFAULT_TOLERANCES, build_cases, uses_matmul
 from p2t_core.verify.report import CaseResult, VerifyReport
-from p2t_core.verify.runner import STARTUP_TIMEOUT_S, WorkerDied, _kill, drain_pipes, worker_env
+from p2t_core.verify.runner import (
+    PRECOMPILE_STEP,
+    STARTUP_TIMEOUT_S,
+    WorkerDied,
+    _kill,
+    drain_pipes,
+    worker_env,
+)
 
 __all__ = ["BatchItem", "BatchVerifier", "verify_batch", "small_bindings"]
 
@@ -231,6 +238,8 @@ class BatchVerifier:
                     kind = ev["event"]
                     if kind == "start":
                         current, step = ev["index"], "case"
+                    elif kind == "precompile":
+                        step = PRECOMPILE_STEP
                     elif kind == "case":
                         for k, res in enumerate(ev["results"]):
                             results[k][ev["index"]] = CaseResult.from_dict(res)
@@ -450,6 +459,9 @@ def _run_item(W, aot, item: dict, backend: str, emit, n: int) -> None:
         emit(event="load_error", messages=[W._short(m, 2000) if m else None for m in messages])
     if cand_err:
         return
+    if backend == "cuda":
+        emit(event="precompile")
+        runner.precompile(item["cases"])
     candidate = runner.candidate
     for case in item["cases"]:
         emit(event="start", index=case["index"])

@@ -19,6 +19,8 @@ import p2t_core
 
 # Importing torch and triton in a fresh worker takes a few seconds; this is not the candidate's time.
 STARTUP_TIMEOUT_S = 120.0
+# How a timeout during the CUDA worker's compile-ahead (p2t_core.verify.precompile) is reported.
+PRECOMPILE_STEP = "running the launchers to compile their kernels ahead"
 # Restarts after a worker dies mid-way (crash or timeout) before the remaining cases are given up.
 MAX_RESTARTS = 2
 
@@ -37,6 +39,7 @@ def worker_env(backend: str, home: str) -> dict[str, str]:
         "PYTHONPATH": str(Path(p2t_core.__file__).resolve().parent.parent),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
+        "P2T_WORKER_KIND": backend,  # a CUDA worker warms CUDA and Triton up while it waits for its job
     }
     cache = triton_cache_dir()
     try:
@@ -192,9 +195,10 @@ def run_job(job: dict, timeout_s: float):
                 if kind == "done":
                     proc.wait(timeout=30)
                     return
-                if kind in ("ready", "loaded", "case", "start", "kernel"):
+                if kind in ("ready", "loaded", "precompile", "case", "start", "kernel"):
                     budget = timeout_s
-                    step = {"ready": "loading the candidate", "start": "case"}.get(kind, "case")
+                    step = {"ready": "loading the candidate", "start": "case",
+                            "precompile": PRECOMPILE_STEP}.get(kind, "case")
                     if job.get("mode") == "compile" and kind != "ready":
                         budget = max(timeout_s, 60.0)  # one sm_90 compile: about a second, the first slower
                         step = "sm_90 compile"

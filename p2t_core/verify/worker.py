@@ -3,7 +3,9 @@
 Events, one JSON object a line: {"event": "ready"} after imports; {"event": "loaded"} or
 {"event": "load_error", "message"}; per case {"event": "start", "index"} then {"event": "case", ...CaseResult};
 {"event": "launches", "launches": [...]} (recorded kernel launches) for the aot backend; on CUDA,
-{"event": "restart"} after a case that poisoned the context; {"event": "done"}. With `"mode": "compile"`
+{"event": "precompile"} before the cases' kernels are compiled ahead (`p2t_core.verify.precompile`) and
+{"event": "restart"} after a case that poisoned the context; {"event": "phases", "phases": {name: seconds}} (where
+the worker's time went); {"event": "done"}. With `"mode": "compile"`
 (no TRITON_INTERPRET) it compiles recorded launches for sm_90 instead: {"event": "kernel", ...} each.
 The candidate's own prints go to stderr so they cannot corrupt the protocol. The parent enforces timeouts
 and restarts after crashes.
@@ -130,6 +132,11 @@ class CaseRunner:
                 return f"reference failed to load: {_describe_exc(exc)}"
         with open(self.cand_path, "w") as f:
             f.write(self.job["candidate_source"])
+        return self.load_candidate()
+
+    def load_candidate(self) -> str | None:
+        """Execute the candidate's file as a fresh module (again after the precompile's dry run: a fresh module
+        has none of the dry run's state, such as a launcher's autotuning cache filled from launches never made)."""
         try:
             mod = _load("p2t_candidate", self.cand_path)
             self.cand_module = mod
@@ -139,6 +146,25 @@ class CaseRunner:
             return f"candidate does not define {self.sig.unit}"
         self.candidate = getattr(mod, self.sig.unit)
         return None
+
+    def precompile(self, cases: list[dict]) -> dict[str, float]:
+        """On CUDA: every case's launches compiled ahead, side by side (`p2t_core.verify.precompile`), then a fresh
+        candidate module for the cases themselves."""
+        from p2t_core.verify.precompile import precompile
+
+        def dry_run():
+            for case in cases:
+                params, init, mts = self._values(case)
+                try:
+                    cand_mod, args, _ = self._candidate_inputs(case, params, init, mts)
+                    with self.alloc.active(), self.torch.no_grad():
+                        cand_mod(*args)
+                except Exception:
+                    pass  # the case itself reports it
+
+        done = precompile(dry_run)
+        self.load_candidate()
+        return done
 
     # -- inputs ---------------------------------------------------------------------------------------------
     def _values(self, case: dict):
@@ -193,6 +219,27 @@ class CaseRunner:
             _set_tensor(mod, name, convert(value))
         return mod
 
+    def _candidate_inputs(self, case: dict, params, init: dict, mts: list):
+        """The candidate instance and its arguments: guarded copies of the inputs on the device. Raises what the
+        candidate's constructor raises."""
+        from p2t_core.verify.guard import guarded_input
+
+        cand_mod = self._instance(self.candidate, init, [], lambda t: t)
+        guarded = {}
+        for name, value in mts:
+            g = guarded_input(value, "contiguous", self.device)
+            guarded[f"self.{name}"] = g
+            _set_tensor(cand_mod, name, g.view)
+        args = []
+        for name, kind, v in params:
+            if kind == "tensor":
+                g = guarded_input(v, case["layout"], self.device)
+                guarded[name] = g
+                args.append(g.view)
+            else:
+                args.append(v)
+        return cand_mod, args, guarded
+
     def _call(self, fn, params, convert):
         """The unit's results: what it returns, then the parameters it writes in place (loop-style units)."""
         args = [convert(v) if kind == "tensor" else v for _, kind, v in params]
@@ -210,7 +257,6 @@ class CaseRunner:
     def run(self, case: dict) -> dict:
         torch = self.torch
         from p2t_core.verify.compare import compare_output
-        from p2t_core.verify.guard import guarded_input
 
         result = {k: case[k] for k in ("index", "bindings", "dtype", "layout")}
         rtol = float(self.tolerances.get(case["dtype"], 1e-5))
@@ -236,24 +282,11 @@ class CaseRunner:
                 eager = None
 
         # The candidate: guarded inputs on the device, guarded and poisoned allocations.
-        guarded = {}
         try:
-            cand_mod = self._instance(self.candidate, init, [], lambda t: t)
+            cand_mod, args, guarded = self._candidate_inputs(case, params, init, mts)
         except Exception as exc:
             return {**result, "message": f"candidate __init__ raised {_short(_describe_exc(exc))}"
                                          f"{_frame_hint(exc, self.cand_path)}"}
-        for name, value in mts:
-            g = guarded_input(value, "contiguous", self.device)
-            guarded[f"self.{name}"] = g
-            _set_tensor(cand_mod, name, g.view)
-        args = []
-        for name, kind, v in params:
-            if kind == "tensor":
-                g = guarded_input(v, case["layout"], self.device)
-                guarded[name] = g
-                args.append(g.view)
-            else:
-                args.append(v)
         try:
             with self.alloc.active(), torch.no_grad():
                 out = cand_mod(*args)
@@ -342,7 +375,15 @@ def main() -> int:
     import triton  # noqa: F401  (imported before the memory limit: its import maps a lot)
 
     torch.randn(1 << 16).sum()  # start torch's thread pool before measuring the address space
+    if os.environ.get("P2T_WORKER_KIND") == "cuda":
+        try:
+            from p2t_core.verify.precompile import warm_up
+
+            warm_up(torch)
+        except Exception as exc:  # the job meets the same trouble and reports it as the job's
+            print(f"p2t worker: CUDA warm-up failed: {_describe_exc(exc)}", file=sys.stderr)
     job = json.loads(sys.stdin.read())  # after the imports: a worker started ahead of its job has them done
+    t_job = time.perf_counter()
     if job.get("mode") == "compile":
         return _compile_main(job, emit)
     recorder = None
@@ -369,8 +410,15 @@ def main() -> int:
         emit(event="done")
         return 0
     emit(event="loaded")
+    phases = {"setup_s": time.perf_counter() - t_job}
+    if job["backend"] == "cuda" and job.get("precompile", True):
+        emit(event="precompile")
+        t0 = time.perf_counter()
+        phases.update({f"precompile_{k}": v for k, v in runner.precompile(job["cases"]).items()})
+        phases["precompile_s"] = time.perf_counter() - t0
     from p2t_core.verify import aot
 
+    t0 = time.perf_counter()
     for case in job["cases"]:
         emit(event="start", index=case["index"])
         aot.CONFIG_PICK = case["index"]
@@ -387,8 +435,10 @@ def main() -> int:
             # An illegal address or a device-side assert poisons the CUDA context: ask for a fresh worker.
             emit(event="restart", reason=res["message"])
             break
+    phases["cases_s"] = time.perf_counter() - t0
     if recorder is not None:
         emit(event="launches", launches=list(recorder.launches.values()))
+    emit(event="phases", phases=phases)
     emit(event="done")
     return 0
 
