@@ -6,13 +6,15 @@
 
 For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
 pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->
-semantics -> compile -> verification is "included". The first unit also pays for warming up and is reported
-apart (with --compile-step it also compiles the decoding step, `MinimalLLM.generate(compile_step=True)`). Prints
-the medians and, per unit, the tokens decoded and whether the candidate verified. Weights with a draft table
-(drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py). On CUDA the
-verifier compiles each candidate's kernels ahead, side by side, unless --no-precompile; each unit's line then ends
-with the worker's phases (setup, the dry run and compiles ahead, the cases). Set XDG_CACHE_HOME to a fresh folder
-for an empty Triton cache (the verifier's cache is XDG_CACHE_HOME/p2t/triton).
+semantics -> compile -> verification is "included". Each unit starts once the verifier's spare worker is ready
+(its imports and, on CUDA, its warm-up done; the wait is reported, not counted), as one translation finds it after
+the engine's start: the engine starts that worker while it loads the model. The first unit also pays for warming up
+and is reported apart (with --compile-step it also compiles the decoding step, `MinimalLLM.generate(compile_step=
+True)`). Prints the medians and, per unit, the tokens decoded and whether the candidate verified. Weights with a
+draft table (drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py).
+On CUDA the verifier compiles each candidate's kernels ahead, side by side, unless --no-precompile; each unit's
+line then ends with the worker's phases (setup, the dry run and compiles ahead, the cases). Set XDG_CACHE_HOME to a
+fresh folder for an empty Triton cache (the verifier's cache is XDG_CACHE_HOME/p2t/triton).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import p2t_core.verify
 from p2t_core.llm import pairform
 from p2t_core.llm.engine import MAX_NEW_TOKENS, LLMEngine, LLMTranslationError
 from p2t_core.llm.evaluate import read_split, row_reference, row_signature, row_unit
+from p2t_core.verify import resolve_backend
+from p2t_core.verify.runner import prestart, wait_for_spare
 
 
 def main() -> None:
@@ -52,11 +56,17 @@ def main() -> None:
     if args.no_drafts:
         decoder.drafts = None
     load_s = time.perf_counter() - t0
+    backend = resolve_backend(args.backend)
+    spare_kinds = ("aot", "compile") if backend == "aot" else (backend,)
+    prestart(backend, keep_warm=True)
     rows = read_split(args.data, args.split, limit=args.n)
     per_unit = []
     for row in rows:
         unit = row_unit(row)
         sig = row_signature(row, unit)
+        t1 = time.perf_counter()
+        ready = all([wait_for_spare(kind) for kind in spare_kinds])  # a translation that finds its worker ready
+        wait_s = time.perf_counter() - t1
         t1 = time.perf_counter()
         report = None
         try:
@@ -72,7 +82,8 @@ def main() -> None:
         # the tokens the model wrote: the candidate in the model's own text form (pair format 2: no library helpers)
         written = pairform.model_target(outcome.text, unit, row["prompt"], engine.pair_format)
         tokens = len(decoder.tokenizer.encode(written))
-        per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens,
+        per_unit.append({"unit": unit, "family": row.get("family"), "tokens": tokens, "worker_ready": ready,
+                         "worker_wait_s": wait_s,
                          "decode_s": decode_s, "total_s": total, "chain_s": dict(outcome.seconds),
                          "verified": outcome.ok, "stage": outcome.stage,
                          # of verify: the cases themselves (reference, candidate, comparison, in the worker); the

@@ -102,6 +102,24 @@ def prestart(backend: str, *, keep_warm: bool = False) -> None:
                 _spares[kind] = _spawn(kind)
 
 
+def wait_for_spare(backend: str, timeout_s: float = 120.0) -> bool:
+    """Wait until the spare worker of `backend` has done everything it does before its job (imports; on CUDA the
+    warm-up) and return True, or False if there is none or it is not ready within `timeout_s`. For measuring a
+    verification that finds its worker ready, as one translation after the engine's start does."""
+    from p2t_core.verify.worker import WARM_MARKER
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with _spares_lock:
+            spare = _spares.get(backend)
+        if spare is None or spare[0].poll() is not None:
+            return False
+        if os.path.exists(os.path.join(spare[1].name, "work", WARM_MARKER)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _take(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
     with _spares_lock:
         spare = _spares.pop(backend, None)

@@ -22,6 +22,9 @@ import sys
 import time
 import traceback
 
+# Created in the worker's cwd once it has done everything it does before reading its job.
+WARM_MARKER = "p2t-worker-warm"
+
 
 def _emit_to(stream):
     def emit(**event):
@@ -379,9 +382,10 @@ def main() -> int:
         try:
             from p2t_core.verify.precompile import warm_up
 
-            warm_up(torch)
+            warm_up()
         except Exception as exc:  # the job meets the same trouble and reports it as the job's
             print(f"p2t worker: CUDA warm-up failed: {_describe_exc(exc)}", file=sys.stderr)
+    open(WARM_MARKER, "w").close()  # for runner.wait_for_spare: this worker waits on nothing but its job now
     job = json.loads(sys.stdin.read())  # after the imports: a worker started ahead of its job has them done
     t_job = time.perf_counter()
     if job.get("mode") == "compile":
@@ -413,12 +417,12 @@ def main() -> int:
     phases = {"setup_s": time.perf_counter() - t_job}
     if job["backend"] == "cuda" and job.get("precompile", True):
         emit(event="precompile")
-        t0 = time.perf_counter()
+        t_ahead = time.perf_counter()
         phases.update({f"precompile_{k}": v for k, v in runner.precompile(job["cases"]).items()})
-        phases["precompile_s"] = time.perf_counter() - t0
+        phases["precompile_s"] = time.perf_counter() - t_ahead
     from p2t_core.verify import aot
 
-    t0 = time.perf_counter()
+    t_cases = time.perf_counter()
     for case in job["cases"]:
         emit(event="start", index=case["index"])
         aot.CONFIG_PICK = case["index"]
@@ -435,7 +439,7 @@ def main() -> int:
             # An illegal address or a device-side assert poisons the CUDA context: ask for a fresh worker.
             emit(event="restart", reason=res["message"])
             break
-    phases["cases_s"] = time.perf_counter() - t0
+    phases["cases_s"] = time.perf_counter() - t_cases
     if recorder is not None:
         emit(event="launches", launches=list(recorder.launches.values()))
     emit(event="phases", phases=phases)

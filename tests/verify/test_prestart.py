@@ -50,3 +50,12 @@ def test_keep_warm_replaces_each_spare_a_job_takes():
     assert second is not first and first.poll() is not None and second.poll() is None
     runner._discard_spares()
     assert not runner._spares and not runner._keep_warm and second.poll() is not None
+
+
+def test_wait_for_spare_sees_a_spare_finish_its_start():
+    assert not runner.wait_for_spare("interpret", timeout_s=0.1)  # none started
+    runner.prestart("interpret")
+    assert runner.wait_for_spare("interpret", timeout_s=120)
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",), seed=3)
+    assert r.passed, r.render()
+    assert not runner.wait_for_spare("interpret", timeout_s=0.1)  # the job took it
