@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/p2t_latency_out}
 mkdir -p "$OUT"
 # shellcheck source=/dev/null
 source scripts/gpu_env.sh
-python3 -m pytest -q -p no:cacheprovider tests/verify/test_precompile.py tests/verify/test_gpu.py 2>&1 | tail -15
+[ -n "${TESTS:-1}" ] && python3 -m pytest -q -p no:cacheprovider tests/verify/test_precompile.py tests/verify/test_gpu.py 2>&1 | tail -15
 rm -rf /tmp/p2t_cache_latency
 for run in ahead_cold ahead_warm onebyone_warm; do
     flag=""

@@ -13,8 +13,10 @@ verification pays in a warm worker; the second shows the cases without compiling
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import tempfile
 import time
@@ -51,6 +53,8 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", default="valid_random")
     ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--profile-precompile", action="store_true",
+                    help="first compile each unit's kernels ahead (CaseRunner.precompile) under cProfile")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     json_out = args.json_out and os.path.abspath(args.json_out)  # each unit runs in its own working directory
@@ -73,6 +77,13 @@ def main() -> None:
                 rec["error"] = error
                 units.append(rec)
                 continue
+            if args.profile_precompile:  # where the dry run's time goes (cProfile, cumulative)
+                profile = cProfile.Profile()
+                profile.enable()
+                rec["precompile"] = runner.precompile(cases)
+                profile.disable()
+                print(unit, json.dumps(rec["precompile"]))
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(18)
             for name in ("first", "again"):
                 compiles.update(n=0, s=0.0)
                 t0 = time.perf_counter()

@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 from triton.runtime.autotuner import Autotuner
@@ -69,7 +70,9 @@ def fork_map(fn: Callable[[object], None], items: Sequence, workers: int, timeou
     workers = max(1, min(workers, len(items)))
     children: dict[int, int] = {}
     for k in range(workers):
-        pid = os.fork()
+        with warnings.catch_warnings():  # the children only compile: no CUDA, no torch threads, no locks of theirs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: its share, then out without running the parent's exit handlers
             code = 0
             try:
@@ -111,46 +114,70 @@ def precompile(dry_run: Callable[[], None], workers: int | None = None,
             "compile_s": time.perf_counter() - t1}
 
 
-# The warm-up's rehearsal: units of each family the compiler handles, with broadcasting (torch.broadcast_shapes
-# imports sympy on its first call: 0.3-3 s) and a matmul (cuBLAS for the reference's eager run).
-REHEARSAL_SOURCE = """
+# The warm-up's rehearsal: a unit and a module in the generated-module contract, small but using what generated
+# launchers use (torch.broadcast_shapes, promote_types, an allocation, a JIT launch).
+REHEARSAL_REFERENCE = """
 import torch
 
 
-def p2t_warm_broadcast(x, y):
+def p2t_warm_up(x, y):
     return torch.sigmoid(x) * y + 1.0
-
-
-def p2t_warm_rows(x):
-    return x.sum(-1) / (x.abs().amax(-1) + 1.0)
-
-
-def p2t_warm_softmax(x):
-    return torch.softmax(x * 0.5, dim=-1)
-
-
-def p2t_warm_matmul(a, b):
-    return torch.relu(a @ b)
 """
+
+REHEARSAL_CANDIDATE = """
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _p2t_warm_up_kernel(X_ptr, Y_ptr, Out_ptr, n_elements, n_cols, x_row_stride, x_col_stride, y_col_stride,
+                        BLOCK_SIZE: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    rows = offsets // n_cols
+    cols = offsets % n_cols
+    x = tl.load(X_ptr + rows * x_row_stride + cols * x_col_stride, mask=mask, other=0.0).to(tl.float32)
+    y = tl.load(Y_ptr + cols * y_col_stride, mask=mask, other=0.0).to(tl.float32)
+    tl.store(Out_ptr + offsets, (tl.sigmoid(x) * y + 1.0).to(Out_ptr.dtype.element_ty), mask=mask)
+
+
+def p2t_warm_up(x, y):
+    shape = torch.broadcast_shapes(x.shape, y.shape)
+    out = torch.empty(shape, dtype=torch.promote_types(x.dtype, y.dtype), device=x.device)
+    if out.numel():
+        grid = (triton.cdiv(out.numel(), 256),)
+        _p2t_warm_up_kernel[grid](x, y, out, out.numel(), shape[1], x.stride(0), x.stride(1), y.stride(0),
+                                  BLOCK_SIZE=256)
+    return out
+"""
+
+
+def rehearsal_signature():
+    from p2t_core.signature import Signature, TensorParam
+
+    return Signature(unit="p2t_warm_up", kind="function",
+                     params=(TensorParam("x", ("M", "N")), TensorParam("y", ("N",))))
 
 
 def warm_up() -> None:
     """What a CUDA worker would otherwise pay on its first candidate's time, paid by a spare worker before its job
-    arrives: the CUDA context, Triton's driver utilities, and a rehearsal that verifies the compiler's own modules
-    of REHEARSAL_SOURCE through the whole case machinery (torch's lazily imported modules and lazily loaded CUDA
-    kernels; Triton's launchers, compiled into the shared cache the first time on a machine)."""
-    from p2t_core.engine import compile_units
+    arrives: modules torch imports on first use (torch.broadcast_shapes imports sympy: 2.5 s of byte-compiling on
+    the H200's host, where workers write no .pyc), the CUDA context, Triton's driver utilities, and a rehearsal that
+    verifies a small module through the whole case machinery (guards, the compile-ahead, comparisons: torch's lazily
+    loaded CUDA kernels; a launcher compiled into the shared cache the first time on a machine)."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
     from p2t_core.verify import DEFAULT_TOLERANCES, cases_job
     from p2t_core.verify.cases import build_cases
     from p2t_core.verify.worker import CaseRunner
 
-    for unit in compile_units(REHEARSAL_SOURCE, "<warm-up>").units:
-        job = cases_job(REHEARSAL_SOURCE, unit.module_source, unit.signature, "cuda", DEFAULT_TOLERANCES, 0)
-        runner = CaseRunner(job, emit=lambda **event: None)
-        runner.cand_path = os.path.abspath("warm_up_candidate.py")
-        if runner.load() is not None:
-            continue
-        cases = [c.to_dict() for c in build_cases(unit.signature, ("float32",), None, 0, True)]
+    sig = rehearsal_signature()
+    runner = CaseRunner(cases_job(REHEARSAL_REFERENCE, REHEARSAL_CANDIDATE, sig, "cuda", DEFAULT_TOLERANCES, 0),
+                        emit=lambda **event: None)
+    runner.cand_path = os.path.abspath("warm_up_candidate.py")
+    if runner.load() is None:
+        cases = [c.to_dict() for c in build_cases(sig, ("float32",), None, 0, True)]
         runner.precompile(cases)
         for case in cases:
             runner.run(case)

@@ -10,7 +10,7 @@ from candidates import ELEMENTWISE_CAND, ELEMENTWISE_REF, ELEMENTWISE_SIG, RMSNO
 from test_verify import AUTOTUNED
 
 from p2t_core.verify import verify
-from p2t_core.verify.precompile import fork_map
+from p2t_core.verify.precompile import REHEARSAL_CANDIDATE, REHEARSAL_REFERENCE, fork_map, rehearsal_signature
 
 
 def _write(path_and_text):
@@ -44,6 +44,13 @@ def test_children_past_the_timeout_are_killed_and_reaped():
     t0 = time.monotonic()
     assert fork_map(_hang_on_zero, [0, 1], workers=2, timeout_s=1.0) == [False, True]
     assert time.monotonic() - t0 < 10
+
+
+def test_the_warm_up_rehearsal_is_a_passing_pair():
+    # A spare CUDA worker verifies it before its job; a rehearsal that failed early would warm up less.
+    r = verify(REHEARSAL_REFERENCE, REHEARSAL_CANDIDATE, rehearsal_signature(), backend="interpret",
+               dtypes=("float32",), seed=0)
+    assert r.passed, r.render()
 
 
 @pytest.mark.gpu
