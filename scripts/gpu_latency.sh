@@ -2,7 +2,7 @@
 # Latency of one LLM translation on a GPU with the verifier's compile-ahead off and on, in one call; the GPU tests of
 # the verifier first.
 #
-#   OUT=... DATA=.gpudata/lat7 N=12 bash scripts/gpu_latency.sh
+#   OUT=... DATA=.gpudata/lat7 N=12 [TESTS=0] bash scripts/gpu_latency.sh   (TESTS=0: skip the GPU tests)
 #
 # Three runs of scripts/llm_latency.py on the same N units (greedy, one candidate, the shipped weights, CUDA
 # verification), in one Triton cache that starts empty: kernels compiled ahead (cold cache, then warm), then as the
@@ -13,7 +13,7 @@ OUT=${OUT:-/tmp/p2t_latency_out}
 mkdir -p "$OUT"
 # shellcheck source=/dev/null
 source scripts/gpu_env.sh
-[ -n "${TESTS:-1}" ] && python3 -m pytest -q -p no:cacheprovider tests/verify/test_precompile.py tests/verify/test_gpu.py 2>&1 | tail -15
+[ "${TESTS:-1}" = 1 ] && python3 -m pytest -q -p no:cacheprovider tests/verify/test_precompile.py tests/verify/test_gpu.py 2>&1 | tail -15
 rm -rf /tmp/p2t_cache_latency
 for run in ahead_cold ahead_warm onebyone_warm; do
     flag=""
