@@ -2,7 +2,8 @@
 # Latency of one LLM translation on a GPU with the verifier's compile-ahead off and on, in one call; the GPU tests of
 # the verifier first.
 #
-#   OUT=... DATA=.gpudata/lat7 N=12 [TESTS=0] bash scripts/gpu_latency.sh   (TESTS=0: skip the GPU tests)
+#   OUT=... DATA=.gpudata/lat7 N=12 [TESTS=0] [RUNS="ahead_cold ahead_warm"] bash scripts/gpu_latency.sh
+#   (TESTS=0: skip the GPU tests; RUNS: some of the three runs, in order)
 #
 # Three runs of scripts/llm_latency.py on the same N units (greedy, one candidate, the shipped weights, CUDA
 # verification), in one Triton cache that starts empty: kernels compiled ahead (cold cache, then warm), then as the
@@ -15,7 +16,7 @@ mkdir -p "$OUT"
 source scripts/gpu_env.sh
 [ "${TESTS:-1}" = 1 ] && python3 -m pytest -q -p no:cacheprovider tests/verify/test_precompile.py tests/verify/test_gpu.py 2>&1 | tail -15
 rm -rf /tmp/p2t_cache_latency
-for run in ahead_cold ahead_warm onebyone_warm; do
+for run in ${RUNS:-ahead_cold ahead_warm onebyone_warm}; do
     flag=""
     [ "$run" = onebyone_warm ] && flag="--no-precompile"
     XDG_CACHE_HOME=/tmp/p2t_cache_latency timeout 240 python3 scripts/llm_latency.py --weights model/weights \

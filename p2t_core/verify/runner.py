@@ -83,7 +83,7 @@ def _spawn(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]
 # Workers started ahead of their job, by job backend ("interpret", "aot", "cuda", "compile").
 _spares: dict[str, tuple[subprocess.Popen, tempfile.TemporaryDirectory]] = {}
 _spares_lock = threading.Lock()
-_keep_warm: set[str] = set()  # backends whose spare is replaced as soon as a job takes it (prestart's keep_warm)
+_keep_warm: set[str] = set()  # backends whose spare is replaced when the job that took it ends (prestart's keep_warm)
 
 
 def prestart(backend: str, *, keep_warm: bool = False) -> None:
@@ -91,8 +91,9 @@ def prestart(backend: str, *, keep_warm: bool = False) -> None:
     torch and triton (seconds; the bulk of a first verification) overlap the caller's own work, such as
     decoding a model's candidate. The next job of that backend takes the worker; one never taken is killed at
     exit. The worker gets its job as any other, so the sandbox is the same. `keep_warm`: from now on, each job that
-    takes a spare starts the next one, so a process that verifies one candidate after another (the LLM engine on a
-    GPU, where decoding takes ~0.2 s and a worker's imports ~3 s) always finds one ready."""
+    takes a spare starts the next one when it ends (not before: a CUDA spare's warm-up beside a running job slowed
+    that job's cases on the H200), so a process that verifies one candidate after another (the LLM engine) finds
+    one started, and ready if its imports and warm-up (seconds) fit in the time between two verifications."""
     kinds = ("aot", "compile") if backend == "aot" else (backend,)
     for kind in kinds:
         with _spares_lock:
@@ -123,8 +124,6 @@ def wait_for_spare(backend: str, timeout_s: float = 120.0) -> bool:
 def _take(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
     with _spares_lock:
         spare = _spares.pop(backend, None)
-        if backend in _keep_warm:
-            _spares[backend] = _spawn(backend)
     if spare is not None and spare[0].poll() is None:
         return spare
     if spare is not None:
@@ -224,6 +223,9 @@ def run_job(job: dict, timeout_s: float):
         finally:
             if proc.poll() is None:
                 _kill(proc)
+            with _spares_lock:
+                if job["backend"] in _keep_warm and job["backend"] not in _spares:
+                    _spares[job["backend"]] = _spawn(job["backend"])
 
 
 def _kill(proc: subprocess.Popen) -> None:
