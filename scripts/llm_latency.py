@@ -2,13 +2,14 @@
 
     python scripts/llm_latency.py --weights DIR --data DATA [--split valid_random] [--n 8] [--backend cuda]
                                   [--max-new-tokens 2048] [--compile-step] [--no-drafts] [--no-precompile]
-                                  [--json OUT]
+                                  [--no-wait-worker] [--json OUT]
 
 For N units sampled from the split (`read_split`'s seeded sample), one `LLMEngine.translate_unit` with k=1 on the
 pair's prompt, signature and reference: decoding is "verification excluded"; decoding plus the chain grammar ->
 semantics -> compile -> verification is "included". Each unit starts once the verifier's spare worker is ready
 (its imports and, on CUDA, its warm-up done; the wait is reported, not counted), as one translation finds it after
-the engine's start: the engine starts that worker while it loads the model. The first unit also pays for warming up
+the engine's start: the engine starts that worker while it loads the model (--no-wait-worker: back to back; a
+worker whose job ended cleanly serves the next, runner.py). The first unit also pays for warming up
 and is reported apart (with --compile-step it also compiles the decoding step, `MinimalLLM.generate(compile_step=
 True)`). Prints the medians and, per unit, the tokens decoded and whether the candidate verified. Weights with a
 draft table (drafts.safetensors) decode greedily with it unless --no-drafts (the same tokens, p2t_model/drafts.py).
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ap.add_argument("--compile-step", action="store_true", help="torch.compile the decoding step (GPU only)")
     ap.add_argument("--no-drafts", action="store_true", help="ignore the weights' draft table (plain greedy decoding)")
+    ap.add_argument("--no-wait-worker", action="store_true",
+                    help="start each unit at once, ready worker or not (translations back to back)")
     ap.add_argument("--no-precompile", action="store_true", help="CUDA: compile kernels as the cases launch them")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
@@ -65,7 +68,8 @@ def main() -> None:
         unit = row_unit(row)
         sig = row_signature(row, unit)
         t1 = time.perf_counter()
-        ready = all([wait_for_spare(kind) for kind in spare_kinds])  # a translation that finds its worker ready
+        # a translation that finds its worker ready, unless measuring translations back to back
+        ready = args.no_wait_worker or all([wait_for_spare(kind) for kind in spare_kinds])
         wait_s = time.perf_counter() - t1
         t1 = time.perf_counter()
         report = None

@@ -328,8 +328,8 @@ class LLMEngine:
         t0 = time.perf_counter()
         prompt = prompt if prompt is not None else unit_prompt(source, unit)
         signature = signature or unit_signature(source, unit, path)
-        if self.decodes_on_gpu:  # the verifier's worker imports torch and triton while the model loads and decodes,
-            # and the next translation finds another ready (not beside CPU decoding: on 2 cores it slowed decoding)
+        if self.decodes_on_gpu:  # the verifier's worker imports torch and triton and warms up while the model loads
+            # and decodes, then serves the next translations too (not beside CPU decoding: on 2 cores it slowed it)
             prestart(resolve_backend(backend), keep_warm=True)
         texts = self.candidates(prompt, unit, [len(p.dims) for p in signature.tensor_params], k=k,
                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)

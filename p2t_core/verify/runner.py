@@ -65,25 +65,43 @@ class WorkerDied(Exception):
     pass
 
 
-def _spawn(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
-    """A worker in a fresh temp directory (its HOME and cwd), importing torch and triton, waiting for its job."""
-    tmp = tempfile.TemporaryDirectory(prefix="p2t-verify-")
-    home = os.path.join(tmp.name, "home")
-    work = os.path.join(tmp.name, "work")
-    os.mkdir(home)
-    os.mkdir(work)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "p2t_core.verify.worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        cwd=work, env=worker_env(backend, home), start_new_session=True, close_fds=True,
-    )
-    return proc, tmp
+class _Worker:
+    """A worker process in a fresh temp directory (its HOME and cwd), importing torch and triton and waiting for its
+    job, with the threads that drain its pipes from the start (a reused worker keeps them across jobs)."""
+
+    def __init__(self, backend: str) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="p2t-verify-")
+        home = os.path.join(self.tmp.name, "home")
+        self.work = os.path.join(self.tmp.name, "work")
+        os.mkdir(home)
+        os.mkdir(self.work)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "p2t_core.verify.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.work, env=worker_env(backend, home), start_new_session=True, close_fds=True,
+        )
+        self.lines, self.err_tail, self.threads = drain_pipes(self.proc)
+        self.jobs = 0  # jobs it has been given
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.alive():
+            _kill(self.proc)
+        self.tmp.cleanup()
 
 
 # Workers started ahead of their job, by job backend ("interpret", "aot", "cuda", "compile").
-_spares: dict[str, tuple[subprocess.Popen, tempfile.TemporaryDirectory]] = {}
+_spares: dict[str, _Worker] = {}
 _spares_lock = threading.Lock()
 _keep_warm: set[str] = set()  # backends whose spare is replaced when the job that took it ends (prestart's keep_warm)
+# Keep-warm backends whose worker serves the next job too, when its last job ended cleanly: a fresh worker takes
+# seconds to be ready (imports; on CUDA its warm-up), a verification on a GPU well under one. Not "aot", whose
+# cases and sm_90 compiles are two workers.
+REUSABLE = frozenset({"cuda", "interpret"})
+# A reused worker retires after this many jobs (what candidates leave behind: allocator caches, modules).
+MAX_JOBS_PER_WORKER = 32
 
 
 def prestart(backend: str, *, keep_warm: bool = False) -> None:
@@ -99,8 +117,8 @@ def prestart(backend: str, *, keep_warm: bool = False) -> None:
         with _spares_lock:
             if keep_warm:
                 _keep_warm.add(kind)
-            if kind not in _spares or _spares[kind][0].poll() is not None:
-                _spares[kind] = _spawn(kind)
+            if kind not in _spares or not _spares[kind].alive():
+                _spares[kind] = _Worker(kind)
 
 
 def wait_for_spare(backend: str, timeout_s: float = 120.0) -> bool:
@@ -113,22 +131,22 @@ def wait_for_spare(backend: str, timeout_s: float = 120.0) -> bool:
     while time.monotonic() < deadline:
         with _spares_lock:
             spare = _spares.get(backend)
-        if spare is None or spare[0].poll() is not None:
+        if spare is None or not spare.alive():
             return False
-        if os.path.exists(os.path.join(spare[1].name, "work", WARM_MARKER)):
+        if os.path.exists(os.path.join(spare.work, WARM_MARKER)):
             return True
         time.sleep(0.02)
     return False
 
 
-def _take(backend: str) -> tuple[subprocess.Popen, tempfile.TemporaryDirectory]:
+def _take(backend: str) -> _Worker:
     with _spares_lock:
         spare = _spares.pop(backend, None)
-    if spare is not None and spare[0].poll() is None:
+    if spare is not None and spare.alive():
         return spare
     if spare is not None:
-        spare[1].cleanup()
-    return _spawn(backend)
+        spare.close()
+    return _Worker(backend)
 
 
 @atexit.register
@@ -137,9 +155,8 @@ def _discard_spares() -> None:
         spares = list(_spares.values())
         _spares.clear()
         _keep_warm.clear()
-    for proc, tmp in spares:
-        _kill(proc)
-        tmp.cleanup()
+    for spare in spares:
+        spare.close()
 
 
 def drain_pipes(proc: subprocess.Popen) -> tuple[queue.Queue, list[bytes], list[threading.Thread]]:
@@ -166,66 +183,80 @@ def drain_pipes(proc: subprocess.Popen) -> tuple[queue.Queue, list[bytes], list[
 
 
 def run_job(job: dict, timeout_s: float):
-    """Run one worker over `job` (a prestarted one where there is one); yield its events. Raises
+    """Run one worker over `job` (a prestarted or reused one where there is one); yield its events. Raises
     WorkerDied(reason) on a timeout, crash or bad exit.
 
     `timeout_s` bounds each step after startup: loading the candidate, each case, each compile.
     """
-    proc, tmp = _take(job["backend"])
-    with tmp:
-        lines, err_tail, threads = drain_pipes(proc)
+    backend = job["backend"]
+    worker = _take(backend)
+    reuse = backend in REUSABLE and backend in _keep_warm and worker.jobs + 1 < MAX_JOBS_PER_WORKER
+    worker.jobs += 1
+    proc, lines = worker.proc, worker.lines
+    clean = False
+    try:
         try:
-            try:
-                proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.write((json.dumps({**job, "reuse": reuse}) + "\n").encode())
+            proc.stdin.flush()
+            if not reuse:
                 proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            budget = STARTUP_TIMEOUT_S
-            deadline = time.monotonic() + budget
-            step = "starting"
-            while True:
-                remaining = deadline - time.monotonic()
-                try:
-                    line = lines.get(timeout=max(remaining, 0.0)) if remaining > 0 else None
-                    timed_out = remaining <= 0
-                except queue.Empty:
-                    timed_out, line = True, None
-                if timed_out:
-                    _kill(proc)
-                    raise WorkerDied(f"timeout after {budget:g} s" + ("" if step == "case" else f" ({step})"))
-                if line is None:  # stdout closed: the worker exited
-                    rc = proc.wait()
-                    for t in threads:
-                        t.join(timeout=1)
-                    text = b"".join(err_tail).decode(errors="replace")
-                    tail = text.strip().splitlines()[-3:]
-                    if rc < 0:
-                        hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
-                        # faulthandler's dump names the innermost candidate line first.
-                        where = re.search(r'File "[^"]*candidate\.py", line (\d+)', text)
-                        at = f" at candidate line {where.group(1)}" if where else ""
-                        raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{at}{hint}")
-                    raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(tail))
-                event = json.loads(line)
-                yield event
-                kind = event["event"]
-                if kind == "done":
-                    proc.wait(timeout=30)
-                    return
-                if kind in ("ready", "loaded", "precompile", "case", "start", "kernel"):
-                    budget = timeout_s
-                    step = {"ready": "loading the candidate", "start": "case",
-                            "precompile": PRECOMPILE_STEP}.get(kind, "case")
-                    if job.get("mode") == "compile" and kind != "ready":
-                        budget = max(timeout_s, 60.0)  # one sm_90 compile: about a second, the first slower
-                        step = "sm_90 compile"
-                    deadline = time.monotonic() + budget
-        finally:
-            if proc.poll() is None:
+        except BrokenPipeError:
+            pass
+        budget = STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + budget
+        step = "starting"
+        restarted = False
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = lines.get(timeout=max(remaining, 0.0)) if remaining > 0 else None
+                timed_out = remaining <= 0
+            except queue.Empty:
+                timed_out, line = True, None
+            if timed_out:
                 _kill(proc)
+                raise WorkerDied(f"timeout after {budget:g} s" + ("" if step == "case" else f" ({step})"))
+            if line is None:  # stdout closed: the worker exited
+                rc = proc.wait()
+                for t in worker.threads:
+                    t.join(timeout=1)
+                text = b"".join(worker.err_tail).decode(errors="replace")
+                tail = text.strip().splitlines()[-3:]
+                if rc < 0:
+                    hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
+                    # faulthandler's dump names the innermost candidate line first.
+                    where = re.search(r'File "[^"]*candidate\.py", line (\d+)', text)
+                    at = f" at candidate line {where.group(1)}" if where else ""
+                    raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{at}{hint}")
+                raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(tail))
+            event = json.loads(line)
+            yield event
+            kind = event["event"]
+            if kind == "restart":
+                restarted = True
+            if kind == "done":
+                if not reuse:
+                    proc.wait(timeout=30)
+                clean = not restarted
+                return
+            if kind in ("ready", "loaded", "precompile", "case", "start", "kernel"):
+                budget = timeout_s
+                step = {"ready": "loading the candidate", "start": "case",
+                        "precompile": PRECOMPILE_STEP}.get(kind, "case")
+                if job.get("mode") == "compile" and kind != "ready":
+                    budget = max(timeout_s, 60.0)  # one sm_90 compile: about a second, the first slower
+                    step = "sm_90 compile"
+                deadline = time.monotonic() + budget
+    finally:
+        with _spares_lock:
+            kept = reuse and clean and worker.alive() and backend not in _spares
+            if kept:
+                _spares[backend] = worker
+        if not kept:
+            worker.close()
             with _spares_lock:
-                if job["backend"] in _keep_warm and job["backend"] not in _spares:
-                    _spares[job["backend"]] = _spawn(job["backend"])
+                if backend in _keep_warm and backend not in _spares:
+                    _spares[backend] = _Worker(backend)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -1,4 +1,6 @@
-"""The verifier's worker: `python -m p2t_core.verify.worker`, a JSON job on stdin, JSON lines on stdout.
+"""The verifier's worker: `python -m p2t_core.verify.worker`, a JSON job a line on stdin, JSON lines on stdout.
+
+A job marked `"reuse": true` (runner.py's choice) leaves the worker waiting for the next job line once it is done.
 
 Events, one JSON object a line: {"event": "ready"} after imports; {"event": "loaded"} or
 {"event": "load_error", "message"}; per case {"event": "start", "index"} then {"event": "case", ...CaseResult};
@@ -386,8 +388,9 @@ def main() -> int:
         except Exception as exc:  # the job meets the same trouble and reports it as the job's
             print(f"p2t worker: CUDA warm-up failed: {_describe_exc(exc)}", file=sys.stderr)
     open(WARM_MARKER, "w").close()  # for runner.wait_for_spare: this worker waits on nothing but its job now
-    job = json.loads(sys.stdin.read())  # after the imports: a worker started ahead of its job has them done
-    t_job = time.perf_counter()
+    job = _read_job()  # after the imports: a worker started ahead of its job has them done
+    if job is None:
+        return 0
     if job.get("mode") == "compile":
         return _compile_main(job, emit)
     recorder = None
@@ -405,14 +408,30 @@ def main() -> int:
         _limit_cuda(torch, int(job.get("memory_limit_mb", 0)))
     else:
         _limit_memory(int(job.get("memory_limit_mb", 0)))
-    emit(event="ready")
+    # A job marked "reuse" keeps the worker for the next job line (runner.py decides; never after a poisoned
+    # CUDA context, which ends the job with a restart event).
+    while job is not None:
+        poisoned = _run_job(job, emit, recorder)
+        job = _read_job() if job.get("reuse") and not poisoned else None
+    return 0
 
+
+def _read_job() -> dict | None:
+    """The next job: one JSON line on stdin; None at end of input."""
+    line = sys.stdin.readline()
+    return json.loads(line) if line.strip() else None
+
+
+def _run_job(job: dict, emit, recorder) -> bool:
+    """One job's events, from ready to done. Returns whether a case poisoned the CUDA context."""
+    t_job = time.perf_counter()
+    emit(event="ready")
     runner = CaseRunner(job, emit)
     err = runner.load()
     if err:
         emit(event="load_error", message=_short(err, 2000))
         emit(event="done")
-        return 0
+        return False
     emit(event="loaded")
     phases = {"setup_s": time.perf_counter() - t_job}
     if job["backend"] == "cuda" and job.get("precompile", True):
@@ -422,6 +441,7 @@ def main() -> int:
         phases["precompile_s"] = time.perf_counter() - t_ahead
     from p2t_core.verify import aot
 
+    poisoned = False
     t_cases = time.perf_counter()
     for case in job["cases"]:
         emit(event="start", index=case["index"])
@@ -438,13 +458,15 @@ def main() -> int:
         if job["backend"] == "cuda" and _cuda_poisoned(res.get("message", "")):
             # An illegal address or a device-side assert poisons the CUDA context: ask for a fresh worker.
             emit(event="restart", reason=res["message"])
+            poisoned = True
             break
     phases["cases_s"] = time.perf_counter() - t_cases
     if recorder is not None:
         emit(event="launches", launches=list(recorder.launches.values()))
+        recorder.launches.clear()
     emit(event="phases", phases=phases)
     emit(event="done")
-    return 0
+    return poisoned
 
 
 def _compile_main(job: dict, emit) -> int:

@@ -44,3 +44,19 @@ def test_illegal_address_fails_its_case_and_the_rest_run_in_a_fresh_worker():
                shapes=[{"M": 3, "N": 1}, {"M": 3, "N": 5}, {"M": 4, "N": 7}], noncontiguous=False, seed=0)
     assert r.cases[0].status == "fail", r.render()
     assert [c.status for c in r.cases[1:]] == ["pass", "pass"], r.render()
+
+
+def test_a_keep_warm_cuda_worker_serves_the_next_job_and_a_poisoned_one_is_replaced():
+    from p2t_core.verify import runner
+
+    runner.prestart("cuda", keep_warm=True)
+    first = runner._spares["cuda"]
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="cuda", dtypes=("float32",), seed=1)
+    assert r.passed and r.phases["precompile_specializations"] >= 1, r.render()
+    assert runner._spares["cuda"] is first and first.jobs == 1
+    cand = bug(ELEMENTWISE_CAND, STORE="tl.store(OUT + offs + (1 << 40), out.to(OUT.dtype.element_ty), mask=mask)")
+    r = verify(ELEMENTWISE_REF, cand, ELEMENTWISE_SIG, backend="cuda", dtypes=("float32",),
+               shapes=[{"M": 3, "N": 5}], noncontiguous=False, seed=0)
+    assert not r.passed, r.render()
+    assert runner._spares["cuda"] is not first and not first.alive()
+    runner._discard_spares()
