@@ -3,9 +3,9 @@
 Each case's sizes and layouts can give a kernel another specialization (ints divisible by 16 or equal to 1, block
 sizes chosen from the shapes, every tile configuration an autotuning launcher tries), and Triton compiles each one
 when it is first launched, one after another: 0.1-1 s apiece, most of what a verification costs on a GPU
-(docs/BENCHMARKS.md, "Latency on the H200"). Here a dry pass runs every case's launcher with compiling and
-launching suppressed and collects the specializations it asked for; forked children compile them, and build their
-launchers, into Triton's on-disk cache at the same time; the cases then load every kernel from there.
+(docs/BENCHMARKS.md, "Latency under 1 s with verification"). Here a dry pass runs every case's launcher with
+compiling and launching suppressed and collects the specializations it asked for; forked children compile them, and
+build their launchers, into Triton's on-disk cache at the same time; the cases then load every kernel from there.
 
 Nothing here decides a verdict: a specialization the children miss (a child that fails or runs out of time, a
 launcher that raised in the dry pass) is compiled by the case that launches it, as without this module.

@@ -59,7 +59,8 @@ class VerifyReport:
     kernels: list[KernelResult] = field(default_factory=list)
     error: str | None = None  # worker-level trouble (candidate failed to load, worker died, ...)
     duration_s: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)  # the last worker's seconds by phase (worker.py)
+    # The last worker's phases (worker.py): seconds (names ending in _s) and, on CUDA, the compile-ahead's counts.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[CaseResult]:
