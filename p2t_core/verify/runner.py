@@ -82,6 +82,7 @@ class _Worker:
         )
         self.lines, self.err_tail, self.threads = drain_pipes(self.proc)
         self.jobs = 0  # jobs it has been given
+        self.memory_limit_mb: int | None = None  # set by its first job; a worker's limits are set once
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -190,6 +191,10 @@ def run_job(job: dict, timeout_s: float):
     """
     backend = job["backend"]
     worker = _take(backend)
+    if worker.jobs and worker.memory_limit_mb != job.get("memory_limit_mb"):  # a reused worker keeps its first limit
+        worker.close()
+        worker = _Worker(backend)
+    worker.memory_limit_mb = job.get("memory_limit_mb")
     reuse = backend in REUSABLE and backend in _keep_warm and worker.jobs + 1 < MAX_JOBS_PER_WORKER
     worker.jobs += 1
     proc, lines = worker.proc, worker.lines

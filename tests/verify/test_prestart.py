@@ -49,9 +49,14 @@ def test_keep_warm_reuses_a_worker_whose_job_ended_cleanly_and_replaces_one_that
                    seed=n)
         assert r.passed, r.render()
         assert runner._spares["interpret"] is first and first.alive() and first.jobs == n  # the same process
+    r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",), seed=3,
+               memory_limit_mb=4096)
+    assert r.passed, r.render()
+    first = runner._spares["interpret"]  # another memory limit: a fresh worker, reused from then on
+    assert first.jobs == 1 and first.memory_limit_mb == 4096
     hang = bug(ELEMENTWISE_CAND, PRELUDE="while True:\n    pass")
     r = verify(ELEMENTWISE_REF, hang, ELEMENTWISE_SIG, backend="interpret", dtypes=("float32",),
-               shapes=[{"M": 2, "N": 3}], noncontiguous=False, timeout_s=3, seed=0)
+               shapes=[{"M": 2, "N": 3}], noncontiguous=False, timeout_s=3, seed=0, memory_limit_mb=4096)
     assert not r.passed and "timeout" in r.cases[0].message, r.render()
     second = runner._spares["interpret"]  # started when the hung one was killed
     assert second is not first and not first.alive() and second.alive()
