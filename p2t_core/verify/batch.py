@@ -41,6 +41,7 @@ from p2t_core.verify.runner import (
     STARTUP_TIMEOUT_S,
     WorkerDied,
     _kill,
+    death_message,
     drain_pipes,
     worker_env,
 )
@@ -180,19 +181,7 @@ class BatchVerifier:
             rc = self.proc.wait() if self.proc is not None else -9
             text = b"".join(self.err_tail).decode(errors="replace")
             self._stop()
-            if rc < 0:
-                import re
-                import signal
-
-                try:
-                    name = signal.Signals(-rc).name
-                except ValueError:
-                    name = f"signal {-rc}"
-                hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
-                where = re.search(r'File "[^"]*cand_\d+\.py", line (\d+)', text)
-                at = f" at candidate line {where.group(1)}" if where else ""
-                raise WorkerDied(f"worker crashed (signal {-rc}) [{name}]{at}{hint}")
-            raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(text.strip().splitlines()[-3:]))
+            raise WorkerDied(death_message(rc, text))
         return json.loads(line)
 
     # -- one group: a candidate and the references that share it ----------------------------------------------

@@ -54,11 +54,19 @@ def worker_env(backend: str, home: str) -> dict[str, str]:
     return env
 
 
-def _signal_name(rc: int) -> str:
+def death_message(rc: int, stderr_text: str) -> str:
+    """Why a worker exited before its job was done: its exit code or signal, the candidate's line where faulthandler's
+    dump names one (candidate.py, or cand_N.py in a batch worker), else the last lines it wrote on stderr."""
+    if rc >= 0:
+        return f"worker exited with code {rc}: " + " | ".join(stderr_text.strip().splitlines()[-3:])
     try:
-        return signal.Signals(-rc).name
+        name = signal.Signals(-rc).name
     except ValueError:
-        return f"signal {-rc}"
+        name = f"signal {-rc}"
+    hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
+    where = re.search(r'File "[^"]*(?:candidate|cand_\d+)\.py", line (\d+)', stderr_text)  # the innermost first
+    at = f" at candidate line {where.group(1)}" if where else ""
+    return f"worker crashed (signal {-rc}) [{name}]{at}{hint}"
 
 
 class WorkerDied(Exception):
@@ -225,15 +233,7 @@ def run_job(job: dict, timeout_s: float):
                 rc = proc.wait()
                 for t in worker.threads:
                     t.join(timeout=1)
-                text = b"".join(worker.err_tail).decode(errors="replace")
-                tail = text.strip().splitlines()[-3:]
-                if rc < 0:
-                    hint = " (possibly out of memory)" if -rc in (signal.SIGKILL, signal.SIGABRT) else ""
-                    # faulthandler's dump names the innermost candidate line first.
-                    where = re.search(r'File "[^"]*candidate\.py", line (\d+)', text)
-                    at = f" at candidate line {where.group(1)}" if where else ""
-                    raise WorkerDied(f"worker crashed (signal {-rc}) [{_signal_name(rc)}]{at}{hint}")
-                raise WorkerDied(f"worker exited with code {rc}: " + " | ".join(tail))
+                raise WorkerDied(death_message(rc, b"".join(worker.err_tail).decode(errors="replace")))
             event = json.loads(line)
             yield event
             kind = event["event"]
