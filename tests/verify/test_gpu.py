@@ -49,6 +49,7 @@ def test_illegal_address_fails_its_case_and_the_rest_run_in_a_fresh_worker():
 def test_a_keep_warm_cuda_worker_serves_the_next_job_and_a_poisoned_one_is_replaced():
     from p2t_core.verify import runner
 
+    runner._discard_spares()  # whatever an earlier test in this process kept
     runner.prestart("cuda", keep_warm=True)
     first = runner._spares["cuda"]
     r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, backend="cuda", dtypes=("float32",), seed=1)

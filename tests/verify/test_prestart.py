@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from candidates import ELEMENTWISE_CAND, ELEMENTWISE_REF, ELEMENTWISE_SIG, bug
 
 from p2t_core.verify import runner, verify
+
+
+@pytest.fixture(autouse=True)
+def no_spares():
+    """Each test starts and ends with no spare workers and no keep-warm backends (the state is per process)."""
+    runner._discard_spares()
+    yield
+    runner._discard_spares()
 
 
 def test_a_prestarted_worker_runs_the_next_job_of_its_backend():
