@@ -66,7 +66,7 @@ from pathlib import Path
 from p2t_core.data import examples as ex
 from p2t_core.data.canonical import canonical_hash, canonicalize
 from p2t_core.data.generators import generate_units
-from p2t_core.data.render import applicable_styles, render, target_source, unit_entry
+from p2t_core.data.render import applicable_styles, held_tensors, render, size_args, target_source, unit_entry
 
 GENERATOR_VERSION = "3"  # 2: targets compiled with the unit's ranks, batch verifier; 3: two-line cache entries
 SPLITS = ("train", "valid_random", "valid_compositional")
@@ -327,13 +327,17 @@ def load_candidates(cache_dir: Path, key: str) -> tuple[list[Candidate], Counter
 
 def unit_signature(unit: ex.ExampleUnit, style: str = "torch"):
     """The `Signature` the verifier needs, built from the unit (used when the compiler gives none)."""
-    from p2t_core.signature import InitArg, ScalarParam, Signature, TensorParam
+    from p2t_core.signature import InitArg, ModuleTensor, ScalarParam, Signature, TensorParam
 
-    tensors = tuple(TensorParam(p.name, tuple(p.dims)) for p in unit.tensor_params)
     scalars = unit.scalar_params
-    if style == "module":
+    if style == "module":  # held tensors are the module's own, sized by constructor arguments (render.py)
+        held = held_tensors(unit)
+        tensors = tuple(TensorParam(p.name, tuple(p.dims)) for p in unit.tensor_params if p not in held)
+        sizes = tuple(InitArg(a, "int", None, d) for p in held for a, d in zip(size_args(unit, p), p.dims, strict=True))
         return Signature(unit_entry(unit, style), "module", tensors, len(unit.outputs),
-                         init_args=tuple(InitArg(p.name, p.kind, p.default) for p in scalars))
+                         init_args=sizes + tuple(InitArg(p.name, p.kind, p.default) for p in scalars),
+                         module_tensors=tuple(ModuleTensor(p.name, tuple(p.dims), "ones" if p.rank == 1 else "randn")
+                                              for p in held))
     params = tuple(TensorParam(p.name, tuple(p.dims)) if p.is_tensor else ScalarParam(p.name, p.kind, p.default)
                    for p in unit.params)
     return Signature(unit.name, "function", params, len(unit.outputs))

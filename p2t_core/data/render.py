@@ -15,7 +15,9 @@ Styles (see `STYLES`):
   row reductions (`acc = 0.0`, `for j in range(...): acc += ...`), the naive matmul triple loop, the
   three-pass loop softmax, scalar math through `math.*`. Only offered where `loop_plan(unit)` finds one;
 - `module`: a `torch.nn.Module` subclass whose scalar parameters are constructor arguments stored in
-  `__init__` (`self.eps = eps`) and whose `forward` takes the tensors.
+  `__init__` (`self.eps = eps`) and whose `forward` takes the tensors; for half the units (`held_tensors`) one
+  tensor is instead an `nn.Parameter` the constructor builds from size arguments (`self.weight =
+  nn.Parameter(torch.ones(dim))`), as in a norm's weight or a linear layer's matrix.
 
 Variation: random local names, temporaries vs nested expressions, keyword vs positional arguments,
 `dim=-1` vs `dim=1`, docstrings and comments, annotations, alias imports, operator spacing. With
@@ -186,6 +188,7 @@ class _Renderer:
         self.F = "F"
         self.np = "np" if plain or self.rng.random() < 0.85 else "numpy"
         self.self_scalars = False
+        self.held: list = []  # module style: tensor parameters built in __init__ (`held_tensors`)
         self.counts: dict[Expr, int] = {}
         for o in unit.outputs:
             self._count(o)
@@ -305,7 +308,7 @@ class _Renderer:
     def node(self, n, top: bool = False) -> tuple[str, int]:
         if isinstance(n, Ref):
             p = self.unit.param(n.name)
-            if self.self_scalars and not p.is_tensor:
+            if self.self_scalars and (not p.is_tensor or p in self.held):
                 return f"self.{p.name}", ATOM
             return p.name, ATOM
         if isinstance(n, bool):
@@ -649,6 +652,7 @@ class _Renderer:
     def render_module(self) -> str:
         u = self.unit
         self.self_scalars = True
+        self.held = held_tensors(u)
         self.imports.add("nn")
         self.body_return()
         body = self.lines
@@ -656,13 +660,20 @@ class _Renderer:
         base = self.choose(["nn.Module", f"{self.torch}.nn.Module"])
         out = [f"class {class_name(u)}({base}):", *self.docstring("    ")]
         scalars = u.scalar_params
-        if scalars or self.plain or self.chance(0.7):
-            out.append(f"    def __init__(self{', ' if scalars else ''}{self.header_params(scalars, False)}):")
+        sizes = {p.name: size_args(u, p) for p in self.held}
+        if scalars or self.held or self.plain or self.chance(0.7):
+            annotate = self.plain or self.chance(0.6)
+            head = [f"{a}: int" if annotate else a for p in self.held for a in sizes[p.name]]
+            head += [self.header_params(scalars, False)] if scalars else []
+            out.append(f"    def __init__(self{''.join(', ' + h for h in head)}):")
             out.append("        super().__init__()")
+            for p in self.held:
+                init = "ones" if p.rank == 1 else "randn"  # as the prompt's, so the target's constructor agrees
+                out.append(f"        self.{p.name} = nn.Parameter({self.torch}.{init}({', '.join(sizes[p.name])}))")
             for p in scalars:
                 out.append(f"        self.{p.name} = {p.name}")
             out.append("")
-        fwd = self.header_params(u.tensor_params, annotate_tensor=self.chance(0.3))
+        fwd = self.header_params([p for p in u.tensor_params if p not in self.held], annotate_tensor=self.chance(0.3))
         out.append(f"    def forward(self, {fwd}):")
         out += ["    " + "    " * ind + text for ind, text in body]
         return "\n".join(self.imports_text() + ["", ""] + out) + "\n"
@@ -898,6 +909,29 @@ def target_source(unit: ExampleUnit, style: str = "torch") -> str:
     style, the torch-style Module class, so the target keeps the class and its `__init__` signature).
     """
     return render(unit, "module" if style == "module" else "torch", None, plain=True)
+
+
+def held_tensors(unit: ExampleUnit) -> list:
+    """The tensor parameters a module-style rendering builds in `__init__` as `nn.Parameter`s instead of taking them
+    in `forward`: for half the units (by their structural key), the last tensor parameter after the first, of rank
+    1 or 2, whose every size is a size variable another tensor parameter also has (so the constructor's size
+    arguments meet the inputs' sizes). A function of the unit alone: the prompt's rendering and the target's agree."""
+    tensors = unit.tensor_params
+    if len(tensors) < 2 or int(unit.key()[:8], 16) % 2:
+        return []
+    for p in reversed(tensors[1:]):
+        others = {d for q in tensors if q is not p for d in q.dims}
+        if 1 <= p.rank <= 2 and all(isinstance(d, str) and d in others for d in p.dims):
+            return [p]
+    return []
+
+
+def size_args(unit: ExampleUnit, held) -> list[str]:
+    """The constructor arguments giving a held tensor's sizes: `dim` for a vector, `in_features, out_features` for
+    a matrix (with `_` appended where the unit already has a parameter of that name)."""
+    names = ["dim"] if held.rank == 1 else ["in_features", "out_features"]
+    taken = {p.name for p in unit.params}
+    return [n + "_" if n in taken else n for n in names]
 
 
 def unit_entry(unit: ExampleUnit, style: str) -> str:

@@ -17,9 +17,15 @@ from p2t_core.data.examples import ExampleUnit, Expr, Param, Ref, evaluate, from
 def run(src: str, unit: ExampleUnit, style: str, inputs: dict) -> list[torch.Tensor]:
     ns: dict = {}
     exec(compile(src, "<rendering>", "exec"), ns)
-    if style == "module":
-        mod = ns[render.class_name(unit)](**{p.name: inputs[p.name] for p in unit.scalar_params})
-        outs = mod(*[inputs[p.name] for p in unit.tensor_params])
+    if style == "module":  # held tensors: sized by constructor arguments, then given the test's values
+        held = render.held_tensors(unit)
+        init = {p.name: inputs[p.name] for p in unit.scalar_params}
+        for p in held:
+            init.update(zip(render.size_args(unit, p), inputs[p.name].shape, strict=True))
+        mod = ns[render.class_name(unit)](**init)
+        for p in held:
+            getattr(mod, p.name).data = inputs[p.name].clone()
+        outs = mod(*[inputs[p.name] for p in unit.tensor_params if p not in held])
     else:
         args = dict(inputs)
         if style == "numpy":
@@ -110,3 +116,33 @@ def test_generators_are_deterministic():
     a = generators.generate_units(random.Random(99), 30)
     b = generators.generate_units(random.Random(99), 30)
     assert [to_json(u) for u in a] == [to_json(u) for u in b]
+
+
+def test_module_style_holds_a_weight_that_the_target_and_the_verifier_signature_agree_on():
+    import itertools
+
+    from p2t_core.data.pipeline import iter_units, unit_signature
+    from p2t_core.engine import compile_units
+    from p2t_core.verify import verify
+
+    units = list(itertools.islice(iter_units(5), 120))
+    held = [u for u in units if render.held_tensors(u)]
+    assert 0.15 < len(held) / len(units) < 0.55  # half the units, of those with a tensor that can be held
+    for k, u in enumerate(held[:6]):
+        p = render.held_tensors(u)[0]
+        size = ", ".join(render.size_args(u, p))
+        src = render.render(u, "module", random.Random(k))
+        tgt = render.target_source(u, "module")
+        for text in (src, tgt):  # the prompt's rendering and the target's build the same parameter
+            assert f"self.{p.name} = nn.Parameter(" in text and f"({size}))" in text, text
+        assert f"def forward(self, {p.name}" not in src and f", {p.name})" not in src.split("def forward")[1]
+        compiled = compile_units(tgt, "<held>", keep_going=False).units[0].signature
+        want = unit_signature(u, "module")
+        assert [a.name for a in compiled.init_args] == [a.name for a in want.init_args]
+        assert [(m.name, m.init) for m in compiled.module_tensors] == [(m.name, m.init) for m in want.module_tensors]
+        assert [t.name for t in compiled.params] == [t.name for t in want.params]
+    unit = held[0]
+    cu = compile_units(render.target_source(unit, "module"), "<held>", keep_going=False).units[0]
+    r = verify(render.render(unit, "module", random.Random(0)), cu.module_source, unit_signature(unit, "module"),
+               backend="interpret", dtypes=("float32",), seed=0)
+    assert r.passed, r.render()
