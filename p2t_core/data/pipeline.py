@@ -213,7 +213,7 @@ class Candidate:
     @property
     def meta(self) -> dict:
         return {"family": self.unit.family, "style": self.style, "ops": list(self.unit.ops),
-                "ranks": [p.rank for p in self.unit.tensor_params], "dtypes": list(VERIFY_DTYPES)}
+                "ranks": tensor_ranks(self.unit, self.style), "dtypes": list(VERIFY_DTYPES)}
 
 
 def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None) -> list[Candidate]:
@@ -271,6 +271,13 @@ def _candidates_key(seed: int, pairs: int, fps: Fingerprints) -> str:
 
 def _candidates_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "candidates" / f"{key}.jsonl"
+
+
+def tensor_ranks(unit: ex.ExampleUnit, style: str) -> list[int]:
+    """The ranks of the tensors the rendering's entry takes, in order (a module's held tensors are its own, not
+    `forward`'s): the `# ranks:` line of the model's prompt, as the engine writes it from the signature."""
+    held = held_tensors(unit) if style == "module" else []
+    return [p.rank for p in unit.tensor_params if p not in held]
 
 
 def target_kind(style: str) -> str:
@@ -655,7 +662,7 @@ def pair_row(c: Candidate, entry: dict) -> str:
     return json.dumps({"id": f"{c.unit.family}-{c.hash[:16]}", "hash": c.hash, "prompt": c.prompt, "source": c.source,
                        "reference": verification_reference(c), "target": entry["target"], "family": c.unit.family,
                        "style": c.style, "ops": list(c.unit.ops),
-                       "ranks": [p.rank for p in c.unit.tensor_params], "dtypes": list(VERIFY_DTYPES),
+                       "ranks": tensor_ranks(c.unit, c.style), "dtypes": list(VERIFY_DTYPES),
                        "n_kernels": entry.get("n_kernels", 0)}, sort_keys=True)
 
 

@@ -146,3 +146,14 @@ def test_module_style_holds_a_weight_that_the_target_and_the_verifier_signature_
     r = verify(render.render(unit, "module", random.Random(0)), cu.module_source, unit_signature(unit, "module"),
                backend="interpret", dtypes=("float32",), seed=0)
     assert r.passed, r.render()
+
+
+def test_a_module_rows_ranks_are_those_of_its_forward_tensors():
+    import itertools
+
+    from p2t_core.data.pipeline import iter_units, tensor_ranks, unit_signature
+
+    unit = next(u for u in itertools.islice(iter_units(5), 200) if render.held_tensors(u))
+    sig = unit_signature(unit, "module")
+    assert tensor_ranks(unit, "module") == [len(p.dims) for p in sig.tensor_params]  # as the engine's prompt
+    assert tensor_ranks(unit, "torch") == [p.rank for p in unit.tensor_params]
