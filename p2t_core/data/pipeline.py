@@ -66,7 +66,15 @@ from pathlib import Path
 from p2t_core.data import examples as ex
 from p2t_core.data.canonical import canonical_hash, canonicalize
 from p2t_core.data.generators import generate_units
-from p2t_core.data.render import applicable_styles, held_tensors, render, size_args, target_source, unit_entry
+from p2t_core.data.render import (
+    applicable_styles,
+    held_init,
+    held_tensors,
+    render,
+    size_args,
+    target_source,
+    unit_entry,
+)
 
 GENERATOR_VERSION = "3"  # 2: targets compiled with the unit's ranks, batch verifier; 3: two-line cache entries
 SPLITS = ("train", "valid_random", "valid_compositional")
@@ -343,8 +351,7 @@ def unit_signature(unit: ex.ExampleUnit, style: str = "torch"):
         sizes = tuple(InitArg(a, "int", None, d) for p in held for a, d in zip(size_args(unit, p), p.dims, strict=True))
         return Signature(unit_entry(unit, style), "module", tensors, len(unit.outputs),
                          init_args=sizes + tuple(InitArg(p.name, p.kind, p.default) for p in scalars),
-                         module_tensors=tuple(ModuleTensor(p.name, tuple(p.dims), "ones" if p.rank == 1 else "randn")
-                                              for p in held))
+                         module_tensors=tuple(ModuleTensor(p.name, tuple(p.dims), held_init(p)) for p in held))
     params = tuple(TensorParam(p.name, tuple(p.dims)) if p.is_tensor else ScalarParam(p.name, p.kind, p.default)
                    for p in unit.params)
     return Signature(unit.name, "function", params, len(unit.outputs))

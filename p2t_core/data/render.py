@@ -668,8 +668,8 @@ class _Renderer:
             out.append(f"    def __init__(self{''.join(', ' + h for h in head)}):")
             out.append("        super().__init__()")
             for p in self.held:
-                init = "ones" if p.rank == 1 else "randn"  # as the prompt's, so the target's constructor agrees
-                out.append(f"        self.{p.name} = nn.Parameter({self.torch}.{init}({', '.join(sizes[p.name])}))")
+                out.append(f"        self.{p.name} = nn.Parameter({self.torch}.{held_init(p)}"
+                           f"({', '.join(sizes[p.name])}))")
             for p in scalars:
                 out.append(f"        self.{p.name} = {p.name}")
             out.append("")
@@ -924,6 +924,12 @@ def held_tensors(unit: ExampleUnit) -> list:
         if 1 <= p.rank <= 2 and all(isinstance(d, str) and d in others for d in p.dims):
             return [p]
     return []
+
+
+def held_init(held) -> str:
+    """How the constructor fills a held tensor (`torch.ones` for a vector, `torch.randn` for a matrix): one choice
+    for the prompt's rendering and the target's, so the target's constructor agrees."""
+    return "ones" if held.rank == 1 else "randn"
 
 
 def size_args(unit: ExampleUnit, held) -> list[str]:

@@ -121,8 +121,7 @@ def prestart(backend: str, *, keep_warm: bool = False) -> None:
     takes a spare starts the next one when it ends (not before: a CUDA spare's warm-up beside a running job slowed
     that job's cases on the H200), so a process that verifies one candidate after another (the LLM engine) finds
     one started, and ready if its imports and warm-up (seconds) fit in the time between two verifications."""
-    kinds = ("aot", "compile") if backend == "aot" else (backend,)
-    for kind in kinds:
+    for kind in _spare_kinds(backend):
         with _spares_lock:
             if keep_warm:
                 _keep_warm.add(kind)
@@ -130,22 +129,28 @@ def prestart(backend: str, *, keep_warm: bool = False) -> None:
                 _spares[kind] = _Worker(kind)
 
 
+def _spare_kinds(backend: str) -> tuple[str, ...]:
+    """The workers verifying with `backend` takes: an aot verification also takes a compile worker."""
+    return ("aot", "compile") if backend == "aot" else (backend,)
+
+
 def wait_for_spare(backend: str, timeout_s: float = 120.0) -> bool:
-    """Wait until the spare worker of `backend` has done everything it does before its job (imports; on CUDA the
-    warm-up) and return True, or False if there is none or it is not ready within `timeout_s`. For measuring a
-    verification that finds its worker ready, as one translation after the engine's start does."""
+    """Wait until the spare workers verifying with `backend` needs have done everything they do before their job
+    (imports; on CUDA the warm-up) and return True, or False if one is missing or not ready within `timeout_s`. For
+    measuring a verification that finds its workers ready, as one translation after the engine's start does."""
     from p2t_core.verify.worker import WARM_MARKER
 
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with _spares_lock:
-            spare = _spares.get(backend)
-        if spare is None or not spare.alive():
-            return False
-        if os.path.exists(os.path.join(spare.work, WARM_MARKER)):
-            return True
-        time.sleep(0.02)
-    return False
+    for kind in _spare_kinds(backend):
+        while True:
+            with _spares_lock:
+                spare = _spares.get(kind)
+            if spare is None or not spare.alive() or time.monotonic() >= deadline:
+                return False
+            if os.path.exists(os.path.join(spare.work, WARM_MARKER)):
+                break
+            time.sleep(0.02)
+    return True
 
 
 def _take(backend: str) -> _Worker:

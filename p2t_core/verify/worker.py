@@ -408,11 +408,11 @@ def main() -> int:
         _limit_cuda(torch, int(job.get("memory_limit_mb", 0)))
     else:
         _limit_memory(int(job.get("memory_limit_mb", 0)))
-    # A job marked "reuse" keeps the worker for the next job line (runner.py decides; never after a poisoned
-    # CUDA context, which ends the job with a restart event).
+    # A job marked "reuse" keeps the worker for the next job line; runner.py decides, and kills a worker whose job
+    # ended with a restart event (a poisoned CUDA context) instead of sending it another.
     while job is not None:
-        poisoned = _run_job(job, emit, recorder)
-        job = _read_job() if job.get("reuse") and not poisoned else None
+        _run_job(job, emit, recorder)
+        job = _read_job() if job.get("reuse") else None
     return 0
 
 
@@ -422,8 +422,8 @@ def _read_job() -> dict | None:
     return json.loads(line) if line.strip() else None
 
 
-def _run_job(job: dict, emit, recorder) -> bool:
-    """One job's events, from ready to done. Returns whether a case poisoned the CUDA context."""
+def _run_job(job: dict, emit, recorder) -> None:
+    """One job's events, from ready to done."""
     t_job = time.perf_counter()
     emit(event="ready")
     runner = CaseRunner(job, emit)
@@ -431,17 +431,14 @@ def _run_job(job: dict, emit, recorder) -> bool:
     if err:
         emit(event="load_error", message=_short(err, 2000))
         emit(event="done")
-        return False
+        return
     emit(event="loaded")
     phases = {"setup_s": time.perf_counter() - t_job}
     if job["backend"] == "cuda" and job.get("precompile", True):
         emit(event="precompile")
-        t_ahead = time.perf_counter()
         phases.update({f"precompile_{k}": v for k, v in runner.precompile(job["cases"]).items()})
-        phases["precompile_s"] = time.perf_counter() - t_ahead
     from p2t_core.verify import aot
 
-    poisoned = False
     t_cases = time.perf_counter()
     for case in job["cases"]:
         emit(event="start", index=case["index"])
@@ -458,7 +455,6 @@ def _run_job(job: dict, emit, recorder) -> bool:
         if job["backend"] == "cuda" and _cuda_poisoned(res.get("message", "")):
             # An illegal address or a device-side assert poisons the CUDA context: ask for a fresh worker.
             emit(event="restart", reason=res["message"])
-            poisoned = True
             break
     phases["cases_s"] = time.perf_counter() - t_cases
     if recorder is not None:
@@ -466,7 +462,6 @@ def _run_job(job: dict, emit, recorder) -> bool:
         recorder.launches.clear()
     emit(event="phases", phases=phases)
     emit(event="done")
-    return poisoned
 
 
 def _compile_main(job: dict, emit) -> int:
