@@ -114,6 +114,10 @@ class UnitResult:
     gbps: dict[str, float | None] = field(default_factory=dict)
     tflops: dict[str, float | None] = field(default_factory=dict)
     frac: dict[str, float | None] = field(default_factory=dict)  # of the ceiling of this kind
+    # memory-bound units: a copy moving the unit's own bytes, timed like the unit (the 1 GiB ceiling copy hides the
+    # fixed cost of a launch and of filling the GPU that a 70 µs kernel pays in full)
+    copy_same_ms: float | None = None
+    frac_same: dict[str, float | None] = field(default_factory=dict)  # of that copy's bandwidth
     speedup_vs_eager: float | None = None
     speedup_vs_compile: float | None = None
 
@@ -231,6 +235,21 @@ def nbytes(tensors) -> int:
 
 
 # -- ceilings ---------------------------------------------------------------------------------------------------
+
+def time_copy(n_bytes: int, device: str, tiny: bool) -> float | None:
+    """Milliseconds of a device-to-device `y.copy_(x)` moving n_bytes in all (read + write), rotated over enough
+    buffer pairs that, like a unit's input sets, none is read from L2."""
+    import torch
+
+    numel = n_bytes // 8  # float32 elements: n_bytes / 2 read, n_bytes / 2 written
+    if numel <= 0:
+        return None
+    n_sets = 1 if tiny or device != "cuda" else min(MAX_INPUT_SETS, max(1, math.ceil(2 * L2_BYTES / (numel * 4))))
+    sets = [(torch.randn(numel, device=device), torch.empty(numel, device=device)) for _ in range(n_sets)]
+    ms = time_fn(rotating(lambda x, y: y.copy_(x), sets), device, tiny)
+    del sets
+    return ms
+
 
 def measure_ceilings(device: str, tiny: bool, dtypes=("bfloat16", "float16"), echo=print) -> Ceilings:
     """Copy bandwidth (a 1 GiB `y.copy_(x)`, bytes = 2× size) and cuBLAS throughput (8192³ bf16, 4096³ fp16;
@@ -455,6 +474,8 @@ class _Unit:
                     r.compile_ms = time_fn(rotating(compiled_fn, sets), self.device, self.tiny)
                 except Exception as e:  # a recompilation for another input set can fail too
                     r.compile_error = _short(f"{type(e).__name__}: {e}")
+            if b.kind == "memory":
+                r.copy_same_ms = time_copy(r.bytes, self.device, self.tiny)
         account(r, ceilings)
         return r
 
@@ -472,6 +493,8 @@ def account(r: UnitResult, ceilings: Ceilings) -> None:
             r.frac[who] = r.tflops[who] / ceiling if ceiling and r.tflops[who] else None
         else:
             r.frac[who] = r.gbps[who] / ceilings.copy_gbps if ceilings.copy_gbps else None
+        if r.kind == "memory" and r.copy_same_ms:
+            r.frac_same[who] = r.copy_same_ms / ms
     if r.p2t_ms and r.eager_ms:
         r.speedup_vs_eager = r.eager_ms / r.p2t_ms
     if r.p2t_ms and r.compile_ms:

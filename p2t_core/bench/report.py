@@ -140,7 +140,8 @@ def render(run: BenchRun, console=None) -> None:
     table = Table(title=title, title_justify="left", show_lines=False)
     for col, justify in (("unit", "left"), ("family", "left"), ("dtype", "left"), ("shape", "left"),
                          ("p2t ms", "right"), ("eager ms", "right"), ("compile ms", "right"),
-                         ("GB/s | TFLOP/s", "right"), ("of ceiling", "right"), ("vs eager", "right"),
+                         ("GB/s | TFLOP/s", "right"), ("of ceiling", "right"), ("of same-size copy", "right"),
+                         ("vs eager", "right"),
                          ("vs compile", "right"), ("agree", "center")):
         table.add_column(col, justify=justify, overflow="fold")
     notes = []
@@ -161,7 +162,8 @@ def render(run: BenchRun, console=None) -> None:
         frac = r.frac.get("p2t")
         table.add_row(r.name, r.family, SHORT.get(r.dtype, r.dtype), r.shape, _ms(r.p2t_ms), _ms(r.eager_ms),
                       _ms(r.compile_ms) if not r.compile_error else "[red]fail[/]", rate if r.p2t_ms else "-",
-                      _fmt(frac), _fmt(r.speedup_vs_eager, ".2f") + ("x" if r.speedup_vs_eager else ""),
+                      _fmt(frac), _fmt(r.frac_same.get("p2t")),
+                      _fmt(r.speedup_vs_eager, ".2f") + ("x" if r.speedup_vs_eager else ""),
                       _fmt(r.speedup_vs_compile, ".2f") + ("x" if r.speedup_vs_compile else ""), agree)
     console.print(table)
     if meta.get("tiny"):
@@ -179,6 +181,11 @@ def render(run: BenchRun, console=None) -> None:
     for t in targets(run):
         color = {"met": "green", "missed": "red"}.get(t.status, "yellow")
         console.print(f"  [{color}]{t.status:>6}[/]  {t.name}: {t.detail}", highlight=False)
+    same = [r for r in run.results if r.frac_same.get("p2t")]
+    if same:
+        console.print("memory-bound units against a copy of their own bytes (not a target; where the fixed cost of a "
+                      "launch weighs): " + ", ".join(f"{r.name} {_fmt(r.frac_same['p2t'])}" for r in same),
+                      highlight=False)
 
 
 # -- the plot ---------------------------------------------------------------------------------------------------

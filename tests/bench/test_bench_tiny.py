@@ -60,6 +60,9 @@ def test_tiny_suite_end_to_end(tmp_path):
         assert r["p2t_ms"] > 0 and r["eager_ms"] > 0
         assert r["bytes"] > 0
         assert r["speedup_vs_eager"] is not None
+        # memory-bound units are also measured against a copy of their own bytes; matmuls are not
+        assert (r["copy_same_ms"] > 0 and r["frac_same"]["p2t"] > 0) if r["kind"] == "memory" else \
+            r["copy_same_ms"] is None
     # bytes: inputs read once + outputs written once
     assert results["ew_chain_bf16"]["bytes"] == 3 * 37 * 2
     assert results["row_sum_8192x8192_fp32"]["bytes"] == (5 * 7 + 5) * 4
@@ -119,6 +122,10 @@ def test_accounting():
     account(r, c)
     assert r.gbps["p2t"] == pytest.approx(3000.0) and r.frac["p2t"] == pytest.approx(1.0)
     assert r.speedup_vs_eager == pytest.approx(2.0) and r.speedup_vs_compile == pytest.approx(1.0)
+    assert r.frac_same == {}  # no same-size copy timed
+    r.copy_same_ms = 0.8
+    account(r, c)
+    assert r.frac_same["p2t"] == pytest.approx(0.8) and r.frac_same["eager"] == pytest.approx(0.4)
     mm = _result("mm", kind="matmul", ms=0.2, flops=2 * 4096**3, bytes=3 * 2 * 4096**2)
     account(mm, c)
     assert mm.tflops["p2t"] == pytest.approx(2 * 4096**3 / 0.2e-3 / 1e12)
