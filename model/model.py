@@ -44,15 +44,12 @@ def rope_tables(head_dim: int, length: int, base: float, device=None) -> tuple[t
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[i], x[i + hs/2]) of x (..., T, nh, hs) by the angles of its T positions: cos, sin
-    (T, 1, hs/2)."""
+    """Rotate pairs (x[i], x[i + hs/2]) of x (B, nh, T, hs) by the angles of its T positions: cos, sin (T, hs/2)
+    (or (T, 1, hs/2) for packed x (T, nh, hs))."""
     # x * [cos, cos] + roll(x, hs/2) * [-sin, sin]: one elementwise expression, and so is its gradient (halves
-    # sliced out and concatenated back made inductor's backward kernel 11% of a training step, 218 us a call).
-    # Applied on the (B, T, nh, hs) layout qkv is computed in, before heads are transposed for attention: the
-    # gradient then reads and writes memory in order (on the transposed (B, nh, T, hs) view the same backward
-    # kernel still took 249 us a call, 11.5% of a step's GPU time, H200 profile of the fourteenth session).
+    # sliced out and concatenated back made inductor's backward kernel 11% of a training step, 218 us a call)
     half = x.shape[-1] // 2
-    cos2, sin2 = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)  # (T, 1, hs)
+    cos2, sin2 = torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)  # (T, hs) or (T, 1, hs)
     xf = x.float()
     return (xf * cos2 + xf.roll(half, dims=-1) * sin2).type_as(x)
 
@@ -140,12 +137,14 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
                 cu_seqlens: torch.Tensor | None = None):
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, self.head_dim) for t in self.qkv(x).split(C, dim=2))  # (B, T, nh, hs)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # cos, sin (T, 1, hs/2): each token's angles
-        if cu_seqlens is not None:  # packed pairs (B = 1), each token at its position within its own pair
-            y = packed_causal_attention(q[0], k[0], v[0], cu_seqlens, self.max_len)  # (T, nh, hs)
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
+            q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
             return self.proj(y.reshape(B, T, C))
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
         if isinstance(start_pos, torch.Tensor):  # T tokens from a device-held position: static shapes, no sync
             pos = start_pos + torch.arange(T, device=x.device)  # (T,): the step's positions
@@ -241,7 +240,8 @@ class MinimalLLM(nn.Module):
         if cu_seqlens is not None:
             if B != 1 or positions is None or kv_cache is not None:
                 raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")
-            cos, sin = self.rope_cos[positions[0]], self.rope_sin[positions[0]]  # (N, hs/2)
+            cos = self.rope_cos[positions[0]][:, None]  # (N, 1, hs/2)
+            sin = self.rope_sin[positions[0]][:, None]
         elif isinstance(start_pos, torch.Tensor):  # positions past the context (a draft's padding) read the last angle
             pos = (start_pos + torch.arange(T, device=idx.device)).clamp(max=self.config.context - 1)
             cos, sin = self.rope_cos.index_select(0, pos), self.rope_sin.index_select(0, pos)  # (T, hs/2)
@@ -250,7 +250,6 @@ class MinimalLLM(nn.Module):
                 raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
             cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs/2)
             sin = self.rope_sin[start_pos:start_pos + T]
-        cos, sin = cos[:, None], sin[:, None]  # (T, 1, hs/2): broadcast over heads
         x = self.tok_emb(idx)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, i, kv_cache, start_pos, cu_seqlens)

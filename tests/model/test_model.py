@@ -33,8 +33,8 @@ def test_rope_scores_depend_only_on_position_difference():
     q, k = torch.randn(hs), torch.randn(hs)
 
     def score(m, n):
-        qm = apply_rope(q.view(1, 1, 1, hs), cos[m:m + 1, None], sin[m:m + 1, None])  # (B, T, nh, hs)
-        kn = apply_rope(k.view(1, 1, 1, hs), cos[n:n + 1, None], sin[n:n + 1, None])
+        qm = apply_rope(q.view(1, 1, 1, hs), cos[m:m + 1], sin[m:m + 1])
+        kn = apply_rope(k.view(1, 1, 1, hs), cos[n:n + 1], sin[n:n + 1])
         return float((qm * kn).sum())
 
     for m, n in [(5, 2), (10, 10), (3, 9)]:
