@@ -70,10 +70,17 @@ def _var(correction_default, root):
         centered = b.elementwise("sub", x=x, y=mean)
         sq = b.reduce("sum", b.elementwise("mul", x=centered, y=centered), d, bool(keepdim))
         count = b.reduced_count(x, d)
-        # max(N - correction, 0): torch gives NaN (0 / 0) for fewer elements than the correction, which takes an
-        # IEEE division on the GPU
-        denom = b.elementwise("maximum", x=b.elementwise("sub", x=count, y=b.const(corr)), y=b.const(0.0)) \
-            if corr else count
+        if corr:
+            # One element is its own mean, so torch's sum of squares is exactly 0 there and std is 0 / 0 = NaN. On
+            # the GPU the centring can leave a residue: x * y - mean compiles to one fma, which subtracts the
+            # rounded product's mean from the exact product (sm_90 PTX: fma.rn.f32), and a residue / 0 is inf.
+            sq = b.elementwise("where", condition=b.elementwise("gt", x=count, y=b.const(1.0)), x=sq,
+                               y=b.const(0.0))
+            # max(N - correction, 0): torch gives NaN (0 / 0) for fewer elements than the correction, which takes
+            # an IEEE division on the GPU
+            denom = b.elementwise("maximum", x=b.elementwise("sub", x=count, y=b.const(corr)), y=b.const(0.0))
+        else:
+            denom = count
         var = b.elementwise("div_ieee" if corr else "div", x=sq, y=denom)
         return b.elementwise("sqrt", x=var) if root else var
 
