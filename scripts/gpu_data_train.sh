@@ -19,6 +19,7 @@
 #                 evals elsewhere read the same corpus; STEPS=0 then makes the call a build only
 #   DATA_TAR      a tarball of a data directory built elsewhere (train/valid JSONL + manifest.json, e.g. built on a
 #                 CPU machine and carried, xz: 317 MB of JSONL pack into 5 MB): unpacked instead of building
+#                 (with the 48 MB of weights also carried, a seeded sample: scripts/sample_corpus.py ... --tar)
 #   TOKENIZER     a tokenizer.json to train with (`p2t train --tokenizer`) instead of training one here
 #   CORPUS_SKIP   also run the compiler's differential corpus on CUDA (scripts/gpu_corpus.py --skip CORPUS_SKIP) in
 #                 the background while the tokenizer loads and the model compiles (it uses CPU cores, little GPU)

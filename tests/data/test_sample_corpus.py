@@ -1,0 +1,51 @@
+"""scripts/sample_corpus.py: seeded, order-keeping samples of a corpus's splits, a manifest with the sample's counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "sample_corpus.py"
+
+
+def _corpus(root: Path) -> Path:
+    data = root / "data"
+    data.mkdir()
+    for split, n in (("train", 50), ("valid_random", 7), ("valid_compositional", 20)):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps({"id": f"{split}-{i}", "i": i}) + "\n"
+                                                    for i in range(n)))
+    (data / "manifest.json").write_text(json.dumps({"seed": 0, "counts": {"train": 50}}))
+    return data
+
+
+def _sample(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), str(data), str(out), "--train", "12",
+                           "--valid-compositional", "5", *extra], capture_output=True, text=True, timeout=60)
+
+
+def _ids(path: Path) -> list[int]:
+    return [json.loads(line)["i"] for line in path.read_text().splitlines()]
+
+
+def test_samples_keep_order_are_seeded_and_copy_unsized_splits_whole(tmp_path):
+    data = _corpus(tmp_path)
+    tar = tmp_path / "s.tar.xz"
+    first = _sample(data, tmp_path / "a", "--tar", str(tar))
+    assert first.returncode == 0, first.stderr
+    train = _ids(tmp_path / "a" / "train.jsonl")
+    assert len(train) == 12 and train == sorted(train) and len(set(train)) == 12
+    assert _ids(tmp_path / "a" / "valid_random.jsonl") == list(range(7))  # no size given: whole
+    assert len(_ids(tmp_path / "a" / "valid_compositional.jsonl")) == 5
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 12, "valid_random": 7, "valid_compositional": 5}
+    assert manifest["sampled_from"]["seed"] == 0 and manifest["seed"] == 0
+    with tarfile.open(tar) as t:
+        assert sorted(t.getnames()) == ["manifest.json", "train.jsonl", "valid_compositional.jsonl",
+                                        "valid_random.jsonl"]
+    assert _sample(data, tmp_path / "b").returncode == 0
+    assert _ids(tmp_path / "b" / "train.jsonl") == train  # same seed, same rows
+    assert _sample(data, tmp_path / "c", "--seed", "1").returncode == 0
+    assert _ids(tmp_path / "c" / "train.jsonl") != train
