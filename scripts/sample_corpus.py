@@ -50,7 +50,7 @@ def main() -> None:
     print(f"sample of {args.data}: {counts}")
     if args.tar:
         files = [f"{split}.jsonl" for split in SPLITS] + ["manifest.json"]
-        subprocess.run(f"tar -C {args.out} -cf - {' '.join(files)} | xz -T0 -6 > {args.tar}", shell=True, check=True)
+        subprocess.run(["tar", "-C", str(args.out), "-I", "xz -T0 -6", "-cf", str(args.tar), *files], check=True)
         print(f"packed {args.tar}: {args.tar.stat().st_size / 2**20:.1f} MiB")
 
 

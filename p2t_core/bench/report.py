@@ -181,11 +181,6 @@ def render(run: BenchRun, console=None) -> None:
     for t in targets(run):
         color = {"met": "green", "missed": "red"}.get(t.status, "yellow")
         console.print(f"  [{color}]{t.status:>6}[/]  {t.name}: {t.detail}", highlight=False)
-    same = [r for r in run.results if r.frac_same.get("p2t")]
-    if same:
-        console.print("memory-bound units against a copy of their own bytes (not a target; where the fixed cost of a "
-                      "launch weighs): " + ", ".join(f"{r.name} {_fmt(r.frac_same['p2t'])}" for r in same),
-                      highlight=False)
 
 
 # -- the plot ---------------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ from p2t_core.data.canonical import canonical_hash, canonicalize
 from p2t_core.data.generators import generate_units
 from p2t_core.data.render import (
     applicable_styles,
+    forward_tensors,
     held_init,
     held_tensors,
     render,
@@ -282,10 +283,9 @@ def _candidates_path(cache_dir: Path, key: str) -> Path:
 
 
 def tensor_ranks(unit: ex.ExampleUnit, style: str) -> list[int]:
-    """The ranks of the tensors the rendering's entry takes, in order (a module's held tensors are its own, not
-    `forward`'s): the `# ranks:` line of the model's prompt, as the engine writes it from the signature."""
-    held = held_tensors(unit) if style == "module" else []
-    return [p.rank for p in unit.tensor_params if p not in held]
+    """The ranks of the tensors the rendering's entry takes (`render.forward_tensors`): the `# ranks:` line of the
+    model's prompt, as the engine writes it from the signature."""
+    return [p.rank for p in forward_tensors(unit, style)]
 
 
 def target_kind(style: str) -> str:
@@ -347,7 +347,7 @@ def unit_signature(unit: ex.ExampleUnit, style: str = "torch"):
     scalars = unit.scalar_params
     if style == "module":  # held tensors are the module's own, sized by constructor arguments (render.py)
         held = held_tensors(unit)
-        tensors = tuple(TensorParam(p.name, tuple(p.dims)) for p in unit.tensor_params if p not in held)
+        tensors = tuple(TensorParam(p.name, tuple(p.dims)) for p in forward_tensors(unit, style))
         sizes = tuple(InitArg(a, "int", None, d) for p in held for a, d in zip(size_args(unit, p), p.dims, strict=True))
         return Signature(unit_entry(unit, style), "module", tensors, len(unit.outputs),
                          init_args=sizes + tuple(InitArg(p.name, p.kind, p.default) for p in scalars),

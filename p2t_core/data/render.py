@@ -673,7 +673,7 @@ class _Renderer:
             for p in scalars:
                 out.append(f"        self.{p.name} = {p.name}")
             out.append("")
-        fwd = self.header_params([p for p in u.tensor_params if p not in self.held], annotate_tensor=self.chance(0.3))
+        fwd = self.header_params(forward_tensors(u, "module"), annotate_tensor=self.chance(0.3))
         out.append(f"    def forward(self, {fwd}):")
         out += ["    " + "    " * ind + text for ind, text in body]
         return "\n".join(self.imports_text() + ["", ""] + out) + "\n"
@@ -924,6 +924,13 @@ def held_tensors(unit: ExampleUnit) -> list:
         if 1 <= p.rank <= 2 and all(isinstance(d, str) and d in others for d in p.dims):
             return [p]
     return []
+
+
+def forward_tensors(unit: ExampleUnit, style: str) -> list:
+    """The tensor parameters the rendering's entry takes, in order: all of them, but a module's held tensors, which
+    are its own and not `forward`'s."""
+    held = held_tensors(unit) if style == "module" else []
+    return [p for p in unit.tensor_params if p not in held]
 
 
 def held_init(held) -> str:

@@ -80,7 +80,6 @@ def test_keep_warm_replaces_the_spare_of_a_backend_it_does_not_reuse():
     assert r.passed, r.render()
     second = runner._spares["aot"]  # started when the job that took the first ended
     assert second is not first and not first.alive() and second.alive()
-    runner._discard_spares()
 
 
 def test_wait_for_spare_sees_a_spare_finish_its_start():
