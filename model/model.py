@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .rope_kernel import rope_qkv, supports
 
 IGNORE_INDEX = -100  # targets with this value (prompt and padding) carry no loss
 
@@ -133,18 +134,22 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.dropout = cfg.dropout
         self.max_len = cfg.context  # the longest packed segment
+        self.rope_kernel = supports(cfg.n_head, cfg.head_dim)
 
     def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
                 cu_seqlens: torch.Tensor | None = None):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-        if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
-            q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
+        if self.rope_kernel and x.is_cuda and kv_cache is None and cu_seqlens is None:  # training: one kernel a way
+            q, k, v = (t.transpose(1, 2) for t in rope_qkv(self.qkv(x), cos, sin, self.n_head))  # (B, nh, T, hs)
+        else:
+            q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+            if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
+                q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+                y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
+                return self.proj(y.reshape(B, T, C))
+            q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
-            return self.proj(y.reshape(B, T, C))
-        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         dropout = self.dropout if self.training else 0.0
         if isinstance(start_pos, torch.Tensor):  # T tokens from a device-held position: static shapes, no sync
             pos = start_pos + torch.arange(T, device=x.device)  # (T,): the step's positions

@@ -1,0 +1,123 @@
+"""RoPE for training on CUDA: one Triton kernel rotates q and k straight out of the qkv projection and copies v
+out beside them; the same kernel, angle negated, writes the backward's d(qkv) in one pass.
+
+Why a kernel: inductor fuses the backward of `model.apply_rope` with the qkv split into one kernel that gathers the
+rolled half of every head element by element for each of its three branches (scalar loads, none vectorized):
+242 us a call at B 24 x T 1024 where its ~150 MB need ~40, 11% of a training step (`scripts/rope_probe.py`,
+docs/BENCHMARKS.md). Here a program loads whole half-heads, so both directions run near copy speed.
+
+    q, k, v = rope_qkv(qkv, cos, sin, n_head)   # qkv (B, T, 3C); cos, sin (T, hs/2) fp32 -> (B, T, nh, hs) each
+
+Token t of every row takes angle row t of the tables (slice them at the first position). `model.apply_rope` stays
+the reference and the path for the CPU, decoding and packed pairs; tests/model/test_rope_kernel.py checks that both
+agree in value and gradient, with this kernel under the Triton interpreter.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _rotate_heads(src, src_row_stride, dst, dst_row_stride, rows, live, cos, sin, N_HEAD: tl.constexpr,
+                  HALF: tl.constexpr):
+    """(x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) for the halves x1, x2 of each head of BLOCK_ROWS tokens."""
+    heads = tl.arange(0, N_HEAD)[None, :, None] * (2 * HALF) + tl.arange(0, HALF)[None, None, :]  # (1, nh, hs/2)
+    mask = live[:, None, None]
+    first = src + rows[:, None, None] * src_row_stride + heads
+    x1 = tl.load(first, mask=mask, other=0.0).to(tl.float32)
+    x2 = tl.load(first + HALF, mask=mask, other=0.0).to(tl.float32)
+    out = dst + rows[:, None, None] * dst_row_stride + heads
+    tl.store(out, (x1 * cos - x2 * sin).to(dst.dtype.element_ty), mask=mask)
+    tl.store(out + HALF, (x2 * cos + x1 * sin).to(dst.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rope_qkv_kernel(Q_ptr, K_ptr, V_ptr, q_row_stride, k_row_stride, v_row_stride,
+                     Q_out_ptr, K_out_ptr, V_out_ptr, out_row_stride, COS_ptr, SIN_ptr, T, n_rows,
+                     SIGN: tl.constexpr, N_HEAD: tl.constexpr, HALF: tl.constexpr, BLOCK_ROWS: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # (R,) tokens b * T + t
+    live = rows < n_rows
+    angle = (rows % T)[:, None] * HALF + tl.arange(0, HALF)[None, :]  # (R, hs/2): one division a token
+    cos = tl.load(COS_ptr + angle, mask=live[:, None], other=0.0)[:, None, :]  # (R, 1, hs/2)
+    sin = SIGN * tl.load(SIN_ptr + angle, mask=live[:, None], other=0.0)[:, None, :]  # SIGN -1: the inverse
+    _rotate_heads(Q_ptr, q_row_stride, Q_out_ptr, out_row_stride, rows, live, cos, sin, N_HEAD, HALF)
+    _rotate_heads(K_ptr, k_row_stride, K_out_ptr, out_row_stride, rows, live, cos, sin, N_HEAD, HALF)
+    cols = tl.arange(0, N_HEAD * 2 * HALF)[None, :]
+    v = tl.load(V_ptr + rows[:, None] * v_row_stride + cols, mask=live[:, None])
+    tl.store(V_out_ptr + rows[:, None] * out_row_stride + cols, v, mask=live[:, None])
+
+
+def supports(n_head: int, head_dim: int) -> bool:
+    """The kernel's blocks span all heads and half a head: tl.arange wants both a power of two."""
+    return all(n > 0 and n & (n - 1) == 0 for n in (n_head, head_dim // 2))
+
+
+def _row_stride(t: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, int]:
+    """t (B, T, C) or (B, T, nh, hs) whose tokens are rows of one stride and whose heads are packed; the stride."""
+    B, T = t.shape[:2]
+    packed = t.stride(-1) == 1 and (t.dim() == 3 or t.stride(2) == head_dim)
+    if not packed or (B > 1 and t.stride(0) != T * t.stride(1)):
+        t = t.contiguous()
+    return t, t.stride(1)
+
+
+def _launch(srcs, dsts, out_row_stride: int, cos, sin, n_head: int, sign: int) -> None:
+    B, T = srcs[0].shape[:2]
+    head_dim = cos.shape[-1] * 2
+    (q, q_stride), (k, k_stride), (v, v_stride) = (_row_stride(s, head_dim) for s in srcs)
+    block_rows = 8  # 8 tokens x 8 heads x 32 = 2k elements a half: a program's loads stay in registers
+    grid = (triton.cdiv(B * T, block_rows),)
+    _rope_qkv_kernel[grid](q, k, v, q_stride, k_stride, v_stride, *dsts, out_row_stride, cos.contiguous(),
+                           sin.contiguous(), T, B * T, SIGN=sign, N_HEAD=n_head, HALF=head_dim // 2,
+                           BLOCK_ROWS=block_rows, num_warps=4)
+
+
+@torch.library.custom_op("p2t::rope_qkv", mutates_args=())
+def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+             n_head: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """qkv (B, T, 3C) -> q, k rotated and v, each (B, T, nh, hs) contiguous."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    q, k, v = (qkv.new_empty(B, T, n_head, C // n_head) for _ in range(3))
+    _launch((qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]), (q, k, v), C, cos, sin, n_head, sign=1)
+    return q, k, v
+
+
+@rope_qkv.register_fake
+def _(qkv, cos, sin, n_head):
+    B, T, C3 = qkv.shape
+    return tuple(qkv.new_empty(B, T, n_head, C3 // 3 // n_head) for _ in range(3))
+
+
+@torch.library.custom_op("p2t::rope_qkv_backward", mutates_args=())
+def rope_qkv_backward(dq: torch.Tensor, dk: torch.Tensor, dv: torch.Tensor, cos: torch.Tensor,
+                      sin: torch.Tensor) -> torch.Tensor:
+    """dq, dk, dv (B, T, nh, hs) -> d(qkv) (B, T, 3C): the inverse rotation of dq and dk, dv copied."""
+    B, T, nh, hs = dq.shape
+    C = nh * hs
+    dqkv = dq.new_empty(B, T, 3 * C)
+    _launch((dq, dk, dv), (dqkv[..., :C], dqkv[..., C:2 * C], dqkv[..., 2 * C:]), 3 * C, cos, sin, nh, sign=-1)
+    return dqkv
+
+
+@rope_qkv_backward.register_fake
+def _(dq, dk, dv, cos, sin):
+    B, T, nh, hs = dq.shape
+    return dq.new_empty(B, T, 3 * nh * hs)
+
+
+def _setup_context(ctx, inputs, output):
+    _, ctx.cos, ctx.sin, _ = inputs
+    ctx.out_shape, ctx.out_dtype = output[0].shape, output[0].dtype
+
+
+def _backward(ctx, dq, dk, dv):
+    grads = [torch.zeros(ctx.out_shape, dtype=ctx.out_dtype, device=ctx.cos.device) if g is None else g
+             for g in (dq, dk, dv)]  # an output the loss did not use
+    return rope_qkv_backward(*grads, ctx.cos, ctx.sin), None, None, None
+
+
+rope_qkv.register_autograd(_backward, setup_context=_setup_context)
