@@ -187,10 +187,12 @@ class Batch:
     cu_seqlens: torch.Tensor | None = None  # packed: (n + 1,) int32 offsets where each segment starts
 
     def to(self, device) -> Batch:
-        nb = torch.device(device).type == "cuda"
+        cuda = torch.device(device).type == "cuda"
 
-        def move(t):
-            return None if t is None else t.to(device, non_blocking=nb)
+        def move(t):  # through pinned memory: CUDA may make a copy from pageable memory wait for the stream first
+            if t is None:
+                return None
+            return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
 
         return dataclasses.replace(self, x=move(self.x), y=move(self.y), positions=move(self.positions),
                                    cu_seqlens=move(self.cu_seqlens))
