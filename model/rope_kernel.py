@@ -68,6 +68,7 @@ def _launch(srcs, dsts, out_row_stride: int, cos, sin, n_head: int, sign: int) -
     B, T = srcs[0].shape[:2]
     head_dim = cos.shape[-1] * 2
     (q, q_stride), (k, k_stride), (v, v_stride) = (_row_stride(s, head_dim) for s in srcs)
+    assert B * T * max(q_stride, k_stride, v_stride, out_row_stride) < 2**31, "offsets are int32 in the kernel"
     block_rows = 8  # 8 tokens x 8 heads x 32 = 2k elements a half: a program's loads stay in registers
     grid = (triton.cdiv(B * T, block_rows),)
     _rope_qkv_kernel[grid](q, k, v, q_stride, k_stride, v_stride, *dsts, out_row_stride, cos.contiguous(),
