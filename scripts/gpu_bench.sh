@@ -26,21 +26,8 @@ OUT=${OUT:-/tmp/p2t_bench_out}
 mkdir -p "$OUT"
 BENCH_BUDGET=${BENCH_BUDGET:-420}
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-    # (a failure here is not fatal: the preflight below names what is still missing)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || echo "gpu_bench.sh: warning: installing .whl/*.whl failed" >&2
-fi
-
-mkdir -p /tmp/p2tpath
-ln -sfn "$REPO/p2t_core" /tmp/p2tpath/p2t_core
-ln -sfn "$REPO/plugins" /tmp/p2tpath/p2t_plugins
-ln -sfn "$REPO/grammar" /tmp/p2tpath/p2t_grammar
-ln -sfn "$REPO/model" /tmp/p2tpath/p2t_model
-export PYTHONPATH=/tmp/p2tpath:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1
-# A fresh inductor cache inside $OUT's machine, not the user's home (it is cold either way on a fresh machine).
-export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/p2t_inductor_cache}
+# shellcheck source=/dev/null
+source scripts/gpu_env.sh  # the carried wheels, the source tree as packages, the inductor cache
 
 {
     echo "# gpu_bench.sh $(date -Is) in $REPO ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no git'))"

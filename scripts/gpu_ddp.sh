@@ -28,18 +28,8 @@ PAIRS=${PAIRS:-6000}
 RESUME_CHECK=${RESUME_CHECK:-1}
 mkdir -p "$OUT"
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || echo "gpu_ddp.sh: warning: installing .whl/*.whl failed" >&2
-fi
-mkdir -p /tmp/p2tpath
-ln -sfn "$REPO/p2t_core" /tmp/p2tpath/p2t_core
-ln -sfn "$REPO/plugins" /tmp/p2tpath/p2t_plugins
-ln -sfn "$REPO/grammar" /tmp/p2tpath/p2t_grammar
-ln -sfn "$REPO/model" /tmp/p2tpath/p2t_model
-export PYTHONPATH=/tmp/p2tpath:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/p2t_inductor_cache}
+# shellcheck source=/dev/null
+source scripts/gpu_env.sh  # the carried wheels, the source tree as packages, the inductor cache
 export NCCL_NVLS_ENABLE=0  # NVLink multicast off on the lent machines
 
 LOG="$OUT/ddp.log"
