@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Verified pass@1 of several weights on the same held-out units, in one GPU call: decoding on the GPU, verification
-# with the aot backend (interpreter + sm_90 compile; it needs numpy < 2.4, else cuda) on the machine's CPU cores,
+# with the aot backend (interpreter + sm_90 compile, where the interpreter passes its self-check on the machine's numpy:
+# p2t_core/verify/interpreter_compat.py; else cuda) on the machine's CPU cores,
 # which on a fresh machine is faster than JIT-compiling every candidate for CUDA in each worker (docs/BENCHMARKS.md,
 # "Device time lost").
 #
@@ -20,8 +21,8 @@ if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
     source scripts/gpu_env.sh
 fi
 JOBS=${JOBS:-$(( $(nproc) - 2 ))}
-# aot only where the interpreter can be trusted: with the image's numpy 2.5 it raised in every matmul candidate,
-# 20 false failures in 128 units (docs/BENCHMARKS.md); p2t eval now refuses it there, so fall back to cuda.
+# aot only where the interpreter can be trusted: unpatched, the image's numpy 2.5 made it raise in every matmul
+# candidate, 20 false failures in 128 units (docs/BENCHMARKS.md); p2t eval refuses it where the self-check fails.
 if [ -z "${BACKEND:-}" ]; then
     BACKEND=$(python3 -c 'from p2t_core.verify import interpreter_problem; print("cuda" if interpreter_problem() else "aot")')
     echo "verification backend: $BACKEND"

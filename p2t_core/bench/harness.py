@@ -60,6 +60,9 @@ def prepare_environment(tiny: bool) -> str:
             raise RuntimeError("triton was imported before TRITON_INTERPRET=1 was set; run the CPU mode in a fresh "
                                "process or set TRITON_INTERPRET=1 in its environment")
         os.environ["TRITON_INTERPRET"] = "1"
+    from p2t_core.verify.interpreter_compat import patch_interpreter
+
+    patch_interpreter()
     return "cpu"
 
 

@@ -27,14 +27,15 @@ PRECOMPILE = True
 
 def interpreter_problem() -> str | None:
     """Why the Triton interpreter cannot be trusted here, or None. Triton 3.6's interpreter raises on numpy >= 2.4
-    in some kernels (`tl.dot`: "only 0-dimensional arrays can be converted to Python scalars"), which would read as a
-    wrong candidate: every matmul failed that way on the GPU machine's numpy 2.5 (docs/BENCHMARKS.md)."""
-    import numpy
+    in every kernel that loops over a runtime bound ("only 0-dimensional arrays can be converted to Python
+    scalars"), which would read as a wrong candidate. `interpreter_compat.patch_interpreter` fixes that where kernels
+    are interpreted; on numpy >= 2.4 its self-check (run once per process) decides."""
+    from p2t_core.verify.interpreter_compat import FIXED_FROM, numpy_version, self_check
 
-    if tuple(int(p) for p in numpy.__version__.split(".")[:2]) >= (2, 4):
-        return (f"the Triton interpreter needs numpy < 2.4 (found {numpy.__version__}): "
-                "`pip install 'numpy<2.4'`, or verify with --backend cuda on a GPU")
-    return None
+    if numpy_version() < FIXED_FROM or (problem := self_check()) is None:
+        return None
+    return (f"the Triton interpreter fails its self-check on this numpy ({problem}): `pip install 'numpy<2.4'`, "
+            "or verify with --backend cuda on a GPU")
 
 
 def cases_job(reference_source: str | None, candidate_source: str, signature: Signature, backend: str,

@@ -403,7 +403,9 @@ def _worker_main() -> int:
     backend = first["backend"]
     if backend in ("interpret", "aot"):
         from p2t_core.verify.aot import LaunchRecorder
+        from p2t_core.verify.interpreter_compat import patch_interpreter
 
+        patch_interpreter()
         LaunchRecorder().install()  # interpreted autotuning: one config per case
     if backend == "cuda":
         W._limit_cuda(torch, int(first.get("memory_limit_mb", 0)))
