@@ -28,6 +28,9 @@
 #                 optimizer and schedule, e.g. to continue a run whose machine (and optimizer state) was lost
 #   COMPILE_WAIT  seconds to wait for the first logged step with torch.compile before restarting without it (180)
 #   STOP_AFTER    end the run (with a checkpoint) after this step, the schedule still set by STEPS (`--stop-after`)
+#   REUSE_DATA    1: train on the corpus an earlier call on this (still warm) machine left in $DATA, no build and no
+#                 DATA_TAR: the whole corpus built here in one call (STEPS=0, PAIRS=200000), trained on in the next
+#                 (a carried tarball holds at most a ~52k-pair sample beside the weights)
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
 #                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine,
 #                 which trains on the data the first call left in $DATA (no DATA_TAR needed, no build)
@@ -100,8 +103,8 @@ if [ -n "${RESUME:-}" ] && [ ! -e "$RUN/latest" ]; then  # before any build: a f
     echo "RESUME=1 but $RUN has no checkpoint (a fresh machine?): stopping"
     exit 3
 fi
-if [ -n "${RESUME:-}" ] && [ -s "$DATA/train.jsonl" ]; then
-    echo "RESUME=1: training on the data already in $DATA"  # a warm machine keeps it and its token cache
+if { [ -n "${RESUME:-}" ] || [ -n "${REUSE_DATA:-}" ]; } && [ -s "$DATA/train.jsonl" ]; then
+    echo "training on the data already in $DATA"  # a warm machine keeps it and its token cache
     rc=0
 elif [ -n "${DATA_TAR:-}" ]; then
     tar -C "$DATA" -xJf "$DATA_TAR"
@@ -210,7 +213,7 @@ if [ -d "$RUN" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
     fi
 fi
 t4=$(date +%s.%N)
-python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" "${DATA_TAR:-}${RESUME:-}" <<'EOF'
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$DATA" "$LOGS/timings.json" "${DATA_TAR:-}${RESUME:-}${REUSE_DATA:-}" <<'EOF'
 import json, sys
 t0, t1, t2, t3, t4 = map(float, sys.argv[1:6])
 carried = bool(sys.argv[8])  # the data came as a tarball or was already there: t1 - t0 is no build

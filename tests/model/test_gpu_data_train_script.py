@@ -49,3 +49,25 @@ def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
 
     fresh = run_script(tmp_path, "out3", RESUME="1", **{**common, "WORK": str(tmp_path / "elsewhere")})
     assert fresh.returncode == 3 and "has no checkpoint" in fresh.stdout
+
+
+def test_a_corpus_left_by_one_call_is_trained_on_by_the_next(tmp_path, data_dir, tok):
+    """STEPS=0 leaves the corpus in $WORK/data (a build-only call); REUSE_DATA=1 starts a fresh run on it."""
+    with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
+        for f in sorted(Path(data_dir).iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f.name)
+    tok.save(tmp_path / "tokenizer.json")
+    (tmp_path / "cfg.json").write_text(json.dumps({
+        "model": {"context": 4096}, "train": {"micro_batch": 2, "grad_accum": 1, "warmup_steps": 1}}))
+    common = {"TOKENIZER": str(tmp_path / "tokenizer.json"), "CONFIG": str(tmp_path / "cfg.json"),
+              "WORK": str(tmp_path / "work")}
+
+    data_only = run_script(tmp_path, "out1", DATA_TAR=str(tmp_path / "data.tar.xz"), STEPS="0", **common)
+    assert data_only.returncode == 0, data_only.stdout[-3000:]
+    assert "no checkpoint to export" in data_only.stdout
+
+    trained = run_script(tmp_path, "out2", REUSE_DATA="1", STEPS="2", **common)
+    assert trained.returncode == 0, trained.stdout[-3000:]
+    assert "training on the data already in" in trained.stdout and "done: step 2," in trained.stdout
+    assert (tmp_path / "out2" / "weights" / "quantized.json").exists()
