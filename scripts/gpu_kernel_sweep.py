@@ -32,12 +32,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def import_from_source_tree() -> None:
-    """Make p2t_core importable without an install (the symlinks of gpu_bench.sh; its wheels in /tmp/site)."""
+    """Make p2t_core importable without an install (the symlinks of gpu_bench.sh; its wheels in /tmp/site); under
+    TRITON_INTERPRET=1 (--tiny), also make the interpreter work on numpy >= 2.4 (p2t_core/verify/interpreter_compat)."""
     try:
         import p2t_core  # noqa: F401
-        return
     except ImportError:
-        pass
+        _link_source_tree()
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        from p2t_core.verify.interpreter_compat import patch_interpreter
+
+        patch_interpreter()
+
+
+def _link_source_tree() -> None:
     os.makedirs("/tmp/p2tpath", exist_ok=True)
     for name, target in (("p2t_core", "p2t_core"), ("p2t_plugins", "plugins"), ("p2t_grammar", "grammar"),
                          ("p2t_model", "model")):

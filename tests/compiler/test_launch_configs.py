@@ -50,6 +50,8 @@ WORKER = r'''
 import importlib.util, json, sys, tempfile, os
 import torch, triton
 from p2t_core.engine import compile_units
+from p2t_core.verify.interpreter_compat import patch_interpreter
+patch_interpreter()
 
 cases = json.loads(sys.argv[1])
 out = {}
