@@ -30,16 +30,16 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)  # quintic tuned to push singular values i
 def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
     """Approximate U V^T for G = U S V^T (G is (..., rows, cols)); the result is bf16."""
     a, b, c = NS_COEFFS
-    X = G.bfloat16()
+    X = G.bfloat16().reshape(-1, *G.shape[-2:])  # (batch, r, c): the leading dims as one batch
     tall = X.size(-2) > X.size(-1)
     if tall:  # iterate on the wide orientation: X X^T is then the smaller Gram matrix
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)  # Frobenius norm >= spectral norm: singular values <= 1
-    for _ in range(steps):
+    for _ in range(steps):  # three GEMMs a step, the scaled sums in their epilogues (not five more kernels)
         A = X @ X.mT  # (r, r)
-        B = b * A + c * (A @ A)
-        X = a * X + B @ X  # X <- a X + b (X X^T) X + c (X X^T)^2 X
-    return X.mT if tall else X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b A + c A^2
+        X = torch.baddbmm(X, B, X, beta=a)  # X <- a X + b (X X^T) X + c (X X^T)^2 X
+    return (X.mT if tall else X).reshape(G.shape)
 
 
 class Muon(torch.optim.Optimizer):
