@@ -21,18 +21,22 @@ def run_script(tmp_path: Path, out: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=400)
 
 
-def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
+def carry(tmp_path: Path, data_dir, tok, train: dict) -> dict[str, str]:
+    """The corpus as a carried tarball, the tokenizer and a config: the files a GPU call is given."""
     with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
         for f in sorted(Path(data_dir).iterdir()):
             if f.is_file():
                 tar.add(f, arcname=f.name)
     tok.save(tmp_path / "tokenizer.json")
-    (tmp_path / "cfg.json").write_text(json.dumps({
-        "model": {"context": 4096},
-        "train": {"micro_batch": 2, "grad_accum": 2, "ckpt_interval": 2, "eval_interval": 2, "eval_batches": 1,
-                  "warmup_steps": 1, "log_interval": 1}}))
-    common = {"DATA_TAR": str(tmp_path / "data.tar.xz"), "TOKENIZER": str(tmp_path / "tokenizer.json"),
-              "CONFIG": str(tmp_path / "cfg.json"), "WORK": str(tmp_path / "work"), "STEPS": "4"}
+    (tmp_path / "cfg.json").write_text(json.dumps({"model": {"context": 4096}, "train": train}))
+    return {"DATA_TAR": str(tmp_path / "data.tar.xz"), "TOKENIZER": str(tmp_path / "tokenizer.json"),
+            "CONFIG": str(tmp_path / "cfg.json"), "WORK": str(tmp_path / "work")}
+
+
+def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
+    common = {**carry(tmp_path, data_dir, tok, {"micro_batch": 2, "grad_accum": 2, "ckpt_interval": 2,
+                                                "eval_interval": 2, "eval_batches": 1, "warmup_steps": 1,
+                                                "log_interval": 1}), "STEPS": "4"}
 
     first = run_script(tmp_path, "out1", STOP_AFTER="2", **common)
     assert first.returncode == 0, first.stdout[-3000:]
@@ -53,17 +57,10 @@ def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
 
 def test_a_corpus_left_by_one_call_is_trained_on_by_the_next(tmp_path, data_dir, tok):
     """STEPS=0 leaves the corpus in $WORK/data (a build-only call); REUSE_DATA=1 starts a fresh run on it."""
-    with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
-        for f in sorted(Path(data_dir).iterdir()):
-            if f.is_file():
-                tar.add(f, arcname=f.name)
-    tok.save(tmp_path / "tokenizer.json")
-    (tmp_path / "cfg.json").write_text(json.dumps({
-        "model": {"context": 4096}, "train": {"micro_batch": 2, "grad_accum": 1, "warmup_steps": 1}}))
-    common = {"TOKENIZER": str(tmp_path / "tokenizer.json"), "CONFIG": str(tmp_path / "cfg.json"),
-              "WORK": str(tmp_path / "work")}
+    common = carry(tmp_path, data_dir, tok, {"micro_batch": 2, "grad_accum": 1, "warmup_steps": 1})
+    tarball = common.pop("DATA_TAR")
 
-    data_only = run_script(tmp_path, "out1", DATA_TAR=str(tmp_path / "data.tar.xz"), STEPS="0", **common)
+    data_only = run_script(tmp_path, "out1", DATA_TAR=tarball, STEPS="0", **common)
     assert data_only.returncode == 0, data_only.stdout[-3000:]
     assert "no checkpoint to export" in data_only.stdout
 
