@@ -38,10 +38,9 @@ def import_from_source_tree() -> None:
         import p2t_core  # noqa: F401
     except ImportError:
         _link_source_tree()
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        from p2t_core.verify.interpreter_compat import patch_interpreter
+    from p2t_core.verify.interpreter_compat import patch_interpreter
 
-        patch_interpreter()
+    patch_interpreter()
 
 
 def _link_source_tree() -> None:

@@ -34,38 +34,16 @@ DEFAULT_UNITS = "row_sum,col_sum,mean_sq,layer_norm,smooth_l1,matvec,tall_skinny
 
 
 def record(only: str, tiny: bool, workdir: str) -> list[dict]:
-    """(in a TRITON_INTERPRET=1 process) each unit's launches: kernel, described arguments, grid."""
+    """(in a TRITON_INTERPRET=1 process) each unit's launches, recorded and not run: kernel, arguments, grid."""
     import torch
-    from triton.runtime import autotuner, interpreter
 
     from p2t_core.bench.harness import UnitInputs, load_module
     from p2t_core.bench.suite import get_suite, select
     from p2t_core.engine import compile_units
-    from p2t_core.verify.aot import _base_fn, _describe
+    from p2t_core.verify.aot import LaunchRecorder
 
-    launches: list[dict] = []
-
-    def note(fn, args, kwargs, grid):
-        named = dict(zip(fn.arg_names, args, strict=False))
-        named.update({k: v for k, v in kwargs.items() if k not in ("grid", "warmup")})
-        if callable(grid):
-            grid = grid(named)
-        launches.append({"name": fn.fn.__name__, "args": {k: _describe(v) for k, v in named.items()},
-                         "grid": [int(g) for g in grid]})
-
-    def run(self, *args, grid, warmup, **kwargs):  # recorded, not executed
-        note(self, args, kwargs, grid)
-
-    def autotuned_run(self, *args, **kwargs):  # every config recorded
-        self.nargs = dict(zip(self.arg_names, args, strict=False))
-        configs = self.prune_configs(kwargs) if len(self.configs) > 1 else self.configs
-        for cfg in configs:
-            base = _base_fn(self)
-            note(base, args, {**kwargs, **cfg.all_kwargs()}, kwargs["grid"])
-        self.nargs = None
-
-    interpreter.InterpretedFunction.run = run
-    autotuner.Autotuner.run = autotuned_run
+    recorder = LaunchRecorder(execute=False)
+    recorder.install()
     units = []
     for b in select(get_suite(), only):
         shapes = b.tiny_shapes if tiny else b.shapes
@@ -76,10 +54,11 @@ def record(only: str, tiny: bool, workdir: str) -> list[dict]:
         compiled = tr.units[0]
         mod = load_module(compiled.module_source, "anatomy_" + re.sub(r"\W", "_", b.name), workdir)
         inputs = UnitInputs(compiled.signature, shapes, getattr(torch, b.dtype), "cpu")
-        launches.clear()
+        recorder.launches.clear()
         with torch.no_grad():
             inputs.instance(getattr(mod, b.unit))(*inputs.args())
-        units.append({"unit": b.name, "module": mod.__file__, "shapes": b.shape_text(tiny), "launches": list(launches)})
+        units.append({"unit": b.name, "module": mod.__file__, "shapes": b.shape_text(tiny),
+                      "launches": list(recorder.launches.values())})
     return units
 
 

@@ -104,13 +104,13 @@ def profile(name, args, cos_all, sin_all, source_dir: Path) -> dict:
     wall_ms = 1000 * (time.perf_counter() - t0) / args.iters
     kernels = sorted(((e.key, e.device_time_total / args.iters, e.count // args.iters)
                       for e in prof.key_averages() if e.device_time_total > 0), key=lambda k: -k[1])
-    for kname, _, _ in kernels:  # the generated sources, found by kernel name in inductor's cache
-        if kname.startswith("triton_"):
-            for path in Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).rglob("*.py"):
-                text = path.read_text(errors="replace")
-                if re.search(rf"def {re.escape(kname)}\(", text):
-                    (source_dir / f"{name}__{kname[:120]}.py").write_text(text)
-                    break
+    sources = {}  # kernel name -> the inductor cache file that defines it, read once
+    for path in Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).rglob("*.py"):
+        text = path.read_text(errors="replace")
+        sources.update((kname, text) for kname in re.findall(r"def (triton_\w+)\(", text))
+    for kname, _, _ in kernels:
+        if kname in sources:
+            (source_dir / f"{name}__{kname[:120]}.py").write_text(sources[kname])
     return {"spelling": name, "dynamic": dynamic, "T": T, "batch": args.batch, "wall_ms_per_iter": wall_ms,
             "cuda_us_per_iter": sum(k[1] for k in kernels),
             "kernels": [{"name": k[0], "us_per_iter": round(k[1], 1), "calls": k[2]} for k in kernels[:25]]}

@@ -46,10 +46,13 @@ def _describe(value: Any) -> tuple:
 
 
 class LaunchRecorder:
-    """Records kernel launches made under the interpreter; runs one config (CONFIG_PICK) of autotuned ones."""
+    """Records kernel launches made under the interpreter; runs one config (CONFIG_PICK) of autotuned ones.
+    With execute=False nothing runs and each launch also records its grid: what a module would launch at shapes
+    too large to interpret (scripts/kernel_anatomy.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, execute: bool = True) -> None:
         self.launches: dict[tuple, dict] = {}
+        self.execute = execute
 
     def record(self, name: str, arg_names: list[str], args: tuple, kwargs: dict) -> None:
         named = dict(zip(arg_names, args, strict=False))
@@ -58,6 +61,9 @@ class LaunchRecorder:
         key = (name, tuple(sorted(desc.items())))
         if key not in self.launches:
             self.launches[key] = {"name": name, "args": desc}
+            if not self.execute:
+                grid = kwargs["grid"](named) if callable(kwargs["grid"]) else kwargs["grid"]
+                self.launches[key]["grid"] = [int(g) for g in grid]
 
     def install(self) -> None:
         from triton.runtime import autotuner, interpreter
@@ -66,8 +72,9 @@ class LaunchRecorder:
         orig_run = interpreter.InterpretedFunction.run
 
         def run(self, *args, grid, warmup, **kwargs):
-            recorder.record(self.fn.__name__, self.arg_names, args, kwargs)
-            return orig_run(self, *args, grid=grid, warmup=warmup, **kwargs)
+            recorder.record(self.fn.__name__, self.arg_names, args, {**kwargs, "grid": grid})
+            if recorder.execute:
+                return orig_run(self, *args, grid=grid, warmup=warmup, **kwargs)
 
         interpreter.InterpretedFunction.run = run
 
@@ -76,10 +83,13 @@ class LaunchRecorder:
             self.nargs = dict(zip(self.arg_names, args, strict=False))
             configs = self.prune_configs(kwargs) if len(self.configs) > 1 else self.configs
             base = _base_fn(self)
-            pick = CONFIG_PICK % len(configs)
+            pick = CONFIG_PICK % len(configs) if recorder.execute else None
             for i, cfg in enumerate(configs):
                 if i != pick:
                     recorder.record(base.__name__, base.arg_names, args, {**kwargs, **cfg.all_kwargs()})
+            if pick is None:
+                self.nargs = None
+                return None
             cfg = configs[pick]
             self.best_config = cfg
             if cfg.pre_hook is not None:

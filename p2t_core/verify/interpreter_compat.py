@@ -6,8 +6,9 @@ kernel loop over a runtime bound (`for k in range(0, K, BLOCK_K)`, every matmul)
 can be converted to Python scalars": every matmul candidate failed that way on the GPU machine's numpy 2.5
 (docs/BENCHMARKS.md). `patch_interpreter()` converts through `.item()` instead; it is called wherever kernels are
 interpreted (the verifier's workers, the data pipeline's batch worker, `p2t bench --tiny`). `self_check()` runs
-kernels of every construct the compiler emits (a loop over a runtime bound, `tl.dot`, a reduction, a masked
-load) under the patched interpreter in a subprocess, so a machine whose numpy breaks something else is still told.
+kernels with the construct numpy 2.4 broke and the common ones beside it (a loop over a runtime bound, `tl.dot`, a
+reduction, masked loads) under the patched interpreter in a subprocess, so a machine whose numpy breaks one of those
+another way is still told.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def numpy_version() -> tuple[int, int]:
 
 
 def patch_interpreter() -> None:
-    """Make the Triton interpreter's scalar-to-int conversion work on numpy >= 2.4; a no-op below it or twice."""
-    if numpy_version() < FIXED_FROM:
+    """Make the Triton interpreter's scalar-to-int conversion work on numpy >= 2.4; a no-op where the interpreter is
+    off (TRITON_INTERPRET unset), below numpy 2.4, or the second time."""
+    if os.environ.get("TRITON_INTERPRET") != "1" or numpy_version() < FIXED_FROM:
         return
     from triton.runtime import interpreter
 

@@ -379,10 +379,9 @@ def main() -> int:
     import torch
     import triton  # noqa: F401  (imported before the memory limit: its import maps a lot)
 
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        from p2t_core.verify.interpreter_compat import patch_interpreter
+    from p2t_core.verify.interpreter_compat import patch_interpreter
 
-        patch_interpreter()
+    patch_interpreter()  # an interpreting worker on numpy >= 2.4
 
     torch.randn(1 << 16).sum()  # start torch's thread pool before measuring the address space
     if os.environ.get("P2T_WORKER_KIND") == "cuda":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -22,8 +23,7 @@ def test_anatomy_names_each_launch_with_its_residency_and_accesses(tmp_path):
     for u in units.values():
         assert u["launches"], u["unit"]
         for x in u["launches"]:
-            assert x["programs"] == x["grid"][0] * (x["grid"][1] if len(x["grid"]) > 1 else 1) * (
-                x["grid"][2] if len(x["grid"]) > 2 else 1)
+            assert x["programs"] == math.prod(x["grid"])
             assert x["registers"] and 1 <= x["per_sm"] <= 32 and 0 < x["occupancy"] <= 1
             assert any(k.startswith("ld.") for k in x["accesses"]) and any(k.startswith("st.") for k in x["accesses"])
     assert "occupancy" in run.stdout and "a SM (by" in run.stdout

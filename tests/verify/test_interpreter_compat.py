@@ -31,6 +31,7 @@ class _Tensor:
 def fresh_interpreter(monkeypatch):
     monkeypatch.setattr(interpreter, "_patch_lang_tensor", interpreter._patch_lang_tensor)
     monkeypatch.delattr(interpreter, "_p2t_patched", raising=False)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # the patch is for interpreting processes only
 
 
 def test_below_numpy_2_4_nothing_is_patched(fresh_interpreter, monkeypatch):
