@@ -80,11 +80,12 @@ class Muon(torch.optim.Optimizer):
                 torch._foreach_add_(bufs, [g.float() for g in grads])  # M <- mu M + G
                 updates = torch._foreach_add([g.float() for g in grads], bufs, alpha=mom) if group["nesterov"] \
                     else bufs  # Nesterov: G + mu M
-                ortho = newton_schulz(torch.stack(updates), steps=group["ns_steps"]).unbind(0)
+                # one cast of the stack, not one a matrix: 60 of the 64 casts of a step at the 50m preset
+                ortho = newton_schulz(torch.stack(updates), steps=group["ns_steps"]).to(params[0].dtype).unbind(0)
                 scale = max(1.0, shape[0] / shape[1]) ** 0.5  # tall matrices: keep per-element RMS comparable
                 if wd:
                     torch._foreach_mul_(params, 1 - lr * wd)
-                torch._foreach_add_(params, [o.to(params[0].dtype) for o in ortho], alpha=-lr * scale)
+                torch._foreach_add_(params, ortho, alpha=-lr * scale)
         return loss
 
 

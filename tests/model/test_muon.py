@@ -8,6 +8,7 @@ from p2t_model import muon as muon_mod
 from p2t_model.config import preset
 from p2t_model.model import MinimalLLM
 from p2t_model.muon import Muon, build_optimizers, newton_schulz, split_params
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 @pytest.mark.parametrize("shape", [(64, 256), (256, 64), (128, 128)])
@@ -85,3 +86,26 @@ def test_adamw_baseline_puts_every_parameter_in_one_adamw():
     cfg.optimizer = "sgd"
     with pytest.raises(ValueError, match="unknown optimizer"):
         build_optimizers(model, cfg)
+
+
+class _CountCasts(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.casts = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.casts += func.overloadpacket is torch.ops.aten._to_copy
+        return func(*args, **(kwargs or {}))
+
+
+def test_muon_step_casts_each_stack_of_same_shape_matrices_once():
+    """Every cast is a kernel launch on the GPU, where the optimizer step is bound by the host: the bf16 update of
+    a shape group comes back to the parameters' dtype in one cast of the stack, not one a matrix."""
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(16, 8)) for _ in range(5)] + [torch.nn.Parameter(torch.randn(8, 8))]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = Muon(params, lr=0.01)
+    with _CountCasts() as count:
+        opt.step()
+    assert count.casts == 2 * 2  # per shape group: the stack to bf16 for Newton-Schulz, the update back
