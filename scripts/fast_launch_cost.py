@@ -3,7 +3,7 @@
 
     python3 scripts/fast_launch_cost.py [--launches 20000] [--rounds 7]
 
-A matvec-shaped launch (3 tensors, 14 ints, 5 constexprs, num_warps) through a real `JITFunction` whose compiled
+A matvec-shaped launch (3 tensors and 2 dummies, 15 ints, 5 constexprs, num_warps) through a real `JITFunction` whose compiled
 kernel is a stand-in with a no-op launcher, and a driver that names device 0: what is timed is the helper's own
 Python (the key over the arguments, the cache lookup, the call), not Triton's C launcher or the GPU. Prints the best
 of the rounds in microseconds per launch.
@@ -22,8 +22,8 @@ from triton.runtime import driver
 from p2t_core.codegen.prelude import PRELUDE
 
 
-def _matvec_like(A, V, Out, n_outer, n_r, n_inner, a_so, a_sr, a_si, v_so, v_sr, v_si, o_so, o_sr, o_si, Part, n_split,
-                 COMBINE: tl.constexpr, WIDE: tl.constexpr, SINGLE: tl.constexpr, BLOCK_R: tl.constexpr,
+def _matvec_like(A, V, Out, n_outer, n_r, n_inner, a_so, a_sr, a_si, v_so, v_sr, v_si, o_so, o_sr, o_si, Part, Sem,
+                 n_split, chunk, SPLIT: tl.constexpr, WIDE: tl.constexpr, SINGLE: tl.constexpr, BLOCK_R: tl.constexpr,
                  BLOCK_I: tl.constexpr):
     pass
 
@@ -54,8 +54,8 @@ def main() -> None:
     exec(PRELUDE["_p2t_fast_launch"], namespace)
     kernel = namespace["_p2t_fast_launch"](triton.runtime.JITFunction(_matvec_like))
     a, v, out = torch.randn(64, 64), torch.randn(64), torch.empty(64)
-    call = (a, v, out, 8192, 8192, 1, 8192, 1, 0, 0, 1, 0, 1, 0, 0, a, 1)
-    meta = dict(COMBINE=False, WIDE=False, SINGLE=True, BLOCK_R=8192, BLOCK_I=1, num_warps=8)
+    call = (a, v, out, 8192, 8192, 1, 8192, 1, 0, 0, 1, 0, 1, 0, 0, a, a, 1, 8192)
+    meta = dict(SPLIT=False, WIDE=False, SINGLE=True, BLOCK_R=8192, BLOCK_I=1, num_warps=8)
     kernel[(8192, 1)](*call, **meta)  # the miss that fills the cache
     best = float("inf")
     for _ in range(args.rounds):

@@ -256,6 +256,21 @@ def _p2t_split_config(n_outer, n_r, n_inner, element_size):
     chunk = _p2t_cdiv(_p2t_cdiv(n_r, n_split), block_r) * block_r
     return _p2t_cdiv(n_r, chunk), chunk, block_r, block_i, 8 if block_i == 1 else 4
 ''',
+    "_P2T_SEMAPHORES": '''
+_P2T_SEMAPHORES = {}
+''',
+    "_p2t_semaphores": '''
+def _p2t_semaphores(n, device):
+    """n int32 counts, zero between launches, for split reductions whose last program per tile combines the
+    partial results. One buffer per device and stream: launches on one stream never overlap, and each kernel's
+    last programs reset the counts they used; a grown buffer is zeroed on the stream that will use it."""
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    counts = _P2T_SEMAPHORES.get((device, stream))
+    if counts is None or counts.numel() < n:
+        counts = torch.zeros(max(n, 1024), dtype=torch.int32, device=device)
+        _P2T_SEMAPHORES[(device, stream)] = counts
+    return counts
+''',
     "_P2T_TUNING": '''
 _P2T_TUNING = {}
 ''',

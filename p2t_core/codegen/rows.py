@@ -17,8 +17,8 @@ from p2t_core.schedule import KernelGroup
 
 MAX_SINGLE_R = 16384  # tiles up to this many elements stay in registers (64 KB of fp32 over 16 warps)
 
-SPLIT_COMBINE = {"sum": ("tl.sum({x}, axis=0)", "0.0"), "prod": ("tl.reduce({x}, 0, _p2t_mul)", "1.0"),
-                 "max": ("tl.max({x}, axis=0)", 'float("-inf")'), "min": ("tl.min({x}, axis=0)", 'float("inf")')}
+# Reductions a split reduction can combine from partial results, with their identity
+SPLIT_IDENTITY = {"sum": "0.0", "prod": "1.0", "max": 'float("-inf")', "min": 'float("inf")'}
 
 HELPERS = {
     "_p2t_mul": "@triton.jit\ndef _p2t_mul(a, b):\n    return a * b\n",
@@ -47,7 +47,7 @@ class RowLowering:
         self.anchors = [n for n in self.members if self.is_anchor(n)]
         # Few long rows (a whole-tensor loss): split R over many programs, then combine the partial results.
         self.splittable = bool(self.anchors) and all(
-            a.op in SPLIT_COMBINE and self.depth[a.id] == 0 for a in self.anchors
+            a.op in SPLIT_IDENTITY and self.depth[a.id] == 0 for a in self.anchors
         ) and not any(o.id in self.full for o in self.g.outputs)
         # Every row reads one same input on the way to its reduction (matvec's vector): the rows' once-read loads
         # get an eviction hint and the launcher asks _p2t_row_config for the wider tile it takes.
@@ -144,7 +144,7 @@ class RowLowering:
         scalar_args = [f"s{k}" for k in range(len(self.scalars))]
         strides = [f"{p[:-4]}_s{a}" for p in self.ptrs + self.outs for a in "ori"]
         self.parts = [f"Part{k}_ptr" for k in range(len(self.anchors))] if self.splittable else []
-        split_args = [*self.parts, "n_split", "COMBINE: tl.constexpr"] if self.splittable else []
+        split_args = [*self.parts, "Sem_ptr", "n_split", "chunk", "SPLIT: tl.constexpr"] if self.splittable else []
         params = [*self.ptrs, *scalar_args, *self.outs, "n_outer", "n_r", "n_inner", *strides, *split_args,
                   "WIDE: tl.constexpr", "SINGLE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
         w = Writer()
@@ -153,9 +153,9 @@ class RowLowering:
             self.program_position(w)
             self.scalar_names = dict(zip((s.id for s in self.scalars), scalar_args, strict=True))
             if self.splittable:
-                w.line("if COMBINE:")
+                w.line("if SPLIT:")
                 with w.indent():
-                    self.combine_body(w)
+                    self.split_body(w)
                 w.line("elif SINGLE:")
             else:
                 w.line("if SINGLE:")
@@ -165,18 +165,12 @@ class RowLowering:
             with w.indent():
                 self.body(w, single=False)
         source = w.text()
-        if self.splittable:
-            source = self.split_kernel(scalar_args) + "\n\n" + source
         ctx.helpers.update(h for h in HELPERS if h in source)
         return Kernel(ctx.kernel_name, source, self.launcher(), tuple(sorted(ctx.helpers)))
 
-    @property
-    def split_name(self) -> str:
-        return self.ctx.kernel_name.removesuffix("_kernel") + "_split_kernel"
-
     @staticmethod
     def program_position(w: Writer) -> None:
-        """The program's outer index and its BLOCK_I inner positions (shared by both stages)."""
+        """The program's outer index and its BLOCK_I inner positions."""
         w.line("o = tl.program_id(0).to(tl.int64)")
         w.line("offs_i = (tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I))[None, :]")
         w.line("mask_i = offs_i < n_inner")
@@ -189,56 +183,57 @@ class RowLowering:
                 w.line(f"{var} = tl.load({self.addr(self.ptrs[k], None)}, mask=mask_i, other=0)" + self.upcast(t))
                 names[t.id] = var
 
-    def split_kernel(self, scalar_args: list[str]) -> str:
-        """First stage of a split reduction: each program reduces one chunk of R into a partial result."""
-        strides = [f"{p[:-4]}_s{a}" for p in self.ptrs for a in "ori"]
-        params = [*self.ptrs, *scalar_args, *self.parts, "n_outer", "n_r", "n_inner", *strides, "chunk",
-                  "WIDE: tl.constexpr", "BLOCK_R: tl.constexpr", "BLOCK_I: tl.constexpr"]
-        w = Writer()
-        w.jit_def(self.split_name, params)
-        with w.indent():
-            self.program_position(w)
-            w.line("lo = tl.program_id(2) * chunk")
-            names: dict = dict(self.scalar_names)
-            self.row_loads(w, names)
-            self.emit_rows(w, names, self.ctx.emitter(names))
-            for a in self.anchors:
-                self.init_acc(w, a)
-            w.line("for start in range(lo, lo + chunk, BLOCK_R):")
-            with w.indent():
-                full_names = dict(names)
-                fe = self.ctx.emitter(full_names)
-                fe.counter = 3000
-                self.loop_header(w)
-                self.load_full(w, full_names)
-                for a in self.anchors:
-                    self.update_acc(w, a, self.value_of(a, full_names, fe, w))
-            for k, a in enumerate(self.anchors):
-                self.finish_acc(w, a, names)
-                part = self.parts[k]
-                w.line(f"tl.store({part} + tl.program_id(2) * (n_outer * n_inner) + o * n_inner + offs_i, "
-                       f"{names[a.id]}, mask=mask_i)")
-        return w.text()
+    def split_body(self, w: Writer) -> None:
+        """A split reduction in one launch: each of n_split programs per tile reduces one chunk of R into a partial
+        result, and the tile's last program to finish reduces the partial results and runs the epilogue.
 
-    def combine_body(self, w: Writer) -> None:
-        """Second stage: reduce the partial results (BLOCK_R of them per row) and run the epilogue."""
+        A second launch for that last step (the design until the sixteenth session, torch.compile's too) cost the
+        memory-bound units that split ~5 us each on the H200: col_sum, smooth_l1 and mse_loss stayed 8-10 us slower
+        than a copy of their bytes, the unsplit row reductions 3.5-4 us. The partial results are published with a
+        barrier (every thread has stored its part) and a release-acquire count per tile at GPU scope; the last
+        program reads them past L1 and resets the count for the next launch on its stream (_p2t_semaphores)."""
+        w.line("lo = tl.program_id(2) * chunk")
         names: dict = dict(self.scalar_names)
         self.row_loads(w, names)
-        w.line("offs_s = tl.arange(0, BLOCK_R)[:, None]")
-        w.line("mask_s = (offs_s < n_split) & mask_i")
-        for k, a in enumerate(self.anchors):
-            reduce, identity = SPLIT_COMBINE[a.op]
-            part = f"part{self.tag(a)}"
-            w.line(f"{part} = tl.load({self.parts[k]} + offs_s * (n_outer * n_inner) + o * n_inner + offs_i, "
-                   f"mask=mask_s, other={identity})")
-            w.line(f"red{self.tag(a)} = {reduce.format(x=part)}[None, :]")
-            if a.op in ("max", "min"):
-                w.line(f"red{self.tag(a)} = tl.where(tl.max(({part} != {part}).to(tl.int32), axis=0)[None, :] > 0, "
-                       f"float(\"nan\"), red{self.tag(a)})")
-            names[a.id] = f"red{self.tag(a)}"
         self.emit_rows(w, names, self.ctx.emitter(names))
-        for o in self.g.outputs:
-            self.store(w, o, names[o.id], full=False)
+        for a in self.anchors:
+            self.init_acc(w, a)
+        w.line("for start in range(lo, lo + chunk, BLOCK_R):")
+        with w.indent():
+            full_names = dict(names)
+            fe = self.ctx.emitter(full_names)
+            fe.counter = 3000
+            self.loop_header(w)
+            self.load_full(w, full_names)
+            for a in self.anchors:
+                self.update_acc(w, a, self.value_of(a, full_names, fe, w))
+        part_at = "o * n_inner + offs_i"
+        for k, a in enumerate(self.anchors):
+            self.finish_acc(w, a, names)
+            w.line(f"tl.store({self.parts[k]} + tl.program_id(2) * (n_outer * n_inner) + {part_at}, {names[a.id]}, "
+                   "mask=mask_i)")
+        w.line("tl.debug_barrier()")
+        w.line("tile = o * tl.num_programs(1) + tl.program_id(1)")
+        w.line('if tl.atomic_add(Sem_ptr + tile, 1, sem="acq_rel", scope="gpu") == n_split - 1:')
+        with w.indent():
+            w.line("tl.store(Sem_ptr + tile, 0)")
+            # the partial results in tiles of the chunks' shape: no more registers than the loop above
+            for a in self.anchors:
+                self.init_acc(w, a)
+            w.line("for start in range(0, n_split, BLOCK_R):")
+            with w.indent():
+                w.line("offs_s = (start + tl.arange(0, BLOCK_R))[:, None]")
+                w.line("mask = (offs_s < n_split) & mask_i")
+                for k, a in enumerate(self.anchors):
+                    identity = SPLIT_IDENTITY[a.op]
+                    w.line(f"part = tl.load({self.parts[k]} + offs_s * (n_outer * n_inner) + {part_at}, mask=mask, "
+                           f"other={identity}, cache_modifier=\".cg\")")
+                    self.update_acc(w, a, "part")
+            for a in self.anchors:  # the per-row values of the prologue are still in `names`
+                self.finish_acc(w, a, names)
+            self.emit_rows(w, names, self.ctx.emitter(names))
+            for o in self.g.outputs:
+                self.store(w, o, names[o.id], full=False)
 
     def addr(self, ptr: str, r: str | None) -> str:
         base = f"{ptr} + o * {ptr[:-4]}_so + offs_i * {ptr[:-4]}_si"
@@ -523,33 +518,27 @@ class RowLowering:
                 "n_inner", *strides]
         wide = "WIDE=n_outer * n_r * n_inner >= 2**31"
         if self.splittable:
-            split_call = [*args[: len(views)], *(env.scalar(s) for s in self.scalars),
-                          *(f"part{k}" for k in range(len(self.parts))), "n_outer", "n_r", "n_inner",
-                          *strides[: len(views)], "chunk"]
             body.append("n_split, chunk, block_s, block_c, warps_s = "
                         "_p2t_split_config(n_outer, n_r, n_inner, t0.element_size())")
             body.append("if n_split > 1:")
             for k in range(len(self.parts)):
                 body.append(f"    part{k} = torch.empty((n_split, n_outer, n_inner), dtype=torch.float32, "
                             f"device={device})")
-            body.append(f"    {self.split_name}[(n_outer, _p2t_cdiv(n_inner, block_c), n_split)](")
-            body.append(f"        {', '.join(split_call)},")
-            body.append(f"        {wide}, BLOCK_I=block_c, BLOCK_R=block_s, num_warps=warps_s,")
-            body.append("    )")
-            body.append(f"    {self.ctx.kernel_name}[(n_outer, _p2t_cdiv(n_inner, block_c))](")
-            body.append(f"        {', '.join([*call, *(f'part{k}' for k in range(len(self.parts))), 'n_split'])},")
-            body.append(f"        COMBINE=True, SINGLE=False, {wide}, BLOCK_I=block_c,")
-            body.append("        BLOCK_R=_p2t_pow2(n_split), num_warps=4,")
+            body.append(f"    sem = _p2t_semaphores(n_outer * _p2t_cdiv(n_inner, block_c), {device})")
+            body.append(f"    {self.ctx.kernel_name}[(n_outer, _p2t_cdiv(n_inner, block_c), n_split)](")
+            body.append(f"        {', '.join([*call, *(f'part{k}' for k in range(len(self.parts))), 'sem'])},")
+            body.append(f"        n_split, chunk, SPLIT=True, SINGLE=False, {wide}, BLOCK_I=block_c, BLOCK_R=block_s,")
+            body.append("        num_warps=warps_s,")
             body.append("    )")
             body.append("else:")
             body.append(f"    {row_config}")
-            dummies = [args[0]] * len(self.parts)
+            dummies = [args[0]] * (len(self.parts) + 1)
             body.append(f"    {self.ctx.kernel_name}[(n_outer, _p2t_cdiv(n_inner, block_i))](")
-            body.append(f"        {', '.join([*call, *dummies, '1'])},")
-            body.append(f"        COMBINE=False, SINGLE=single, {wide}, BLOCK_I=block_i, BLOCK_R=block_r,")
+            body.append(f"        {', '.join([*call, *dummies, '1', 'n_r'])},")
+            body.append(f"        SPLIT=False, SINGLE=single, {wide}, BLOCK_I=block_i, BLOCK_R=block_r,")
             body.append("        num_warps=warps,")
             body.append("    )")
-            env.prelude.add("_p2t_split_config")
+            env.prelude.update({"_p2t_split_config", "_p2t_semaphores"})
         else:
             body.append(row_config)
             body.append(f"{self.ctx.kernel_name}[(n_outer, _p2t_cdiv(n_inner, block_i))](")

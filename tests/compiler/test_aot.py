@@ -52,7 +52,7 @@ def test_validation_case_compiles_for_sm90(case):
     failed = [k for k in kernels if not k.ok]
     assert not failed, "\n".join(f"{k.name} {k.signature} {k.constexprs}: {k.error}" for k in failed)
     names = {k.name for k in kernels}
-    # one group per index; a group may launch more than one kernel (e.g. `_u_0_kernel` + `_u_0_split_kernel`)
+    # one group per index (a name may carry a suffix after the index: `_u_0_<what>_kernel`)
     groups = {int(re.fullmatch(rf"_{case.unit}_(\d+)_(?:\w+_)?kernel", n).group(1)) for n in names}
     assert groups == set(range(unit.n_kernels)), names
     for k in kernels:
