@@ -3,10 +3,10 @@
 
     python3 scripts/fast_launch_cost.py [--launches 20000] [--rounds 7]
 
-A matvec-shaped launch (3 tensors and 2 dummies, 15 ints, 5 constexprs, num_warps) through a real `JITFunction` whose compiled
-kernel is a stand-in with a no-op launcher, and a driver that names device 0: what is timed is the helper's own
-Python (the key over the arguments, the cache lookup, the call), not Triton's C launcher or the GPU. Prints the best
-of the rounds in microseconds per launch.
+A matvec-shaped launch (3 tensors and 2 dummies, 15 ints, 5 constexprs, num_warps) through a real `JITFunction`
+whose compiled kernel is a stand-in with a no-op launcher, and a driver that names device 0: what is timed is the
+helper's own Python (the key over the arguments, the cache lookup, the call), not Triton's C launcher or the GPU.
+Prints the best of the rounds in microseconds per launch.
 """
 
 from __future__ import annotations

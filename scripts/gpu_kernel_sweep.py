@@ -8,10 +8,11 @@ Each unit is translated once; every variant replaces launcher helpers in the loa
 them as module globals), so the kernels are exactly the compiler's and only the launch changes:
 `_p2t_split_config` (split reductions), `_p2t_row_config` / `_p2t_rows` / `_p2t_row_sizes` (row kernels; the
 "rows_inner" variants view a matrix-vector product's rows as inner positions, so one program reduces several rows
-and loads the vector once per tile) and `_p2t_mm_configs` (matmul tiles). Next to them: the compiler's defaults
-(the matmul autotuner's pick), eager, torch.compile and the copy bandwidth / cuBLAS of the same run. Every variant's
-output is checked against eager. Timing: triton.testing.do_bench median on fresh torch.randn inputs; the default
-row kernels also under a CUDA graph (no host launch overhead) and the host time of one call.
+and loads the vector once per tile; `_p2t_short_rows` does that for rows of at most 512 bytes) and
+`_p2t_mm_configs` (matmul tiles). Next to them: the compiler's defaults (the matmul autotuner's pick), eager,
+torch.compile and the copy bandwidth / cuBLAS of the same run. Every variant's output is checked against eager.
+Timing: triton.testing.do_bench median on fresh torch.randn inputs; the default row kernels also under a CUDA graph
+(no host launch overhead) and the host time of one call.
 
 Writes DIR/sweep.json and DIR/sweep.txt. On the GPU machine the repository is not installed: like
 scripts/gpu_bench.sh, the packages are imported from the source tree through /tmp/p2tpath symlinks.
@@ -98,6 +99,16 @@ def rows_inner_split(n_split, block_r, block_i, warps):
                                                                                           warps)}
 
 
+def short_rows(block_r, rows_a_program):
+    """Variants of a reduction over short rows: BLOCK_I rows a program at the given warps ({label: (rows, warps)}),
+    and the one-row-a-program launch that was the default before (one warp: its tiles are at most 2 KB)."""
+    one_row = {"_p2t_short_rows": lambda n_outer, n_r, n_inner, element_size, strides: (n_outer, n_inner, strides)}
+    variants = {"old_one_row_1w": {**one_row, **row_config(block_r, 1, True, 1)}}
+    variants.update({f"rows_{label}": row_config(block_r, rows, True, warps)
+                     for label, (rows, warps) in rows_a_program.items()})
+    return variants
+
+
 def mm_config(*config):
     return {"_p2t_mm_configs": lambda m, n, k, batch, dtype, element_size, tune: ([tuple(config)], None)}
 
@@ -160,6 +171,12 @@ def units() -> list[tuple]:
         "layer_norm_16384x4096_bf16": ({"x": (37, 100), "weight": (100,), "bias": (100,)}, warps(4096, (2, 4, 8, 16))),
         "row_sum_8192x8192_fp32": ({"x": (37, 100)}, {**warps(8192, (8, 16, 32)), **{
             f"loop_{r}x{w}w": row_config(r, 1, False, w) for r, w in ((2048, 8), (4096, 16), (2048, 16))}}),
+        # short rows, several a program (the default since the sixteenth session) against one a program
+        "softmax_1048576x64_fp32": ({"x": (37, 6)}, short_rows(64, {"16x4w": (16, 4), "32x4w": (32, 4),
+                                                                    "64x8w": (64, 8), "128x8w": (128, 8)})),
+        "layer_norm_262144x256_bf16": ({"x": (19, 12), "weight": (12,), "bias": (12,)},
+                                       short_rows(256, {"8x4w": (8, 4), "16x4w": (16, 4), "16x8w": (16, 8),
+                                                        "32x8w": (32, 8), "64x16w": (64, 16)})),
         # K-major zero-padded copies of operands Triton cannot vectorize (p2t_default), against the operands as given
         "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)}, {"operands_as_given": {
             "_p2t_mm_operands": lambda a, b: (a, b, a.shape[2])}}),

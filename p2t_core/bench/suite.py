@@ -207,6 +207,9 @@ def _suite() -> list[BenchUnit]:
         for dt in ("float32", "bfloat16"):
             add(f"softmax_{rows}x{cols}_{short[dt]}", SOFTMAX, SOFTMAX_SRC, "softmax", {"x": (rows, cols)}, dt,
                 "memory", {"x": (3, 11)})
+    # short rows: 64 of them (256 bytes each) a program since the sixteenth session, one a program before
+    add("softmax_1048576x64_fp32", SOFTMAX, SOFTMAX_SRC, "softmax", {"x": (1048576, 64)}, "float32", "memory",
+        {"x": (37, 6)})
     add("scaled_masked_softmax_8192x8192_bf16", SOFTMAX, SCALED_SOFTMAX, "scaled_masked_softmax",
         {"scores": (8192, 8192), "mask": (8192, 8192)}, "bfloat16", "memory", {"scores": (3, 10), "mask": (3, 10)},
         tags=("fused",))
@@ -216,6 +219,9 @@ def _suite() -> list[BenchUnit]:
     add("layer_norm_16384x4096_bf16", NORM, LAYER_NORM, "layer_norm",
         {"x": (16384, 4096), "weight": (4096,), "bias": (4096,)}, "bfloat16", "memory",
         {"x": (4, 16), "weight": (16,), "bias": (16,)}, note="written out: mean, then variance", tags=("fused",))
+    add("layer_norm_262144x256_bf16", NORM, LAYER_NORM, "layer_norm",
+        {"x": (262144, 256), "weight": (256,), "bias": (256,)}, "bfloat16", "memory",
+        {"x": (19, 12), "weight": (12,), "bias": (12,)}, note="short rows: 512 bytes", tags=("fused",))
     add("mse_loss_fp32", LOSS, MSE, "mse", {"pred": (E26,), "target": (E26,)}, "float32", "memory",
         {"pred": (41,), "target": (41,)})
     add("smooth_l1_loss_bf16", LOSS, SMOOTH_L1, "smooth_l1", {"pred": (E26,), "target": (E26,)}, "bfloat16",

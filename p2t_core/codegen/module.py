@@ -212,10 +212,12 @@ class UnitEmitter:
 def helper_closure(names: set[str], helpers: dict[str, str]) -> list[str]:
     """Helpers in dependency order (a helper's source may call other helpers, or name their module state)."""
     ordered: list[str] = []
+    seen: set[str] = set()  # a helper that names one naming it back must not recurse forever
 
     def visit(name):
-        if name in ordered:
+        if name in seen:
             return
+        seen.add(name)
         for other in sorted(helpers):
             if other != name and re.search(rf"\b{other}\b", helpers[name]):
                 visit(other)

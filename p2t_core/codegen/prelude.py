@@ -204,6 +204,10 @@ def _p2t_row_config(n_outer, n_r, n_inner, max_single, element_size=4, shared=Fa
     single = n_r * block_i <= max_single
     if single:
         block_r = max(_p2t_pow2(n_r), 1)
+        # short reductions (short rows seen as inner positions, or few rows of many columns): more
+        # inner positions a program, up to 4096 elements, while the grid keeps 4 programs a SM
+        while block_r * block_i < 4096 and block_i < n_inner and n_outer * _p2t_cdiv(n_inner, 2 * block_i) >= 4 * 132:
+            block_i = block_i * 2
     else:
         block_r = max(4096 // block_i, 16)
     tile = block_r * block_i
@@ -211,6 +215,20 @@ def _p2t_row_config(n_outer, n_r, n_inner, max_single, element_size=4, shared=Fa
     if tile * element_size <= 2048:
         warps = 1
     return block_r, block_i, single, warps
+''',
+    "_p2t_short_rows": '''
+def _p2t_short_rows(n_outer, n_r, n_inner, element_size, strides):
+    """(n_outer, n_inner, strides) of the row view a row kernel runs on. Rows of at most 512 bytes reduced along
+    their last dim become the inner positions of one outer row, so that a program takes several rows (BLOCK_I of
+    them) instead of one: one short row a program is a one-warp program that reads a few
+    hundred bytes, too little in flight per SM to stream from HBM. strides: each tensor's (outer, reduced, inner)
+    strides, swapped to (inner, reduced, outer) with them. Kept as they are when an offset could pass 2**31 (the
+    kernels index inner positions in 32 bits)."""
+    if n_inner != 1 or n_outer < 2 or n_r * element_size > 512 or n_outer * n_r >= 2**31:
+        return n_outer, n_inner, strides
+    if any(abs(s[0]) * n_outer >= 2**31 for s in strides):
+        return n_outer, n_inner, strides
+    return 1, n_outer, [[s[2], s[1], s[0]] for s in strides]
 ''',
     "_p2t_mm_config": '''
 def _p2t_mm_config(m, n, k, element_size, on_gpu):

@@ -510,7 +510,11 @@ class RowLowering:
         for k, src in enumerate(views + outs):
             body.append(f"t{k}, st{k} = _p2t_rows({src}, shape, dims)")
             args.append(f"t{k}")
-        strides = [f"*st{k}" for k in range(len(views) + len(outs))]
+        stride_lists = [f"st{k}" for k in range(len(views) + len(outs))]
+        stride_tuple = f"({', '.join(stride_lists)}{',' if len(stride_lists) == 1 else ''})"
+        body.append(f"n_outer, n_inner, {stride_tuple} = _p2t_short_rows(")
+        body.append(f"    n_outer, n_r, n_inner, t0.element_size(), {stride_tuple})")
+        strides = [f"*{st}" for st in stride_lists]
         shared = ", shared=True" if self.shared_input else ""
         row_config = ("block_r, block_i, single, warps = "
                       f"_p2t_row_config(n_outer, n_r, n_inner, {MAX_SINGLE_R}, t0.element_size(){shared})")
@@ -546,5 +550,5 @@ class RowLowering:
             body.append(f"    SINGLE=single, {wide}, BLOCK_I=block_i, BLOCK_R=block_r, num_warps=warps,")
             body.append(")")
         lines += ["    " + b for b in body]
-        env.prelude.update({"_p2t_rows", "_p2t_row_sizes", "_p2t_row_config"})
+        env.prelude.update({"_p2t_rows", "_p2t_row_sizes", "_p2t_row_config", "_p2t_short_rows"})
         return lines

@@ -209,6 +209,7 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
     "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps
+    "_p2t_short_rows": (SCALAR, SCALAR, TENSORS),      # outer, inner, the strides of each tensor's row view
     "_p2t_mm_config": SHAPE,                          # block_m, block_n, block_k, num_warps, num_stages
     "_p2t_split": SCALAR,                             # programs per row of a split reduction
     "_p2t_split_config": SHAPE,                       # n_split, chunk, block_r, block_i, num_warps

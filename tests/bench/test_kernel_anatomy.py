@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kernel_anatomy.py"
 def test_anatomy_names_each_launch_with_its_residency_and_accesses(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = tmp_path / "anatomy.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--only", "col_sum,layer_norm,matmul_1024_fp16",
+    run = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--only", "col_sum,layer_norm_16384,matmul_1024_fp16",
                           "--json", str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     units = {u["unit"]: u for u in json.loads(out.read_text())}
