@@ -220,13 +220,12 @@ def _p2t_row_config(n_outer, n_r, n_inner, max_single, element_size=4, shared=Fa
 def _p2t_short_rows(n_outer, n_r, n_inner, element_size, strides):
     """(n_outer, n_inner, strides) of the row view a row kernel runs on. Rows of at most 512 bytes reduced along
     their last dim become the inner positions of one outer row, so that a program takes several rows (BLOCK_I of
-    them) instead of one: one short row a program is a one-warp program that reads a few
-    hundred bytes, too little in flight per SM to stream from HBM. strides: each tensor's (outer, reduced, inner)
-    strides, swapped to (inner, reduced, outer) with them. Kept as they are when an offset could pass 2**31 (the
-    kernels index inner positions in 32 bits)."""
-    if n_inner != 1 or n_outer < 2 or n_r * element_size > 512 or n_outer * n_r >= 2**31:
-        return n_outer, n_inner, strides
-    if any(abs(s[0]) * n_outer >= 2**31 for s in strides):
+    them) instead of one: one short row a program is a one-warp program that reads a few hundred bytes, too little
+    in flight per SM to stream from HBM. strides: each tensor's (outer, reduced, inner) strides, swapped to (inner,
+    reduced, outer) with them. Kept as they are when an offset could pass 2**31 (the kernels index inner positions
+    in 32 bits)."""
+    short = n_inner == 1 and n_outer > 1 and n_r * element_size <= 512 and n_outer * n_r < 2**31
+    if not short or any(abs(s[0]) * n_outer >= 2**31 for s in strides):
         return n_outer, n_inner, strides
     return 1, n_outer, [[s[2], s[1], s[0]] for s in strides]
 ''',

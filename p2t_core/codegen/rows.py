@@ -187,11 +187,12 @@ class RowLowering:
         """A split reduction in one launch: each of n_split programs per tile reduces one chunk of R into a partial
         result, and the tile's last program to finish reduces the partial results and runs the epilogue.
 
-        A second launch for that last step (the design until the sixteenth session, torch.compile's too) cost the
-        memory-bound units that split ~5 us each on the H200: col_sum, smooth_l1 and mse_loss stayed 8-10 us slower
-        than a copy of their bytes, the unsplit row reductions 3.5-4 us. The partial results are published with a
-        barrier (every thread has stored its part) and a release-acquire count per tile at GPU scope; the last
-        program reads them past L1 and resets the count for the next launch on its stream (_p2t_semaphores)."""
+        That last step was a second launch until the sixteenth session (torch.compile's split reductions launch
+        twice too); on the H200, col_sum, smooth_l1 and mse_loss then stayed 8-10 us slower than a copy of their
+        bytes, the one-launch row reductions of the same size 3.5-4 us (docs/BENCHMARKS.md). The partial results
+        are published with a barrier (every thread has stored its part) and a release-acquire count per tile at GPU
+        scope; the last program reads them past L1 and resets the count for the next launch on its stream
+        (_p2t_semaphores)."""
         w.line("lo = tl.program_id(2) * chunk")
         names: dict = dict(self.scalar_names)
         self.row_loads(w, names)
