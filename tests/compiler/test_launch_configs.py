@@ -356,4 +356,7 @@ def test_split_reductions_on_cuda_combine_every_partial_in_one_launch(tmp_path, 
     ref_mod = {}
     exec(source, ref_mod)
     ref = ref_mod["f"](*[a.double() for a in args])
-    torch.testing.assert_close(first.double(), ref, rtol=1e-5 if dtype == torch.float32 else 1e-2, atol=1e-5)
+    # A sum of 8192 fp32 values carries ~1e-5 of rounding whatever the order (the H100 run of 2026-12-05 saw 3.0e-5
+    # against float64): judge the kernel by torch's own error at the input dtype, not a fixed atol.
+    torch_error = (ref_mod["f"](*args).double() - ref).abs().max().item()
+    assert (first.double() - ref).abs().max().item() <= 4 * torch_error + 1e-6
