@@ -357,6 +357,7 @@ def test_split_reductions_on_cuda_combine_every_partial_in_one_launch(tmp_path, 
     exec(source, ref_mod)
     ref = ref_mod["f"](*[a.double() for a in args])
     # A sum of 8192 fp32 values carries ~1e-5 of rounding whatever the order (the H100 run of 2026-12-05 saw 3.0e-5
-    # against float64): judge the kernel by torch's own error at the input dtype, not a fixed atol.
+    # against float64): the atol grows to 4x torch's own error at the input dtype.
     torch_error = (ref_mod["f"](*args).double() - ref).abs().max().item()
-    assert (first.double() - ref).abs().max().item() <= 4 * torch_error + 1e-6
+    torch.testing.assert_close(first.double(), ref, rtol=1e-5 if dtype == torch.float32 else 1e-2,
+                               atol=max(1e-5, 4 * torch_error))
