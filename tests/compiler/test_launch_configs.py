@@ -289,6 +289,44 @@ def test_row_config_gives_tiles_of_at_most_2_kb_one_warp():
     assert config(65536, 1024, 1, 16384)[3] == 4  # launchers written before element_size: fp32 sizing
 
 
+def test_short_rows_become_inner_positions_unless_an_offset_could_pass_2_31():
+    short_rows = _helper("_p2t_short_rows")
+    strides = [[64, 1, 1], [1, 0, 1]]  # a (rows, 64) input and a keepdim output
+    assert short_rows(1048576, 64, 1, 4, strides) == (1, 1048576, [[1, 1, 64], [1, 0, 1]])
+    assert short_rows(8192, 1024, 1, 2, strides)[:2] == (8192, 1)  # 2 KB rows keep one row a program
+    assert short_rows(2**26, 64, 1, 4, [[64, 1, 1]])[:2] == (2**26, 1)  # 2**32 elements: 32-bit offsets overflow
+
+
+@pytest.mark.parametrize("n_r,element_size,rows,warps", [
+    (64, 4, 64, 8),    # softmax 1048576x64 fp32: 64 rows a program, as the H100 bench timed it (0.99x compile)
+    (256, 2, 16, 8),   # LayerNorm 262144x256 bf16: 16 rows, not 64 (0.0949 against 0.0991 ms in the H100 sweep)
+    (128, 4, 32, 8),
+    (16, 2, 256, 8),   # widened to 4096 elements
+])
+def test_row_config_gives_short_rows_programs_of_4096_elements(n_r, element_size, rows, warps):
+    config = _helper("_p2t_row_config")
+    assert config(1, n_r, 262144, 16384, element_size) == (n_r, rows, True, warps)
+
+
+@pytest.mark.parametrize("n_outer,n_r,n_inner,element_size", [
+    (1, 64, 2**22, 2),       # a softmax over 2**22 rows of 64 bf16 seen as inner positions
+    (1, 256, 2**24, 2),      # rows of 256: wider tiles than max_single, so R is looped
+    (3, 5000, 2**23 + 7, 4),  # a column reduction of a long inner dim
+])
+def test_row_config_keeps_the_inner_tiles_within_cuda_grid_y(n_outer, n_r, n_inner, element_size):
+    config = _helper("_p2t_row_config")
+    block_r, block_i, single, _ = config(n_outer, n_r, n_inner, 16384, element_size)
+    assert -(-n_inner // block_i) <= 65535
+    assert block_r * block_i <= 16384 or not single
+    assert not single or block_r >= n_r  # a single tile holds its whole reduction
+
+
+def test_row_config_keeps_wide_column_tiles_of_long_reductions():
+    config = _helper("_p2t_row_config")
+    assert config(1, 256, 65536, 16384, 4)[:3] == (256, 64, True)  # 1 KB columns: 256-byte runs of each row stay
+    assert config(1, 8192, 65536, 16384, 4)[:3] == (64, 64, False)
+
+
 def test_rows_keeps_the_strides_of_a_layout_and_never_a_copy():
     cache = {}
     rows = _helper("_p2t_rows", torch=torch, _P2T_ROW_STRIDES=cache)
@@ -361,3 +399,17 @@ def test_split_reductions_on_cuda_combine_every_partial_in_one_launch(tmp_path, 
     torch_error = (ref_mod["f"](*args).double() - ref).abs().max().item()
     torch.testing.assert_close(first.double(), ref, rtol=1e-5 if dtype == torch.float32 else 1e-2,
                                atol=max(1e-5, 4 * torch_error))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_short_rows_past_65535_inner_tiles_launch_on_cuda(tmp_path):
+    """2**22 rows of 64 as 64-row programs would be 65,536 programs on the grid's second axis, one past CUDA's limit
+    (the eighteenth session's sweep: "invalid argument"); the launcher widens the tiles instead."""
+    from p2t_core.bench.harness import load_module
+
+    source = "import torch\n\ndef f(x):\n    return torch.softmax(x, dim=-1)\n"
+    unit = compile_units(source, "u.py", unit="f", shapes={"x": (2, 64)}).units[0]
+    module = load_module(unit.module_source, "short_rows_grid", str(tmp_path))
+    x = torch.randn(2**22, 64, device="cuda", dtype=torch.bfloat16)
+    torch.testing.assert_close(module.f(x), torch.softmax(x, dim=-1), rtol=1e-2, atol=1e-2)
