@@ -19,7 +19,8 @@ module is allowed to go on to compilation and verification. The rules, all stati
   autotune/heuristics keys); no torch inside kernels;
 - launchers (every public function and every `forward`) launch at least one kernel, and do no
   math with torch: only creation/shape/dtype calls and arithmetic on sizes and scalars; the
-  math must be in a Triton kernel;
+  math must be in a Triton kernel (a Module's `__init__` may also draw its parameters' initial values:
+  `TORCH_INIT_ALLOWED`);
 - host code may `continue` inside a for loop and `raise ValueError("message")` (or RuntimeError,
   TypeError, IndexError; the message is string literals and local names joined by `+`);
 - the compiler's own launcher helpers (`p2t_core.codegen.prelude.PRELUDE`: `_p2t_layout`,
@@ -108,6 +109,9 @@ TORCH_HOST_ALLOWED = frozenset({
     "int64", "uint8", "bool", "long", "int",
     "nn.Module", "nn.Parameter", "backends.cuda.matmul.allow_tf32", "cuda.is_available",
 })
+#: `torch.<name>` also usable in a Module's `__init__`: the initial values of its parameters and buffers, which the
+#: compiler copies from the user's `__init__` (`torch.nn.Parameter(torch.randn(n, m))`); it runs once, not per call.
+TORCH_INIT_ALLOWED = frozenset({"randn", "rand", "randn_like", "rand_like", "arange", "linspace", "eye"})
 #: `triton.<name>` usable in host code; jit/autotune/heuristics only as decorators, Config in configs.
 TRITON_HOST_ALLOWED = frozenset({"cdiv", "next_power_of_2"})
 #: `math.<name>` (scalar math) usable anywhere.
@@ -1010,6 +1014,8 @@ class _Checker:
                          " in host code; jit/autotune/heuristics only as decorators)", "attribute")
             return SCALAR
         # torch
+        if scope.is_init and called and path in TORCH_INIT_ALLOWED:
+            return OTHER
         if path in TORCH_HOST_ALLOWED:
             if path in ("float32", "float16", "bfloat16", "float64", "float", "half", "double", "int8", "int16",
                         "int32", "int64", "uint8", "bool", "long", "int"):

@@ -217,6 +217,24 @@ def test_module_class_rules():
     assert "no forward" in messages(good.replace("def forward(", "def forwrd("))
 
 
+@pytest.mark.parametrize("init", ["torch.randn(dim)", "torch.rand(dim)", "torch.arange(dim)",
+                                  "torch.randn(dim, dtype=torch.float32)"])
+def test_init_may_draw_initial_parameter_values(init):
+    """The compiler copies the user's __init__; a model writing the same must pass (19 of 1,217 held-out units)."""
+    good = good_modules()["rmsnorm_module"]
+    assert messages(good.replace("torch.nn.Parameter(torch.ones(dim))", f"torch.nn.Parameter({init})")) == ""
+    # arithmetic on them is still torch math (the corpus's __init__ has none)
+    assert "launcher computes with torch" in messages(good.replace("torch.ones(dim)", "torch.randn(dim) * 0.02"))
+
+
+@pytest.mark.parametrize("call", ["torch.randn(n_cols)", "torch.randn_like(x2)", "torch.arange(n_rows)"])
+def test_forward_may_not_draw_values(call):
+    good = good_modules()["rmsnorm_module"]
+    shape_line = "        n_rows, n_cols = x2.shape\n"
+    bad = good.replace(shape_line, f"{shape_line}        noise = {call}\n")
+    assert bad != good and "launcher computes with torch" in messages(bad)
+
+
 def test_hidden_module_aliases_and_imports():
     assert "import of 'os'" in messages("import os\n" + module())
     assert "not imported" in messages(module(launcher_extra="k = math.pi").replace("import math\n", ""))
