@@ -209,7 +209,7 @@ def _p2t_row_config(n_outer, n_r, n_inner, max_single, element_size=4, shared=Fa
         while block_r * block_i < 4096 and block_i < n_inner and n_outer * _p2t_cdiv(n_inner, 2 * block_i) >= 4 * 132:
             block_i = block_i * 2
         # and no more than 4096 where each reduction is at most 512 bytes: 262144 LayerNorm rows of 256 bf16
-        # took 0.0949 ms as 16 rows a program (8 warps), 0.0991 as 64 (16 warps; torch.compile 0.0939, H100 sweep)
+        # took 0.0950 ms as 16 rows a program (8 warps), 0.0997 as 64 (16 warps; torch.compile 0.0940, H100 sweep)
         while block_r * block_i > 4096 and block_i > 1 and n_r * element_size <= 512:
             block_i = block_i // 2
     # the grid's second axis counts inner tiles and CUDA allows it 65535 programs (a softmax over 2**22 rows of

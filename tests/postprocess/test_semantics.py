@@ -223,7 +223,10 @@ def test_init_may_draw_initial_parameter_values(init):
     """The compiler copies the user's __init__; a model writing the same must pass (19 of 1,217 held-out units)."""
     good = good_modules()["rmsnorm_module"]
     assert messages(good.replace("torch.nn.Parameter(torch.ones(dim))", f"torch.nn.Parameter({init})")) == ""
-    # arithmetic on them is still torch math (the corpus's __init__ has none)
+
+
+def test_init_may_not_compute_on_drawn_values():
+    good = good_modules()["rmsnorm_module"]  # arithmetic on them is still torch math (the corpus's __init__ has none)
     assert "launcher computes with torch" in messages(good.replace("torch.ones(dim)", "torch.randn(dim) * 0.02"))
 
 
