@@ -94,10 +94,11 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     w.jit_def(ctx.kernel_name, params)
     with w.indent():
         w.lines_([
-            "pid = tl.program_id(0)",
-            "batch = tl.program_id(1).to(tl.int64)",
             "num_m = tl.cdiv(M, BLOCK_M)",
             "num_n = tl.cdiv(N, BLOCK_N)",
+            "# batch and tile share the grid's first axis: CUDA allows the second only 65,535 programs",
+            "batch = (tl.program_id(0) // (num_m * num_n)).to(tl.int64)",
+            "pid = tl.program_id(0) % (num_m * num_n)",
             "# grouped ordering: GROUP_M row tiles share their B columns while they sit in L2",
             "group = pid // (GROUP_M * num_n)",
             "first_m = group * GROUP_M",
@@ -165,7 +166,7 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
         "    a3, b3, k = _p2t_mm_operands(a3, b3)",
         f"configs, key = _p2t_mm_configs(m, n, k, batch, a3.dtype, a3.element_size(), {tune})",
         "for block_m, block_n, block_k, warps, stages in configs:",
-        "    grid = (_p2t_cdiv(m, block_m) * _p2t_cdiv(n, block_n), batch)",
+        "    grid = (_p2t_cdiv(m, block_m) * _p2t_cdiv(n, block_n) * batch,)",
         "    for rep in range(1 if len(configs) == 1 else 3):",
         "        start = _p2t_tic(key, rep > 0)",
     ]

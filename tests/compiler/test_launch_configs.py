@@ -413,3 +413,43 @@ def test_short_rows_past_65535_inner_tiles_launch_on_cuda(tmp_path):
     module = load_module(unit.module_source, "short_rows_grid", str(tmp_path))
     x = torch.randn(2**22, 64, device="cuda", dtype=torch.bfloat16)
     torch.testing.assert_close(module.f(x), torch.softmax(x, dim=-1), rtol=1e-2, atol=1e-2)
+
+
+BMM = "import torch\n\ndef f(a, b):\n    return torch.bmm(a, b)\n"
+
+
+class _LaunchRecorder:
+    """Stands in for a @triton.jit kernel: keeps each launch's grid and meta-parameters, runs nothing."""
+
+    def __init__(self):
+        self.launches = []
+
+    def __getitem__(self, grid):
+        return lambda *args, **meta: self.launches.append((grid, meta))
+
+
+def test_batched_matmul_puts_batch_and_tiles_on_the_grids_first_axis(tmp_path):
+    """CUDA allows the grid's second axis 65,535 programs; a batch of 70,000 products must launch anyway. The kernel
+    is not run here (70,000 interpreted programs take minutes): the recorder keeps the grid the launcher asks for."""
+    from p2t_core.bench.harness import load_module
+
+    unit = compile_units(BMM, "u.py", unit="f", shapes={"a": (3, 5, 7), "b": (3, 7, 6)}).units[0]
+    module = load_module(unit.module_source, "bmm_grid", str(tmp_path))
+    (name,) = [k for k, v in vars(module).items() if isinstance(v, triton.runtime.JITFunction)]
+    recorder = _LaunchRecorder()
+    setattr(module, name, recorder)
+    module.f(torch.randn(70000, 33, 7), torch.randn(70000, 7, 40))
+    ((grid, meta),) = recorder.launches
+    assert grid == (70000 * triton.cdiv(33, meta["BLOCK_M"]) * triton.cdiv(40, meta["BLOCK_N"]),)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batched_matmul_past_65535_matrices_launches_on_cuda(tmp_path):
+    from p2t_core.bench.harness import load_module
+
+    unit = compile_units(BMM, "u.py", unit="f", shapes={"a": (3, 5, 7), "b": (3, 7, 6)}).units[0]
+    module = load_module(unit.module_source, "bmm_many", str(tmp_path))
+    a = torch.randn(70000, 16, 24, device="cuda")
+    b = torch.randn(70000, 24, 8, device="cuda")
+    torch.testing.assert_close(module.f(a, b), torch.bmm(a, b), rtol=1e-2, atol=1e-2)  # tf32 as torch may use
