@@ -93,42 +93,42 @@ def main() -> int:
 
         return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
 
-    workdir = tempfile.mkdtemp(prefix="p2t-eviction-")
-    for u in get_suite():
-        if u.name not in UNITS or (args.only and not any(p in u.name for p in args.only.split(","))):
-            continue
-        tiny_shapes, broadcast = UNITS[u.name]
-        shapes = tiny_shapes if args.tiny else u.shapes
-        inputs = [torch.randn(s, device=device, dtype=getattr(torch, u.dtype)) for s in shapes.values()]
-        namespace = {}
-        exec(u.source, namespace)
-        reference = namespace[u.unit]
-        expected = reference(*inputs)
-        source = compile_units(u.source, f"{u.name}.py", unit=u.unit, shapes=shapes).units[0].module_source
-        calls, errors = {}, {}
-        for variant in ("generated", "none", "first", "first_last"):
-            module = load_module(with_hints(source, variant, broadcast), f"evict_{u.name}_{variant}", workdir)
-            fn = getattr(module, u.unit)
-            out = fn(*inputs)
-            err = errors[variant] = sweep.rel_error(out, expected)
-            echo(f"{u.name:32s} {variant:12s} rel err {err:.1e}")
-            calls[variant] = lambda fn=fn, inputs=inputs: fn(*inputs)
-        if not args.tiny:
-            compiled = torch.compile(reference)
-            compiled(*inputs)
-            calls["torch.compile"] = lambda compiled=compiled, inputs=inputs: compiled(*inputs)
-        samples = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            for name, call in calls.items():
-                samples[name].append(timed(call))
-        row = {"unit": u.name, "ms": {name: statistics.median(v) for name, v in samples.items()}, "samples": samples,
-               "rel_error": errors}
-        results.append(row)
-        echo(f"{u.name:32s} " + "  ".join(f"{n} {ms:.4f}" for n, ms in row["ms"].items()))
-        with open(os.path.join(args.out, "eviction.json"), "w") as f:
-            json.dump({"device": device, "rounds": args.rounds, "units": results}, f, indent=1)
-        with open(os.path.join(args.out, "eviction.txt"), "w") as f:
-            f.write("\n".join(lines) + "\n")
+    with tempfile.TemporaryDirectory(prefix="p2t-eviction-") as workdir:  # the loaded modules' files
+        for u in get_suite():
+            if u.name not in UNITS or (args.only and not any(p in u.name for p in args.only.split(","))):
+                continue
+            tiny_shapes, broadcast = UNITS[u.name]
+            shapes = tiny_shapes if args.tiny else u.shapes
+            inputs = [torch.randn(s, device=device, dtype=getattr(torch, u.dtype)) for s in shapes.values()]
+            namespace = {}
+            exec(u.source, namespace)
+            reference = namespace[u.unit]
+            expected = reference(*inputs)
+            source = compile_units(u.source, f"{u.name}.py", unit=u.unit, shapes=shapes).units[0].module_source
+            calls, errors = {}, {}
+            for variant in ("generated", "none", "first", "first_last"):
+                module = load_module(with_hints(source, variant, broadcast), f"evict_{u.name}_{variant}", workdir)
+                fn = getattr(module, u.unit)
+                out = fn(*inputs)
+                err = errors[variant] = sweep.rel_error(out, expected)
+                echo(f"{u.name:32s} {variant:12s} rel err {err:.1e}")
+                calls[variant] = lambda fn=fn, inputs=inputs: fn(*inputs)
+            if not args.tiny:
+                compiled = torch.compile(reference)
+                compiled(*inputs)
+                calls["torch.compile"] = lambda compiled=compiled, inputs=inputs: compiled(*inputs)
+            samples = {name: [] for name in calls}
+            for _ in range(args.rounds):
+                for name, call in calls.items():
+                    samples[name].append(timed(call))
+            medians = {name: statistics.median(v) for name, v in samples.items()}
+            row = {"unit": u.name, "ms": medians, "samples": samples, "rel_error": errors}
+            results.append(row)
+            echo(f"{u.name:32s} " + "  ".join(f"{n} {ms:.4f}" for n, ms in row["ms"].items()))
+            with open(os.path.join(args.out, "eviction.json"), "w") as f:
+                json.dump({"device": device, "rounds": args.rounds, "units": results}, f, indent=1)
+            with open(os.path.join(args.out, "eviction.txt"), "w") as f:
+                f.write("\n".join(lines) + "\n")
     return 0
 
 

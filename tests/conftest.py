@@ -9,7 +9,8 @@ import tempfile
 import pytest
 import torch
 
-os.environ["P2T_WEIGHTS"] = tempfile.mkdtemp(prefix="p2t-no-weights-")
+_NO_WEIGHTS = tempfile.TemporaryDirectory(prefix="p2t-no-weights-")  # removed when this test process exits
+os.environ["P2T_WEIGHTS"] = _NO_WEIGHTS.name
 
 
 def pytest_collection_modifyitems(config, items):

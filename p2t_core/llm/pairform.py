@@ -29,6 +29,11 @@ of the 13 and lost units they had passed, because the rewrite spells some operat
 multiply and divide; a softmax as amax, exp, sum and divide) where the kernel has one; a model learns that from
 format-6 rows.
 
+Format 7 is format 6 with an elementwise kernel's values named after the prompt's locals that hold the same
+values (`p2t_core.llm.align`): where one kernel line spells several of the prompt's operations (a written-out
+sigmoid), format 6 numbered on from there and the model had to carry the offset; format 7 keeps the prompt's
+numbers. Only the target changes: format-7 prompts are format 6's.
+
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
@@ -36,25 +41,29 @@ with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from p2t_core.codegen.module import with_fast_launch
 from p2t_core.codegen.prelude import FAST_LAUNCH
+from p2t_core.llm.align import align_kernel_names
 from p2t_core.llm.flatten import three_address
 
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit", "without_loops"]
 
-PAIR_FORMAT = 6  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 6 call the unit alike
-CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 7  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 7 call the unit alike
+CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
 _LOOP = re.compile(r"^[ \t]+(?:for|while)\b", re.M)  # parse only prompts that may hold a loop (libcst is slow)
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
 
 
+@functools.cache
 def library_helpers() -> dict[str, str]:
-    """Every helper a generated module may call, by name: launcher helpers and plugin `@triton.jit` helpers."""
+    """Every helper a generated module may call, by name: launcher helpers and plugin `@triton.jit` helpers
+    (built once a process: format 7 reads them for every row; callers do not change the dict)."""
     from p2t_core.codegen.prelude import PRELUDE
     from p2t_core.plugins import default_plugins
 
@@ -143,8 +152,11 @@ def model_target(target: str, unit: str, prompt: str, pair_format: int) -> str:
 def pair_texts(row: dict, pair_format: int) -> tuple[str, str]:
     """(prompt, target) of a data row as the model is trained on them."""
     unit = prompt_unit(row["prompt"])
-    return (model_prompt(row["prompt"], unit, row.get("ranks") or [], pair_format),
-            model_target(row["target"], unit, row["prompt"], pair_format))
+    prompt = model_prompt(row["prompt"], unit, row.get("ranks") or [], pair_format)
+    target = model_target(row["target"], unit, row["prompt"], pair_format)
+    if pair_format >= 7:
+        target = align_kernel_names(prompt, target, library_helpers())
+    return prompt, target
 
 
 def _with_helpers(text: str, helpers: dict[str, str]) -> str:

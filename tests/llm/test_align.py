@@ -1,0 +1,77 @@
+"""Pair format 7 (p2t_core.llm.align): an elementwise kernel's values take the names of the prompt's locals."""
+
+import re
+
+import pytest
+
+from p2t_core.engine import compile_units
+from p2t_core.llm.align import align_kernel_names
+from p2t_core.llm.engine import check_and_verify
+from p2t_core.llm.pairform import library_helpers, model_prompt, model_target, pair_texts, restore
+from p2t_core.llm.prompt import unit_signature
+
+
+def _pair(target_source: str, prompt_source: str, ranks: list[int], unit: str = "f") -> tuple[str, str, str]:
+    """(format-6 prompt of `prompt_source`, format-6 target compiled from `target_source`, the whole module): the
+    data pipeline lowers a unit's target from its graph, which may spell an operation the prompt writes out."""
+    module = compile_units(target_source, "u.py", unit=unit).units[0].module_source
+    return (model_prompt(prompt_source, unit, ranks, 6), model_target(module, unit, prompt_source, 6), module)
+
+
+def _values(text: str) -> list[str]:
+    return re.findall(r"^    (v\w+) = ", text, re.M)
+
+
+SILU = "import torch\nimport torch.nn.functional as F\n\ndef f(x, y):\n    return F.silu(x) + y\n"
+SILU_WRITTEN_OUT = "import numpy\n\ndef f(x, y):\n    return x / (1.0 + numpy.exp(-x)) + y\n"
+
+
+def test_a_value_spelling_several_operations_takes_the_name_of_the_last():
+    prompt, target, _ = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
+    assert re.findall(r"^    (v\d+) = ", prompt, re.M) == ["v1", "v2", "v3", "v4", "v5"]  # -x, exp, 1 +, /, + y
+    assert _values(target) == ["v1", "v2"]
+    aligned = align_kernel_names(prompt, target, library_helpers())
+    assert _values(aligned) == ["v4", "v5"]
+    assert "v4 = a0 / (1.0 + tl.exp(-a0))" in aligned and "v5 = v4 + a1" in aligned
+    assert "tl.store(Out0_ptr + offsets, v5.to(" in aligned
+    assert aligned.replace("v4", "v1").replace("v5", "v2") == target  # nothing but the names
+
+
+def test_a_kernel_counting_like_the_prompt_is_unchanged():
+    prompt, target, _ = _pair(SILU, SILU, [2, 2])
+    assert align_kernel_names(prompt, target, library_helpers()) == target
+
+
+def test_a_value_the_prompt_does_not_hold_is_named_after_the_next_local():
+    clamp = "import torch\n\ndef f(a, y):\n    return torch.clamp(a * 0.1, -0.5, 1.0) + y\n"
+    prompt, target, _ = _pair(clamp, clamp, [2, 2])
+    assert _values(target) == ["v1", "v2", "v3", "v4"]  # 0.1 a, maximum, minimum, + y
+    aligned = align_kernel_names(prompt, target, library_helpers())
+    assert _values(aligned) == ["v1", "v2_1", "v2", "v3"]
+    assert "v2 = tl.where(v2_1 != v2_1, v2_1, tl.minimum(v2_1, 1.0))" in aligned
+
+
+@pytest.mark.parametrize("source,ranks", [
+    ("import torch\n\ndef f(x, s: float = 0.5):\n    return torch.sigmoid(x) * s\n", [2]),  # a scalar parameter
+    ("import torch\n\ndef f(x):\n    return torch.softmax(x * 2.0, dim=-1)\n", [2]),  # a row kernel
+])
+def test_units_outside_the_scheme_keep_their_format_6_target(source, ranks):
+    prompt, target, _ = _pair(source, source, ranks)
+    assert align_kernel_names(prompt, target, library_helpers()) == target
+
+
+def test_pair_texts_of_format_7_differ_from_format_6_only_in_the_targets_names():
+    module = compile_units(SILU, "u.py", unit="f").units[0].module_source
+    row = {"prompt": SILU_WRITTEN_OUT, "target": module, "ranks": [2, 2]}
+    (p6, t6), (p7, t7) = pair_texts(row, 6), pair_texts(row, 7)
+    assert p6 == p7 and t6 != t7 and _values(t7) == ["v4", "v5"]
+
+
+def test_an_aligned_target_still_verifies():
+    prompt, target, _ = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
+    aligned = align_kernel_names(prompt, target, library_helpers())
+    module = restore(aligned, "f", SILU_WRITTEN_OUT, 7)
+    outcome, _, _ = check_and_verify(module, reference_source=SILU, path="<test>", unit="f",
+                                     signature=unit_signature(SILU, "f", "<test>"), backend="interpret",
+                                     verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
+    assert outcome.stage is None, outcome.first_message
