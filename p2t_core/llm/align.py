@@ -36,7 +36,6 @@ from p2t_core.codegen.module import helper_closure
 
 __all__ = ["align_kernel_names"]
 
-_SIZE = 16  # every dimension of every input: tensors of any ranks broadcast
 _KERNEL = re.compile(r"^@triton\.jit\ndef (\w+)\(.*?\n\):\n(.*?)(?=^\S|\Z)", re.M | re.S)
 _LOAD = re.compile(r"^    (a\d+) = tl\.load\(", re.M)
 _VALUE = re.compile(r"^    (v\d+) = (.+)$", re.M)
@@ -81,7 +80,7 @@ def _as_float64(value, shape) -> torch.Tensor | None:
 
 
 def _prompt_locals(prompt: str) -> tuple[dict[str, object], tuple[int, ...]] | None:
-    """The values of the prompt's unit function's locals on float64 inputs of size 16 in every dim, and the
+    """The values of the prompt's unit function's locals on float64 inputs of the same size in every dim, and the
     broadcast shape; None where the unit is not a function of tensors alone or does not run."""
     tree = ast.parse(prompt)
     fn = tree.body[-1]
@@ -98,7 +97,9 @@ def _prompt_locals(prompt: str) -> tuple[dict[str, object], tuple[int, ...]] | N
             stmt.value = ast.Call(ast.Name("locals", ast.Load()), [], [])
     numpy_style = any(isinstance(n, (ast.Import, ast.ImportFrom)) and "numpy" in ast.unparse(n) for n in tree.body)
     gen = torch.Generator().manual_seed(0)
-    shapes = [(_SIZE,) * int(r) for r in ranks.group(1).split()]
+    rank = [int(r) for r in ranks.group(1).split()]
+    size = 16 if max(rank) <= 3 else 8  # in every dim, so tensors of any ranks broadcast; 4,096 elements at most
+    shapes = [(size,) * r for r in rank]
     # magnitudes from 0.01 to 30: a clamp at 1.0 or a max at -0.5 must act on some elements, or it would hold the
     # values of its input and take its name
     inputs = [torch.randn(s, generator=gen, dtype=torch.float64) * 10 ** (2 * torch.rand(s, generator=gen) - 1)
@@ -138,6 +139,17 @@ def align_kernel_names(prompt: str, target: str, helpers: dict[str, str]) -> str
     """`target` (a model target of format 6) with its one elementwise kernel's values renamed after the
     prompt's (a model prompt of format 6) locals of equal value; `target` unchanged where that cannot be done.
     `helpers`: the library's `@triton.jit` helpers by name (`pairform.library_helpers()`)."""
+    # One thread: the training loader runs this in workers forked after torch started its OpenMP pool, where a
+    # parallel region (torch.randn of a few thousand values) hangs the worker.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _aligned(prompt, target, helpers)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _aligned(prompt: str, target: str, helpers: dict[str, str]) -> str:
     kernels = [(m.start(2), m.end(2), m.group(2)) for m in _KERNEL.finditer(target) if _VALUE.search(m.group(2))]
     if len(kernels) != 1 or re.search(r"\bs\d+\b|\bx\d+\b|^ {5,}v\d+ =", kernels[0][2], re.M):
         return target  # several kernels, a scalar argument, a row kernel's loads (`x0`), values inside a block

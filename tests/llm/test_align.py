@@ -1,8 +1,10 @@
 """Pair format 7 (p2t_core.llm.align): an elementwise kernel's values take the names of the prompt's locals."""
 
+import multiprocessing
 import re
 
 import pytest
+import torch
 
 from p2t_core.engine import compile_units
 from p2t_core.llm.align import align_kernel_names
@@ -75,3 +77,19 @@ def test_an_aligned_target_still_verifies():
                                      signature=unit_signature(SILU, "f", "<test>"), backend="interpret",
                                      verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
     assert outcome.stage is None, outcome.first_message
+
+
+def test_runs_in_workers_forked_after_torch_started_its_threads():
+    """The training loader forks its workers once torch has run (model_texts); a torch op that opened an OpenMP
+    region in such a worker hung it (seen with torch.randn before the one-thread guard)."""
+    module = compile_units(SILU, "u.py", unit="f").units[0].module_source
+    row = {"prompt": SILU_WRITTEN_OUT, "target": module, "ranks": [3, 3]}  # 4,096 values an input
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # tests/llm/conftest.py runs torch on one thread
+    try:
+        torch.randn(1024, 1024) @ torch.randn(1024, 1024)  # the parent's OpenMP pool is up
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            texts = pool.starmap_async(pair_texts, [(row, 7)] * 4).get(timeout=60)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(_values(t) == ["v4", "v5"] for _, t in texts)
