@@ -6,17 +6,18 @@ several of the prompt's operations: a NumPy, method or loop rendering writes `to
 `-x`, `exp`, `1 + ...` and a division (four locals), the kernel, lowered from the unit's graph (DESIGN.md), has
 one `sigmoid` line; two loop clamps are one clamp node. From there on the kernel's `v7` is the prompt's `v10`, and
 the model has to carry that offset through the rest of the chain. The format-6 weights failed there: on the
-nineteenth session's samples, elementwise units whose kernel and prompt count their values alike verified 42 of 44
-(valid_random) and 33 of 41 (compositional), those whose counts part 11 of 17 and 3 of 12; in most failing
-candidates the model used the prompt's number of a value where the kernel's was meant.
+nineteenth session's samples, elementwise prompts of 6 or more lines verified 27 of 38 where prompt and kernel count
+their values alike, 8 of 22 where the counts part (docs/BENCHMARKS.md); most failing candidates read a value by the
+wrong number after such a line.
 
 Format 7 renames the kernel's values instead: each kernel value takes the name of the prompt local that holds the
 same values, found by running both on the same float64 inputs (the prompt as Python, the kernel's lines with
 `tl` stood in for by torch). The match is monotone, each value taking the first local after the previous one's
 that agrees, so a value spelled in one line gets the name of the last local of the operations it spells, and
 every later line reads as the prompt does (`v10 = v9 + a2` where the prompt has `v10 = v9 + a2`). Where the
-values cannot be computed this way (no straight-line function, a scalar parameter, a row kernel, bit casts) or the
-kernel's last value matches no local, the target is left as format 6 writes it. A kernel value that holds no
+values cannot be computed this way (no straight-line function, a row kernel, several kernels, bit casts) or the
+kernel's last value matches no local, the target is left as format 6 writes it. Scalar parameters take the values
+the launch passes them; a Module's tensors are found under their attributes. A kernel value that holds no
 local's values (the kernel spells one of the prompt's operations in two lines) is named after the next one that
 does: `v1_1`.
 
@@ -27,6 +28,7 @@ the corpus' own prompts, which the data pipeline generated and verified.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import warnings
 
@@ -36,8 +38,8 @@ from p2t_core.codegen.module import helper_closure
 
 __all__ = ["align_kernel_names"]
 
-_KERNEL = re.compile(r"^@triton\.jit\ndef (\w+)\(.*?\n\):\n(.*?)(?=^\S|\Z)", re.M | re.S)
-_LOAD = re.compile(r"^    (a\d+) = tl\.load\(", re.M)
+_KERNEL = re.compile(r"^@triton\.jit\ndef (\w+)\((.*?)\n\):\n(.*?)(?=^\S|\Z)", re.M | re.S)
+_LOAD = re.compile(r"^    (a\d+) = tl\.load\(In\d+_(\w+?)_ptr\b", re.M)
 _VALUE = re.compile(r"^    (v\d+) = (.+)$", re.M)
 _NAME = re.compile(r"\bv\d+\b")
 
@@ -79,40 +81,86 @@ def _as_float64(value, shape) -> torch.Tensor | None:
         return None
 
 
-def _prompt_locals(prompt: str) -> tuple[dict[str, object], tuple[int, ...]] | None:
-    """The values of the prompt's unit function's locals on float64 inputs of the same size in every dim, and the
-    broadcast shape; None where the unit is not a function of tensors alone or does not run."""
-    tree = ast.parse(prompt)
-    fn = tree.body[-1]
-    if not isinstance(fn, ast.FunctionDef) or fn.args.vararg or fn.args.kwarg or fn.args.kwonlyargs:
+def _unit_inputs(rank: list[int]) -> tuple[list[torch.Tensor], tuple[int, ...]]:
+    """Float64 inputs of these ranks, of the same size in every dim (tensors of any ranks broadcast; 4,096 values
+    at most), with magnitudes from 0.01 to 30: a clamp at 1.0 or a max at -0.5 must act on some elements, or it
+    would hold the values of its input and take its name."""
+    gen = torch.Generator().manual_seed(0)
+    size = 16 if max(rank) <= 3 else 8
+    shapes = [(size,) * r for r in rank]
+    inputs = [torch.randn(s, generator=gen, dtype=torch.float64) * 10 ** (2 * torch.rand(s, generator=gen) - 1)
+              for s in shapes]
+    return inputs, torch.broadcast_shapes(*shapes)
+
+
+def _numbers(fn: ast.FunctionDef) -> dict[str, float] | None:
+    """The defaults of fn's parameters that have one: the scalars a kernel takes as `s0, s1, ...`."""
+    positional = [*fn.args.posonlyargs, *fn.args.args]
+    try:
+        return {a.arg: float(ast.literal_eval(d))
+                for a, d in zip(positional[len(positional) - len(fn.args.defaults):], fn.args.defaults, strict=True)}
+    except (ValueError, TypeError, SyntaxError):
         return None
-    if fn.args.defaults or not all(isinstance(s, (ast.Assign, ast.Return)) for s in fn.body):
+
+
+class _Run:
+    """What running the prompt's unit gave: its locals (`aK`, `vK`, ...), the broadcast shape, the values of its
+    scalar parameters, and a Module's tensors by lower-case attribute name (as the kernels' pointers spell them)."""
+
+    def __init__(self, values: dict, shape: tuple[int, ...], scalars: dict[str, float], attributes: dict):
+        self.values, self.shape, self.scalars, self.attributes = values, shape, scalars, attributes
+
+
+def _run_prompt(prompt: str) -> _Run | None:
+    """The prompt's unit (a function, or a Module's `forward`) run on float64 inputs with its locals returned; None
+    where it takes anything but tensors and number defaults, or does not run."""
+    tree = ast.parse(prompt)
+    unit = tree.body[-1]
+    cls = unit if isinstance(unit, ast.ClassDef) else None
+    if cls is not None:
+        unit = next((m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "forward"), None)
+    if not isinstance(unit, ast.FunctionDef) or unit.args.vararg or unit.args.kwarg or unit.args.kwonlyargs:
+        return None
+    scalars = _numbers(unit)
+    if scalars is None or not all(isinstance(s, (ast.Assign, ast.Return)) for s in unit.body):
         return None
     ranks = re.match(r"# ranks: ([\d ]+)\n", prompt)
-    params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
-    if not ranks or len(ranks.group(1).split()) != len(params):
+    tensors = [a.arg for a in (*unit.args.posonlyargs, *unit.args.args) if a.arg not in scalars]
+    tensors = tensors[1:] if cls is not None else tensors  # self
+    if not ranks or len(ranks.group(1).split()) != len(tensors):
         return None
-    for stmt in fn.body:
+    for stmt in unit.body:
         if isinstance(stmt, ast.Return):
             stmt.value = ast.Call(ast.Name("locals", ast.Load()), [], [])
     numpy_style = any(isinstance(n, (ast.Import, ast.ImportFrom)) and "numpy" in ast.unparse(n) for n in tree.body)
-    gen = torch.Generator().manual_seed(0)
-    rank = [int(r) for r in ranks.group(1).split()]
-    size = 16 if max(rank) <= 3 else 8  # in every dim, so tensors of any ranks broadcast; 4,096 elements at most
-    shapes = [(size,) * r for r in rank]
-    # magnitudes from 0.01 to 30: a clamp at 1.0 or a max at -0.5 must act on some elements, or it would hold the
-    # values of its input and take its name
-    inputs = [torch.randn(s, generator=gen, dtype=torch.float64) * 10 ** (2 * torch.rand(s, generator=gen) - 1)
-              for s in shapes]
+    inputs, shape = _unit_inputs([int(r) for r in ranks.group(1).split()])
     namespace: dict = {}
     try:
         with warnings.catch_warnings():  # NumPy's overflow warnings (exp of 30): the values are what they are
             warnings.simplefilter("ignore")
             exec(compile(ast.fix_missing_locations(tree), "<prompt>", "exec"), namespace)  # noqa: S102 - our corpus
-            values = namespace[fn.name](*[x.numpy() if numpy_style else x for x in inputs])
+            args = [x.numpy() if numpy_style else x for x in inputs]
+            if cls is None:
+                return _Run(namespace[unit.name](*args), shape, scalars, {})
+            module = _module(namespace[cls.name], shape[-1] if shape else 1)
+            if module is None:
+                return None
+            attributes = {n.lower(): t for n, t in (*module.named_parameters(), *module.named_buffers())}
+            return _Run(module.forward(*args), shape, scalars, attributes)
     except Exception:  # noqa: BLE001 - a prompt that does not run on these inputs keeps its format-6 target
         return None
-    return values, torch.broadcast_shapes(*shapes)
+
+
+def _module(cls, size: int):
+    """An instance of the prompt's Module whose constructor takes sizes (each given `size`, so its tensors broadcast
+    with the inputs), in float64; the global RNG is left as it was."""
+    init = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    if any(p.default is inspect.Parameter.empty and p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+           for p in init):
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return cls(*[size for p in init if p.default is inspect.Parameter.empty]).double()
 
 
 def _kernel_values(body: str, loads: dict[str, object], helpers: dict[str, str]) -> list[tuple[str, object]] | None:
@@ -149,21 +197,48 @@ def align_kernel_names(prompt: str, target: str, helpers: dict[str, str]) -> str
         torch.set_num_threads(threads)
 
 
+def _scalar_arguments(target: str, kernel: str, params: str, scalars: dict[str, float]) -> dict[str, float] | None:
+    """The kernel's scalar arguments (`s0, s1, ...`) with the values of the unit's parameters its launch passes."""
+    names = [p.split(":")[0].strip() for p in params.split(",") if p.strip()]
+    wanted = {i: n for i, n in enumerate(names) if re.fullmatch(r"s\d+", n)}
+    if not wanted:
+        return {}
+    launches = [c for c in ast.walk(ast.parse(target)) if isinstance(c, ast.Call) and isinstance(c.func, ast.Subscript)
+                and isinstance(c.func.value, ast.Name) and c.func.value.id == kernel]
+    if len(launches) != 1:
+        return None
+    args = launches[0].args
+    out = {}
+    for i, name in wanted.items():
+        if i >= len(args) or any(isinstance(a, ast.Starred) for a in args[:i + 1]):
+            return None
+        arg = args[i]
+        if not isinstance(arg, ast.Name) or arg.id not in scalars:
+            return None
+        out[name] = scalars[arg.id]
+    return out
+
+
 def _aligned(prompt: str, target: str, helpers: dict[str, str]) -> str:
-    kernels = [(m.start(2), m.end(2), m.group(2)) for m in _KERNEL.finditer(target) if _VALUE.search(m.group(2))]
-    if len(kernels) != 1 or re.search(r"\bs\d+\b|\bx\d+\b|^ {5,}v\d+ =", kernels[0][2], re.M):
-        return target  # several kernels, a scalar argument, a row kernel's loads (`x0`), values inside a block
-    start, end, body = kernels[0]
-    found = _prompt_locals(prompt)
-    if found is None:
+    kernels = [m for m in _KERNEL.finditer(target) if _VALUE.search(m.group(3))]
+    if len(kernels) != 1 or re.search(r"\bx\d+\b|^ {5,}v\d+ =", kernels[0].group(3), re.M):
+        return target  # several kernels, a row kernel's loads (`x0`), values inside a block
+    kernel_name, params, body = kernels[0].groups()
+    start, end = kernels[0].span(3)
+    run = _run_prompt(prompt)
+    if run is None:
         return target
-    values, shape = found
+    values, shape = run.values, run.shape
     loads = {}
-    for name in _LOAD.findall(body):
-        if name not in values:
+    for name, pointer in _LOAD.findall(body):
+        value = values[name] if name in values else run.attributes.get(pointer.lower())  # a Module's tensor
+        if value is None:
             return target
-        loads[name] = _as_float64(values[name], shape)
-    kernel = _kernel_values(body, loads, helpers)
+        loads[name] = _as_float64(value, shape)
+    scalars = _scalar_arguments(target, kernel_name, params, run.scalars)
+    if scalars is None:
+        return target
+    kernel = _kernel_values(body, {**loads, **scalars}, helpers)
     if kernel is None:
         return target
     local_names = [n for n in values if re.fullmatch(r"v\d+", n)]

@@ -3,7 +3,6 @@
 import multiprocessing
 import re
 
-import pytest
 import torch
 
 from p2t_core.engine import compile_units
@@ -53,12 +52,27 @@ def test_a_value_the_prompt_does_not_hold_is_named_after_the_next_local():
     assert "v2 = tl.where(v2_1 != v2_1, v2_1, tl.minimum(v2_1, 1.0))" in aligned
 
 
-@pytest.mark.parametrize("source,ranks", [
-    ("import torch\n\ndef f(x, s: float = 0.5):\n    return torch.sigmoid(x) * s\n", [2]),  # a scalar parameter
-    ("import torch\n\ndef f(x):\n    return torch.softmax(x * 2.0, dim=-1)\n", [2]),  # a row kernel
-])
-def test_units_outside_the_scheme_keep_their_format_6_target(source, ranks):
-    prompt, target, _ = _pair(source, source, ranks)
+def test_a_scalar_parameter_takes_the_value_its_launch_passes():
+    silu = ("import torch\nimport torch.nn.functional as F\n\ndef f(x, y, scale: float = 3.0):\n"
+            "    return F.silu(x) * scale + y\n")
+    written = "import numpy\n\ndef f(x, y, scale: float = 3.0):\n    return x / (1.0 + numpy.exp(-x)) * scale + y\n"
+    prompt, target, _ = _pair(silu, written, [2, 2])
+    assert "s0" in target
+    assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v4", "v5", "v6"]
+
+
+def test_a_modules_tensor_is_loaded_under_its_attribute():
+    module = ("import torch\n\nclass Gate(torch.nn.Module):\n\n    def __init__(self, features: int):\n"
+              "        super().__init__()\n        self.w = torch.nn.Parameter(torch.randn(features))\n\n"
+              "    def forward(self, x):\n        return torch.clamp(x, 0.0, max=2.0) * self.w\n")
+    prompt, target, _ = _pair(module, module, [2], unit="Gate")
+    assert re.search(r"a1 = tl\.load\(In1_W_ptr", target) and _values(target) == ["v1", "v2", "v3"]
+    assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v1_1", "v1", "v2"]
+
+
+def test_a_row_kernel_keeps_its_format_6_target():
+    softmax = "import torch\n\ndef f(x):\n    return torch.softmax(x * 2.0, dim=-1)\n"
+    prompt, target, _ = _pair(softmax, softmax, [2])
     assert align_kernel_names(prompt, target, library_helpers()) == target
 
 
