@@ -243,14 +243,20 @@ def _aligned(prompt: str, target: str, helpers: dict[str, str]) -> str:
         return target
     local_names = [n for n in values if re.fullmatch(r"v\d+", n)]
     local_values = [_as_float64(values[n], shape) for n in local_names]
+    kernel_values = [_as_float64(value, shape) for _, value in kernel]
+    if any(v is None for v in kernel_values):
+        return target
+
+    def agrees(i: int, k: int) -> bool:
+        return k < len(local_values) and local_values[k] is not None and torch.allclose(
+            kernel_values[i], local_values[k], rtol=1e-5, atol=1e-8, equal_nan=True)
+
     matched: list[str | None] = []  # each kernel value's local, None where it holds no local's values
     j = 0
-    for _, value in kernel:
-        v = _as_float64(value, shape)
-        if v is None:
-            return target
-        k = next((k for k in range(j, len(local_names)) if local_values[k] is not None and torch.allclose(
-            v, local_values[k], rtol=1e-5, atol=1e-8, equal_nan=True)), None)
+    for i in range(len(kernel)):
+        k = next((k for k in range(j, len(local_names)) if agrees(i, k)), None)
+        if k is not None and i + 1 < len(kernel) and agrees(i + 1, k) and not agrees(i + 1, k + 1):
+            k = None  # the next value holds this local too, and not the one after: a clamp whose bound never acts
         matched.append(None if k is None else local_names[k])
         j = j if k is None else k + 1
     if not matched or matched[-1] is None:

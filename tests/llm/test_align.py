@@ -107,3 +107,19 @@ def test_runs_in_workers_forked_after_torch_started_its_threads():
     finally:
         torch.set_num_threads(threads)
     assert all(_values(t) == ["v4", "v5"] for _, t in texts)
+
+
+def test_a_clamp_whose_bound_never_acts_still_names_its_second_half():
+    """cos is within [-1, 1], so clamp(cos, -0.5, 2.0)'s minimum holds the maximum's values: the minimum, the last
+    value holding the local, takes its name."""
+    source = "import torch\n\ndef f(a):\n    return torch.clamp(torch.cos(a), -0.5, 2.0) + 0.5\n"
+    prompt, target, _ = _pair(source, source, [2])
+    assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v1", "v2_1", "v2", "v3"]
+
+
+def test_values_equal_along_a_round_trip_keep_the_prompts_order():
+    source = "import torch\n\ndef f(a):\n    return torch.log(a).to(torch.float16).to(torch.float32)\n"
+    prompt, target, _ = _pair(source, source, [2])
+    assert re.findall(r"^    (v\d+) = ", prompt, re.M) == ["v1", "v2", "v3"]
+    aligned = align_kernel_names(prompt, target, library_helpers())
+    assert _values(aligned) == _values(target)
