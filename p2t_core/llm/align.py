@@ -31,6 +31,7 @@ import ast
 import inspect
 import re
 import warnings
+from typing import NamedTuple
 
 import torch
 
@@ -61,16 +62,20 @@ class _Tl:
 
     @staticmethod
     def where(c, x, y):
-        return torch.where(torch.as_tensor(c).bool(), torch.as_tensor(x, dtype=torch.float64),
-                           torch.as_tensor(y, dtype=torch.float64))
+        return torch.where(torch.as_tensor(c).bool(), _f64(x), _f64(y))
 
     @staticmethod
     def minimum(x, y, propagate_nan=None):
-        return torch.minimum(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64))
+        return torch.minimum(_f64(x), _f64(y))
 
     @staticmethod
     def maximum(x, y, propagate_nan=None):
-        return torch.maximum(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64))
+        return torch.maximum(_f64(x), _f64(y))
+
+
+def _f64(value) -> torch.Tensor:
+    """A kernel operand (a value or a Python number) as a float64 tensor."""
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 def _as_float64(value, shape) -> torch.Tensor | None:
@@ -103,12 +108,14 @@ def _numbers(fn: ast.FunctionDef) -> dict[str, float] | None:
         return None
 
 
-class _Run:
+class _Run(NamedTuple):
     """What running the prompt's unit gave: its locals (`aK`, `vK`, ...), the broadcast shape, the values of its
     scalar parameters, and a Module's tensors by lower-case attribute name (as the kernels' pointers spell them)."""
 
-    def __init__(self, values: dict, shape: tuple[int, ...], scalars: dict[str, float], attributes: dict):
-        self.values, self.shape, self.scalars, self.attributes = values, shape, scalars, attributes
+    values: dict
+    shape: tuple[int, ...]
+    scalars: dict[str, float]
+    attributes: dict
 
 
 def _run_prompt(prompt: str) -> _Run | None:

@@ -12,11 +12,11 @@ from p2t_core.llm.pairform import library_helpers, model_prompt, model_target, p
 from p2t_core.llm.prompt import unit_signature
 
 
-def _pair(target_source: str, prompt_source: str, ranks: list[int], unit: str = "f") -> tuple[str, str, str]:
-    """(format-6 prompt of `prompt_source`, format-6 target compiled from `target_source`, the whole module): the
-    data pipeline lowers a unit's target from its graph, which may spell an operation the prompt writes out."""
+def _pair(target_source: str, prompt_source: str, ranks: list[int], unit: str = "f") -> tuple[str, str]:
+    """(format-6 prompt of `prompt_source`, format-6 target compiled from `target_source`): the data pipeline lowers
+    a unit's target from its graph, which may spell an operation the prompt writes out."""
     module = compile_units(target_source, "u.py", unit=unit).units[0].module_source
-    return (model_prompt(prompt_source, unit, ranks, 6), model_target(module, unit, prompt_source, 6), module)
+    return model_prompt(prompt_source, unit, ranks, 6), model_target(module, unit, prompt_source, 6)
 
 
 def _values(text: str) -> list[str]:
@@ -28,7 +28,7 @@ SILU_WRITTEN_OUT = "import numpy\n\ndef f(x, y):\n    return x / (1.0 + numpy.ex
 
 
 def test_a_value_spelling_several_operations_takes_the_name_of_the_last():
-    prompt, target, _ = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
+    prompt, target = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
     assert re.findall(r"^    (v\d+) = ", prompt, re.M) == ["v1", "v2", "v3", "v4", "v5"]  # -x, exp, 1 +, /, + y
     assert _values(target) == ["v1", "v2"]
     aligned = align_kernel_names(prompt, target, library_helpers())
@@ -39,13 +39,13 @@ def test_a_value_spelling_several_operations_takes_the_name_of_the_last():
 
 
 def test_a_kernel_counting_like_the_prompt_is_unchanged():
-    prompt, target, _ = _pair(SILU, SILU, [2, 2])
+    prompt, target = _pair(SILU, SILU, [2, 2])
     assert align_kernel_names(prompt, target, library_helpers()) == target
 
 
 def test_a_value_the_prompt_does_not_hold_is_named_after_the_next_local():
     clamp = "import torch\n\ndef f(a, y):\n    return torch.clamp(a * 0.1, -0.5, 1.0) + y\n"
-    prompt, target, _ = _pair(clamp, clamp, [2, 2])
+    prompt, target = _pair(clamp, clamp, [2, 2])
     assert _values(target) == ["v1", "v2", "v3", "v4"]  # 0.1 a, maximum, minimum, + y
     aligned = align_kernel_names(prompt, target, library_helpers())
     assert _values(aligned) == ["v1", "v2_1", "v2", "v3"]
@@ -56,7 +56,7 @@ def test_a_scalar_parameter_takes_the_value_its_launch_passes():
     silu = ("import torch\nimport torch.nn.functional as F\n\ndef f(x, y, scale: float = 3.0):\n"
             "    return F.silu(x) * scale + y\n")
     written = "import numpy\n\ndef f(x, y, scale: float = 3.0):\n    return x / (1.0 + numpy.exp(-x)) * scale + y\n"
-    prompt, target, _ = _pair(silu, written, [2, 2])
+    prompt, target = _pair(silu, written, [2, 2])
     assert "s0" in target
     assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v4", "v5", "v6"]
 
@@ -65,14 +65,14 @@ def test_a_modules_tensor_is_loaded_under_its_attribute():
     module = ("import torch\n\nclass Gate(torch.nn.Module):\n\n    def __init__(self, features: int):\n"
               "        super().__init__()\n        self.w = torch.nn.Parameter(torch.randn(features))\n\n"
               "    def forward(self, x):\n        return torch.clamp(x, 0.0, max=2.0) * self.w\n")
-    prompt, target, _ = _pair(module, module, [2], unit="Gate")
+    prompt, target = _pair(module, module, [2], unit="Gate")
     assert re.search(r"a1 = tl\.load\(In1_W_ptr", target) and _values(target) == ["v1", "v2", "v3"]
     assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v1_1", "v1", "v2"]
 
 
 def test_a_row_kernel_keeps_its_format_6_target():
     softmax = "import torch\n\ndef f(x):\n    return torch.softmax(x * 2.0, dim=-1)\n"
-    prompt, target, _ = _pair(softmax, softmax, [2])
+    prompt, target = _pair(softmax, softmax, [2])
     assert align_kernel_names(prompt, target, library_helpers()) == target
 
 
@@ -84,7 +84,7 @@ def test_pair_texts_of_format_7_differ_from_format_6_only_in_the_targets_names()
 
 
 def test_an_aligned_target_still_verifies():
-    prompt, target, _ = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
+    prompt, target = _pair(SILU, SILU_WRITTEN_OUT, [2, 2])
     aligned = align_kernel_names(prompt, target, library_helpers())
     module = restore(aligned, "f", SILU_WRITTEN_OUT, 7)
     outcome, _, _ = check_and_verify(module, reference_source=SILU, path="<test>", unit="f",
@@ -113,13 +113,13 @@ def test_a_clamp_whose_bound_never_acts_still_names_its_second_half():
     """cos is within [-1, 1], so clamp(cos, -0.5, 2.0)'s minimum holds the maximum's values: the minimum, the last
     value holding the local, takes its name."""
     source = "import torch\n\ndef f(a):\n    return torch.clamp(torch.cos(a), -0.5, 2.0) + 0.5\n"
-    prompt, target, _ = _pair(source, source, [2])
+    prompt, target = _pair(source, source, [2])
     assert _values(align_kernel_names(prompt, target, library_helpers())) == ["v1", "v2_1", "v2", "v3"]
 
 
 def test_values_equal_along_a_round_trip_keep_the_prompts_order():
     source = "import torch\n\ndef f(a):\n    return torch.log(a).to(torch.float16).to(torch.float32)\n"
-    prompt, target, _ = _pair(source, source, [2])
+    prompt, target = _pair(source, source, [2])
     assert re.findall(r"^    (v\d+) = ", prompt, re.M) == ["v1", "v2", "v3"]
     aligned = align_kernel_names(prompt, target, library_helpers())
     assert _values(aligned) == _values(target)

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""What pair format 7 changes on a corpus, and how the weights fared where the numbering parts (issue 5).
+
+    python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional]
+                                         [--eval valid_random=EVAL.json ...]
+
+For each split: how many elementwise targets (families elementwise and multi_output) format 7 renames
+(`p2t_core.llm.align`), how many count their values like the prompt already, and how many part but keep format 6's
+names (several kernels, a reduction); other families' renamed targets apart. With `--eval SPLIT=FILE` (a
+`p2t eval --json` file of that split): the greedy pass rate of those elementwise units by prompt length and by
+whether prompt and kernel count their values alike (format 6), and for prompts of 6 or more lines the one-sided
+Fisher exact p that the parting ones pass no less often.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+from math import comb
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from p2t_core.llm.pairform import pair_texts  # noqa: E402
+
+ELEMENTWISE = ("elementwise", "multi_output")
+
+
+def value_lines(text: str) -> int:
+    return len(re.findall(r"^\s+v\d+ = ", text, re.M))
+
+
+def fisher_less(a_pass: int, a_n: int, b_pass: int, b_n: int) -> float:
+    """One-sided Fisher exact p of b_pass or fewer passes in group b, given the margins."""
+    passes, n = a_pass + b_pass, a_n + b_n
+    return sum(comb(b_n, x) * comb(a_n, passes - x) for x in range(0, b_pass + 1)) / comb(n, passes)
+
+
+def length_bucket(lines: int) -> str:
+    return "<6" if lines < 6 else ("6-9" if lines < 10 else "10+")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--split", action="append", help="splits to count (default: both held-out splits)")
+    ap.add_argument("--eval", action="append", default=[], metavar="SPLIT=FILE")
+    args = ap.parse_args()
+    verdicts = {}
+    for item in args.eval:
+        split, path = item.split("=", 1)
+        verdicts[split] = {r["id"]: r["greedy_ok"] for r in json.loads(Path(path).read_text())["per_row"]}
+    table = collections.defaultdict(lambda: [0, 0])  # (bucket, class) -> [passed, units]
+    for split in args.split or ["valid_random", "valid_compositional"]:
+        counts = collections.Counter()
+        for line in open(args.data / f"{split}.jsonl"):
+            row = json.loads(line)
+            prompt, target6 = pair_texts(row, 6)
+            _, target7 = pair_texts(row, 7)
+            if row["family"] not in ELEMENTWISE:
+                counts["other families renamed"] += target7 != target6
+                continue
+            alike = value_lines(prompt) == value_lines(target6)
+            kind = "renamed" if target7 != target6 else ("alike" if alike else "parting, kept")
+            counts[kind] += 1
+            ok = verdicts.get(split, {}).get(row["id"])
+            if ok is not None:
+                cell = table[(length_bucket(value_lines(prompt)), "alike" if alike else kind)]
+                cell[0] += ok
+                cell[1] += 1
+        print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if table:
+        print("greedy passes of elementwise units (prompt lines, format-6 numbering):")
+        for key in sorted(table):
+            print(f"  {key[0]:>4} {key[1]:14s} {table[key][0]}/{table[key][1]}")
+        long_alike = [sum(table[(b, "alike")][i] for b in ("6-9", "10+")) for i in (0, 1)]
+        long_parting = [sum(table[(b, "renamed")][i] for b in ("6-9", "10+")) for i in (0, 1)]
+        print(f"6+ lines: alike {long_alike[0]}/{long_alike[1]}, parting (renamed by format 7) "
+              f"{long_parting[0]}/{long_parting[1]}, one-sided Fisher p = "
+              f"{fisher_less(*long_alike, *long_parting):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
