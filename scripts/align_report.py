@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """What pair format 7 changes on a corpus, and how the weights fared where the numbering parts (issue 5).
 
-    python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional]
-                                         [--eval valid_random=EVAL.json ...]
+    python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional] [--limit N]
+                                         [--eval valid_random=EVAL.json ...] [--verify]
 
 For each split: how many elementwise targets (families elementwise and multi_output) format 7 renames
 (`p2t_core.llm.align`), how many count their values like the prompt already, and how many part but keep format 6's
 names (several kernels, a reduction); other families' renamed targets apart. With `--eval SPLIT=FILE` (a
 `p2t eval --json` file of that split): the greedy pass rate of those elementwise units by prompt length and by
 whether prompt and kernel count their values alike (format 6), and for prompts of 6 or more lines the one-sided
-Fisher exact p that the parting ones pass no less often.
+Fisher exact p that the parting ones pass no less often. `--verify`: every renamed target, restored to a module, through
+the verifier under the interpreter (seed 1), with its format-6 twin verified too where it fails. Prints the time
+`pair_texts` took per 1,000 rows in each format.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import collections
 import json
 import re
 import sys
+import time
 from math import comb
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2t_core.llm.pairform import pair_texts  # noqa: E402
+from p2t_core.llm.pairform import pair_texts, restore  # noqa: E402
 
 ELEMENTWISE = ("elementwise", "multi_output")
 
@@ -43,11 +46,25 @@ def length_bucket(lines: int) -> str:
     return "<6" if lines < 6 else ("6-9" if lines < 10 else "10+")
 
 
+def verify_target(row: dict, text: str) -> str | None:
+    """The first failure of a model target (restored to a module) against the row's reference; None if it passes."""
+    from p2t_core.llm.engine import check_and_verify
+    from p2t_core.llm.evaluate import row_reference, row_signature, row_unit
+
+    unit = row_unit(row)
+    outcome, _, _ = check_and_verify(restore(text, unit, row["prompt"], 7), reference_source=row_reference(row),
+                                     path="<align>", unit=unit, signature=row_signature(row, unit),
+                                     backend="interpret", verify_dtypes=["float32"], timeout_s=60, seed=1, index=0)
+    return None if outcome.stage is None else f"{outcome.stage}: {outcome.first_message[:160]}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("--split", action="append", help="splits to count (default: both held-out splits)")
+    ap.add_argument("--limit", type=int, help="the first N rows of each split")
     ap.add_argument("--eval", action="append", default=[], metavar="SPLIT=FILE")
+    ap.add_argument("--verify", action="store_true", help="verify every renamed target (interpreter)")
     args = ap.parse_args()
     verdicts = {}
     for item in args.eval:
@@ -55,11 +72,23 @@ def main() -> int:
         verdicts[split] = {r["id"]: r["greedy_ok"] for r in json.loads(Path(path).read_text())["per_row"]}
     table = collections.defaultdict(lambda: [0, 0])  # (bucket, class) -> [passed, units]
     for split in args.split or ["valid_random", "valid_compositional"]:
-        counts = collections.Counter()
+        counts, seconds, rows = collections.Counter(), [0.0, 0.0], 0
         for line in open(args.data / f"{split}.jsonl"):
-            row = json.loads(line)
+            if args.limit is not None and rows >= args.limit:
+                break
+            row, rows = json.loads(line), rows + 1
+            t0 = time.perf_counter()
             prompt, target6 = pair_texts(row, 6)
+            t1 = time.perf_counter()
             _, target7 = pair_texts(row, 7)
+            seconds[0] += t1 - t0
+            seconds[1] += time.perf_counter() - t1
+            if args.verify and target7 != target6:
+                failure = verify_target(row, target7)
+                counts["renamed and verified" if failure is None else "renamed, failing"] += 1
+                if failure is not None:
+                    twin = verify_target(row, target6)
+                    print(f"  {row['id']}: {failure}\n    format 6: {twin or 'passes'}")
             if row["family"] not in ELEMENTWISE:
                 counts["other families renamed"] += target7 != target6
                 continue
@@ -71,7 +100,9 @@ def main() -> int:
                 cell = table[(length_bucket(value_lines(prompt)), "alike" if alike else kind)]
                 cell[0] += ok
                 cell[1] += 1
-        print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(f"{split} ({rows} rows): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(f"  pair_texts per 1,000 rows: format 6 {1000 * seconds[0] / rows:.1f} s, "
+              f"format 7 {1000 * seconds[1] / rows:.1f} s")
     if table:
         print("greedy passes of elementwise units (prompt lines, format-6 numbering):")
         for key in sorted(table):
