@@ -39,6 +39,7 @@ class Translation:
     units: list[CompiledUnit] = field(default_factory=list)
     errors: list[P2TError] = field(default_factory=list)
     seconds: float = 0.0
+    unit_names: list[str] = field(default_factory=list)  # every unit asked for, translated or not, in file order
 
 
 def parse_shapes(spec: str | None) -> dict[str, tuple[int, ...]]:
@@ -70,7 +71,7 @@ def compile_units(
     targets = [parsed.unit(unit)] if unit else parsed.units
     if not targets:
         raise SourceError("no translation units (top-level functions or nn.Module classes) in the file", path=path)
-    result = Translation(path, source, None)
+    result = Translation(path, source, None, unit_names=[u.name for u in targets])
     emitters = []
     for u in targets:
         try:

@@ -61,11 +61,15 @@ def parse_file(source: str | bytes, path: str = "<input>") -> ParsedFile:
     try:
         # Positions come from the user's text; loop-style units are rewritten into tensor style first, so
         # qualified names come from the rewritten module (unchanged units keep their node objects).
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         originals = {st.name.value: st for st in module.body if m.matches(st, m.FunctionDef() | m.ClassDef())}
+        user_module = module
         module, loop_errors = _normalize_loops(module, path)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        meta = {PositionProvider: positions, QualifiedNameProvider: wrapper.resolve(QualifiedNameProvider)}
+        if module is user_module:  # nothing rewritten: one batched pass gives both
+            meta = dict(wrapper.resolve_many([PositionProvider, QualifiedNameProvider]))
+        else:
+            positions = MetadataWrapper(user_module, unsafe_skip_copy=True).resolve(PositionProvider)
+            meta = {PositionProvider: positions, QualifiedNameProvider: wrapper.resolve(QualifiedNameProvider)}
     except RecursionError:
         raise SourceError("expression nested too deeply", path=path) from None
     units: list[Unit] = []

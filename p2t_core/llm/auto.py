@@ -147,13 +147,15 @@ def translate_with_llm(source: str, path: str = "<input>", unit: str | None = No
         out.compiler = comp
         done = {c.name: c for c in comp.units}
         errors = iter(comp.errors)
-        for name in _unit_names(source, path, unit):
+        names = comp.unit_names
+        for name in names:
             if name in done:
                 out.units.append(UnitOutcome(name, "compiler", done[name].module_source))
             else:
                 todo.append((name, str(next(errors, "refused"))))
     else:
-        todo = [(name, None) for name in _unit_names(source, path, unit)]
+        names = _unit_names(source, path, unit)
+        todo = [(name, None) for name in names]
     llm = llm or (LLMEngine(weights_dir, device) if todo else None)
     for name, comp_err in todo:
         uo = UnitOutcome(name, None, compiler_error=comp_err)
@@ -175,7 +177,7 @@ def translate_with_llm(source: str, path: str = "<input>", unit: str | None = No
                 uo.llm_error = str(e)
         out.units.append(uo)
     # Keep the file's unit order in the module.
-    order = {n: i for i, n in enumerate(_unit_names(source, path, unit))}
+    order = {n: i for i, n in enumerate(names)}
     out.units.sort(key=lambda u: order.get(u.name, len(order)))
     if out.translated:
         if all(u.engine == "compiler" for u in out.translated):
