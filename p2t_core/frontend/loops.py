@@ -1309,15 +1309,6 @@ def _has_loop(fn: cst.FunctionDef) -> bool:
     return bool(m.findall(fn.body, m.For() | m.While()))
 
 
-def _loop_candidates(module: cst.Module):
-    """The functions `normalize_loops` may rewrite: top-level functions and every class's `forward`."""
-    for st in module.body:
-        if m.matches(st, m.FunctionDef()):
-            yield st
-        elif m.matches(st, m.ClassDef()):
-            yield from (s for s in st.body.body if m.matches(s, m.FunctionDef(name=m.Name("forward"))))
-
-
 def _torch_name(module: cst.Module) -> str | None:
     for st in module.body:
         if m.matches(st, m.SimpleStatementLine(body=[m.Import()])):
@@ -1334,7 +1325,7 @@ def normalize_loops(module: cst.Module, path: str = "<input>") -> cst.Module:
     loop, `module` itself is returned. Raises `UnsupportedError` (with `path:line:col`) for loops that cannot
     be rewritten exactly.
     """
-    if not any(_has_loop(fn) for fn in _loop_candidates(module)):
+    if not m.findall(module, m.For() | m.While()):
         return module  # the common case, without the two metadata passes over the whole file
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     pos = wrapper.resolve(PositionProvider)
