@@ -151,8 +151,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, tuple | list):
         return [_jsonable(i) for i in x]
+    if torch.is_tensor(x):  # a learning rate a CUDA graph of the step reads (model/step.py)
+        return x.item()
     return x
 
 
@@ -176,6 +180,9 @@ def optimizer_state(opts: list[torch.optim.Optimizer]) -> tuple[dict[str, torch.
     return tensors, meta
 
 
+MACHINE_KEYS = ("fused", "capturable", "foreach")
+
+
 def load_optimizer_state(opts: list[torch.optim.Optimizer], tensors: dict[str, torch.Tensor], meta: list[dict]):
     if len(meta) != len(opts):
         raise CheckpointError(f"checkpoint has {len(meta)} optimizers, the trainer {len(opts)}")
@@ -183,6 +190,9 @@ def load_optimizer_state(opts: list[torch.optim.Optimizer], tensors: dict[str, t
         state = {int(pid): {key: tensors[v["tensor"]] if "tensor" in v else v["value"] for key, v in entry.items()}
                  for pid, entry in m["state"].items()}
         groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in m["param_groups"]]
+        for group, own in zip(groups, opt.param_groups, strict=False):
+            # how to step on this machine (fused/capturable kernels exist on a GPU only) is the trainer's, not the run's
+            group.update({k: own[k] for k in MACHINE_KEYS if k in own})
         opt.load_state_dict({"state": state, "param_groups": groups})
 
 

@@ -43,7 +43,8 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
 
 
 class Muon(torch.optim.Optimizer):
-    """Muon for 2-D parameters. lr is the spectral size of a step; weight_decay is decoupled (W *= 1 - lr wd)."""
+    """Muon for 2-D parameters. lr is the spectral size of a step (a float, or a 0-dim tensor that a CUDA graph of
+    the step reads at each replay); weight_decay is decoupled (W *= 1 - lr wd)."""
 
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
                  weight_decay: float = 0.0, ns_steps: int = 5):
@@ -81,11 +82,12 @@ class Muon(torch.optim.Optimizer):
                 updates = torch._foreach_add([g.float() for g in grads], bufs, alpha=mom) if group["nesterov"] \
                     else bufs  # Nesterov: G + mu M
                 # one cast of the stack, not one a matrix: 60 of the 64 casts of a step at the 50m preset
-                ortho = newton_schulz(torch.stack(updates), steps=group["ns_steps"]).to(params[0].dtype).unbind(0)
+                ortho = newton_schulz(torch.stack(updates), steps=group["ns_steps"]).to(params[0].dtype)
                 scale = max(1.0, shape[0] / shape[1]) ** 0.5  # tall matrices: keep per-element RMS comparable
                 if wd:
                     torch._foreach_mul_(params, 1 - lr * wd)
-                torch._foreach_add_(params, ortho, alpha=-lr * scale)
+                # lr is a float, or a device tensor under a CUDA graph (model/step.py): scaled as a tensor op
+                torch._foreach_add_(params, ortho.mul_(-lr * scale).unbind(0))
         return loss
 
 

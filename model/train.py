@@ -59,6 +59,7 @@ from .data import SPLITS, Batch, BatchLoader, fixed_batches, load_split
 from .distributed import all_reduce_sum, barrier, broadcast_str, replicas_identical, wrap_ddp
 from .model import MinimalLLM, flops_per_token
 from .muon import build_optimizers
+from .step import OptimizerStep
 from .tokenizer import P2TTokenizer
 
 EvalFn = Callable[[MinimalLLM, P2TTokenizer, int], dict]
@@ -326,6 +327,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
             scaler.load_state_dict(ck["scaler"])
         if "rng" in ck:
             set_rng_state(ck["rng"])
+    # One CUDA graph for the optimizer step (model/step.py): not under a grad scaler, whose step skips on a host
+    # check of found_inf, nor under DDP, whose reducer writes the gradients
+    graph = cfg.graph_step and dev.type == "cuda" and scaler is None and world_size == 1
+    stepper = OptimizerStep(model, optimizers, cfg.grad_clip, graph=graph)
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
@@ -376,9 +381,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
         try:
             while step < cfg.max_steps:
                 mult = lr_multiplier(step, cfg)
-                for opt in optimizers:
-                    for g in opt.param_groups:
-                        g["lr"] = g["base_lr"] * mult
+                stepper.set_lr(mult)
                 batches = [loader.next_batch() for _ in range(accum)]
                 counts = [sum(b.n_targets for b in batches), sum(b.n_tokens for b in batches)]
                 if world_size > 1:
@@ -390,16 +393,15 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 if scaler is not None:
                     for opt in optimizers:
                         scaler.unscale_(opt)
-                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                for opt in optimizers:
-                    if scaler is not None:
-                        scaler.step(opt)
-                    else:
-                        opt.step()
                 if scaler is not None:
+                    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    for opt in optimizers:
+                        scaler.step(opt)
                     scaler.update()
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
+                    for opt in optimizers:
+                        opt.zero_grad(set_to_none=True)
+                else:
+                    gnorm = stepper.step()
                 step += 1
                 interval_tokens += counts[1]
                 span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, sum(b.n_tokens for b in batches))

@@ -1,13 +1,15 @@
-"""Where a training step's time goes, padded against packed micro-batches: one GPU call answers why packing
-(no padding, 22% fewer positions) measured slower than padding (docs/BENCHMARKS.md).
+"""Where a training step's time goes, and what it costs: padded against packed micro-batches, and the optimizer step
+eager against replayed from one CUDA graph (model/step.py), in one GPU call on the same data.
 
-    python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--steps 12] [--modes padded]
+    python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--modes padded,graph]
 
-For each mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does,
-runs warm-up steps of 24 x 4 micro-batches of the real corpus (the same steps in both modes), then profiles
-`--steps` steps and writes `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by total
-time (attention forward/backward, matmuls, fused elementwise), plus `profile.json` with both summaries.
-`--tiny` runs the tiny preset on the CPU (CPU operators instead of kernels): the test of this script.
+Modes: `padded` and `packed` (eager optimizer step), `graph` (padded, the optimizer step as a CUDA graph, as
+`p2t train` runs on a GPU). For each mode it builds the 50m model (the config of scripts/train_gpu.json), compiles
+it as `p2t train` does, runs warm-up steps of 24 x 4 micro-batches of the real corpus (the same steps in every
+mode), times `--timed` steps without the profiler (tokens/s and MFU, the figures a training run logs), then
+profiles `--steps` steps and writes `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by
+total time (attention forward/backward, matmuls, fused elementwise), plus `profile.json` with every summary.
+`--tiny` runs the tiny preset on the CPU (CPU operators instead of kernels, no graph): the test of this script.
 """
 
 from __future__ import annotations
@@ -20,35 +22,48 @@ from pathlib import Path
 import torch
 from p2t_model.config import load_config_file, merge, preset
 from p2t_model.data import BatchLoader, load_split
-from p2t_model.model import MinimalLLM
+from p2t_model.model import MinimalLLM, flops_per_token
 from p2t_model.muon import build_optimizers
+from p2t_model.step import OptimizerStep
 from p2t_model.tokenizer import P2TTokenizer
 from p2t_model.train import accumulate_gradients, amp_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def profile_mode(pack: bool, args, model_cfg, train_cfg, ds, tokenizer, device) -> dict:
+def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -> dict:
     torch.manual_seed(0)
     model = MinimalLLM(model_cfg).to(device)
     optimizers = build_optimizers(model, train_cfg)
+    stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda")
     run = torch.compile(model, dynamic=True) if device.type == "cuda" else model
     loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
-                         group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=pack)
+                         group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed")
     dtype = amp_dtype(device, train_cfg.dtype)
+    n_params = model.num_params()
+    flops, norms = [], []
 
     def step() -> int:
         batches = [loader.next_batch() for _ in range(train_cfg.grad_accum)]
         accumulate_gradients(run, batches, device, dtype)
-        for opt in optimizers:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return sum(b.n_tokens for b in batches)
+        norms.append(stepper.step())
+        n = sum(b.n_tokens for b in batches)
+        span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, n)
+        flops.append(flops_per_token(model_cfg, n_params, span) * n)
+        return n
 
-    for _ in range(args.warmup):  # compilation and recompilation for new lengths happen here
+    for _ in range(args.warmup):  # compilation, recompilation for new lengths and the graph's capture happen here
         step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
+    flops.clear()
+    tokens, start = 0, time.perf_counter()
+    for _ in range(args.timed):
+        tokens += step()
+    sync()
+    timed_s = time.perf_counter() - start
+    timed = {"steps": args.timed, "tokens_per_s": tokens / timed_s, "ms_per_step": 1000 * timed_s / args.timed,
+             "mfu": sum(flops) / timed_s / train_cfg.peak_flops}
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -60,9 +75,9 @@ def profile_mode(pack: bool, args, model_cfg, train_cfg, ds, tokenizer, device) 
     seconds = time.perf_counter() - start
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=args.rows, max_name_column_width=90)
-    mode = "packed" if pack else "padded"
-    summary = {"mode": mode, "steps": args.steps, "tokens": tokens, "ms_per_step": 1000 * seconds / args.steps,
-               "tokens_per_s": tokens / seconds, "note": "profiled: the profiler adds overhead; compare modes"}
+    summary = {"mode": mode, "unprofiled": timed, "grad_norm_last": float(norms[-1]), "steps": args.steps,
+               "tokens": tokens, "ms_per_step": 1000 * seconds / args.steps, "tokens_per_s": tokens / seconds,
+               "note": "profiled: the profiler adds overhead; compare modes"}
     (Path(args.out) / f"profile_{mode}.txt").write_text(json.dumps(summary) + "\n\n" + table)
     return summary
 
@@ -75,7 +90,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="profiled optimizer steps per mode")
     parser.add_argument("--warmup", type=int, default=40, help="steps before profiling (compile, recompiles)")
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
-    parser.add_argument("--modes", default="padded,packed", help="which of padded,packed to profile")
+    parser.add_argument("--timed", type=int, default=30, help="unprofiled steps timed per mode")
+    parser.add_argument("--modes", default="padded,graph", help="which of padded,packed,graph to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -90,10 +106,12 @@ def main() -> None:
     tokenizer = P2TTokenizer.load(args.tokenizer)
     ds = load_split(args.data, "train", tokenizer, model_cfg.context, model_cfg.pair_format)
     modes = args.modes.split(",")
-    results = [profile_mode(mode == "packed", args, model_cfg, train_cfg, ds, tokenizer, device) for mode in modes]
+    results = [profile_mode(mode, args, model_cfg, train_cfg, ds, tokenizer, device) for mode in modes]
     (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
     for r in results:
-        print(f"{r['mode']}: {r['ms_per_step']:.1f} ms/step, {r['tokens_per_s']:,.0f} tokens/s (profiled)")
+        t = r["unprofiled"]
+        print(f"{r['mode']}: {t['ms_per_step']:.1f} ms/step, {t['tokens_per_s']:,.0f} tokens/s, MFU {t['mfu']:.1%} "
+              f"({t['steps']} steps); profiled {r['ms_per_step']:.1f} ms/step")
 
 
 if __name__ == "__main__":

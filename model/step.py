@@ -1,0 +1,80 @@
+"""The optimizer step of training (clip the gradient norm, step Muon and AdamW, zero the gradients), replayed from
+one CUDA graph on the GPU.
+
+Eagerly the step is ~250 small launches (Muon's momentum, Newton-Schulz and update per shape group, fused AdamW, the
+foreach norm and clip), and on an H100 the GPU waited on the host for most of it: the fifteenth session's profile
+saw 122 ms of Muon range for 48 ms of its kernels over 12 steps (docs/BENCHMARKS.md). The parameters, gradients and
+optimizer state never move, so after a few eager steps have created the state the whole step is captured once and
+each later step is one `replay()`. What a graph cannot take as a constant is passed through device tensors: the
+learning rates (the schedule fills them every step) and AdamW's step count (`capturable=True` keeps it on the GPU).
+Gradients are zeroed in place instead of set to None, so backward accumulates into the addresses the graph reads.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class OptimizerStep:
+    """`step()` clips, steps every optimizer and zeroes the gradients, and returns the gradient norm before
+    clipping (a 0-dim tensor on the device). With `graph` (CUDA only) the first `warmup` steps run eagerly on a
+    side stream and the next one captures the step into a CUDA graph that every later step replays."""
+
+    def __init__(self, model: nn.Module, optimizers: list[torch.optim.Optimizer], grad_clip: float, *,
+                 graph: bool = False, warmup: int = 3):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizers = optimizers
+        self.grad_clip = grad_clip
+        self.graph_enabled = graph
+        self.warmup = warmup
+        self.eager_steps = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.graph_norm: torch.Tensor | None = None
+        if graph:
+            device = self.params[0].device
+            if device.type != "cuda":
+                raise ValueError("a CUDA graph of the optimizer step needs the parameters on a GPU")
+            self.stream = torch.cuda.Stream(device)
+            for opt in optimizers:
+                for group in opt.param_groups:  # the graph reads the rate from here at every replay
+                    group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+                    if "capturable" in group:  # AdamW: its step count on the device, its updates graph-safe
+                        group["capturable"] = True
+
+    def set_lr(self, multiplier: float) -> None:
+        """The schedule: every group's rate is its base_lr times `multiplier`."""
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                lr = group["base_lr"] * multiplier
+                if torch.is_tensor(group["lr"]):
+                    group["lr"].fill_(lr)  # a launch, no host sync
+                else:
+                    group["lr"] = lr
+
+    def _step(self) -> torch.Tensor:
+        norm = nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        for opt in self.optimizers:
+            opt.step()
+        for opt in self.optimizers:  # in place under a graph: backward accumulates into the captured buffers
+            opt.zero_grad(set_to_none=not self.graph_enabled)
+        return norm
+
+    def step(self) -> torch.Tensor:
+        if not self.graph_enabled:
+            return self._step()
+        current = torch.cuda.current_stream()
+        self.stream.wait_stream(current)  # the gradients of this step's backward are complete
+        if self.graph is None and self.eager_steps >= self.warmup:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=self.stream):
+                self.graph_norm = self._step()
+        with torch.cuda.stream(self.stream):
+            if self.graph is not None:
+                self.graph.replay()  # capturing ran nothing: this step runs here too
+                norm = self.graph_norm.clone()  # the next replay overwrites the graph's output
+            else:
+                norm = self._step()
+                self.eager_steps += 1
+        current.wait_stream(self.stream)
+        return norm
