@@ -88,8 +88,8 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     params = ["A_ptr", "B_ptr", *eptrs, *(f"s{k}" for k in range(len(scalars))), *outs, "M", "N", "K",
               "A_sb", "A_sm", "A_sk", "B_sb", "B_sk", "B_sn",
               *(f"{p[:-4]}_s{a}" for p in eptrs + outs for a in "bmn"),
-              "ALLOW_TF32: tl.constexpr", "UPCAST: tl.constexpr", "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr",
-              "BLOCK_K: tl.constexpr", "GROUP_M: tl.constexpr"]
+              "ALLOW_TF32: tl.constexpr", "UPCAST: tl.constexpr", "B_PADDED: tl.constexpr", "BLOCK_M: tl.constexpr",
+              "BLOCK_N: tl.constexpr", "BLOCK_K: tl.constexpr", "GROUP_M: tl.constexpr"]
     w = Writer()
     w.jit_def(ctx.kernel_name, params)
     with w.indent():
@@ -113,7 +113,10 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
             "acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)",
             "for k in range(0, K, BLOCK_K):",
             "    a = tl.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] < K - k), other=0.0)",
-            "    b = tl.load(b_ptrs, mask=(rk[:, None] < K - k) & (rn[None, :] < N), other=0.0)",
+            "    if B_PADDED:  # b's columns are zero-padded in memory: no mask along N, so its loads are 16-byte",
+            "        b = tl.load(b_ptrs, mask=rk[:, None] < K - k, other=0.0)",
+            "    else:",
+            "        b = tl.load(b_ptrs, mask=(rk[:, None] < K - k) & (rn[None, :] < N), other=0.0)",
             "    if UPCAST:  # the interpreter's low-precision dot is wrong: compute in fp32 there",
             "        a = a.to(tl.float32)",
             "        b = b.to(tl.float32)",
@@ -158,12 +161,13 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     tune = "a3.is_cuda" if ctx.autotune else "False"
     # A batch of 1 is not expanded: _p2t_mm_strides gives it batch stride 0 (an expand costs ~5 us of host time).
     # Below 2**31 multiply-adds a product's kernel takes about as long as the ~10 us of host time that
-    # _p2t_mm_operands' check adds to every call (1024^3 fp16: 7.6 us on the H200), so the check is skipped there:
+    # _p2t_mm_padded_operands' check adds to every call (1024^3 fp16: 7.6 us on the H200), so it is skipped there:
     # unaligned operands of such products run unvectorized (3001x1999x2777 bf16: 0.270 ms as given against
     # 0.064 ms of kernel on the copies) rather than paying two copies and their launches.
     body = [
+        "b_padded = False",
         "if a3.is_cuda and batch * m * n * k >= 2**31:  # large products: worth copying unvectorizable operands",
-        "    a3, b3, k = _p2t_mm_operands(a3, b3)",
+        "    a3, b3, k, b_padded = _p2t_mm_padded_operands(a3, b3)",
         f"configs, key = _p2t_mm_configs(m, n, k, batch, a3.dtype, a3.element_size(), {tune})",
         "for block_m, block_n, block_k, warps, stages in configs:",
         "    grid = (_p2t_cdiv(m, block_m) * _p2t_cdiv(n, block_n) * batch,)",
@@ -182,15 +186,15 @@ def lower_matmul(group, ctx: LoweringContext) -> Kernel:
     body += [
         f"        {ctx.kernel_name}[grid](",
         f"            {', '.join(call)},",
-        "            ALLOW_TF32=torch.backends.cuda.matmul.allow_tf32, UPCAST=not a3.is_cuda,",
+        "            ALLOW_TF32=torch.backends.cuda.matmul.allow_tf32, UPCAST=not a3.is_cuda, B_PADDED=b_padded,",
         "            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=8,",
         "            num_warps=warps, num_stages=stages,",
         "        )",
         "        _p2t_toc(key, (block_m, block_n, block_k, warps, stages), start, len(configs))",
     ]
     lines += ["    " + line for line in body]
-    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_operands", "_p2t_mm_config", "_p2t_mm_configs",
-                        "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
+    env.prelude.update({"_p2t_size", "_p2t_mm_strides", "_p2t_mm_padded_operands", "_p2t_mm_config",
+                        "_p2t_mm_configs", "_p2t_tic", "_p2t_toc", "_P2T_TUNING"})
     return Kernel(ctx.kernel_name, w.text(), lines, tuple(sorted(ctx.helpers)))
 
 

@@ -148,6 +148,38 @@ def _p2t_mm_operands(a, b):
     padded = _p2t_cdiv(k, 16) * 16
     return _p2t_k_major(a, padded), _p2t_k_major(b.transpose(1, 2), padded).transpose(1, 2), padded
 ''',
+    # Large products since the twenty-second session; _p2t_mm_operands stays for launchers written against it.
+    "_p2t_mm_padded_operands": '''
+def _p2t_mm_padded_operands(a, b):
+    """_p2t_mm_operands without its transposing copy: (a, b, k, b_padded).
+
+    A copy that transposes is an uncoalesced one (torch's copy kernel reads or writes across the transposed
+    stride, ~10x slower than a copy of the same bytes), and _p2t_mm_operands made one of every row-major b.
+    Here b keeps its layout: a row-major b is copied with K zero-padded to a multiple of 16 and N to a multiple
+    of 256 (the widest BLOCK_N), so the kernel loads it with no mask along N (b_padded: the zero columns only
+    reach output columns that are never stored); a K-major b is copied K-major as before, which is a plain copy."""
+    k = a.shape[2]
+    padded = _p2t_cdiv(k, 16) * 16
+    a_loads = k == padded and _p2t_mm_vectorizes(a, 2, 1)
+    b_loads = k == padded and _p2t_mm_vectorizes(b, 1, 2)
+    if a_loads and b_loads:
+        return a, b, k, False
+    if b.stride(2) != 1 or b.shape[2] == 1:  # b K-major: _p2t_mm_operands' copies keep it so
+        return _p2t_mm_operands(a, b) + (False,)
+    if not b_loads:
+        b = _p2t_zero_padded(b, padded, _p2t_cdiv(b.shape[2], 256) * 256)
+    return (a if a_loads else _p2t_k_major(a, padded)), b, padded, not b_loads
+''',
+    "_p2t_zero_padded": '''
+def _p2t_zero_padded(t, rows, cols):
+    """A (batch, rows, cols) copy of t with its layout kept and zeros past its own rows and columns; a broadcast
+    batch is copied once."""
+    batch, r, c = t.shape
+    src = t[:1] if batch > 1 and t.stride(0) == 0 else t
+    buf = torch.zeros((src.shape[0], rows, cols), dtype=t.dtype, device=t.device)
+    buf[:, :r, :c].copy_(src)
+    return buf.expand(batch, rows, cols)
+''',
     "_p2t_mm_vectorizes": '''
 def _p2t_mm_vectorizes(t, k_dim, other_dim):
     """Whether Triton can prove the loads of matmul operand t 16-byte aligned: its start aligned, every stride

@@ -210,6 +210,8 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_mm_operands": (TENSOR, TENSOR, SCALAR),     # operands (or K-major padded copies), reduction length
     "_p2t_mm_vectorizes": SCALAR,                     # a bool
     "_p2t_k_major": TENSOR,
+    "_p2t_mm_padded_operands": (TENSOR, TENSOR, SCALAR, SCALAR),  # operands (or copies), K, b's N padded
+    "_p2t_zero_padded": TENSOR,
     "_p2t_inplace": TENSOR,                           # the buffer a kernel stores an in-place output into
     "_p2t_writeback": NONE,                           # copies that buffer back into the parameter
     "_p2t_row_config": SHAPE,                         # block_r, block_i, single, num_warps

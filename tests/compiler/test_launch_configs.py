@@ -281,6 +281,81 @@ def test_mm_operands_leaves_vectorizable_operands_alone():
     assert operands(x, w) == (x, w, 64)
 
 
+@pytest.mark.parametrize("case", ["irregular", "transposed_weight", "broadcast_batch", "offset_view", "aligned_b"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_mm_padded_operands_copy_without_transposing_and_keep_the_product(case, dtype):
+    """A row-major b keeps its layout (a transposing copy is uncoalesced on a GPU): K padded to 16, N to 256."""
+    operands = _helper("_p2t_mm_padded_operands", torch=torch)
+
+    def randn(*shape):
+        return torch.randn(*shape, dtype=dtype)
+
+    if case == "irregular":
+        a, b = randn(1, 37, 19), randn(1, 19, 45)
+    elif case == "transposed_weight":  # b K-major: copied K-major, as _p2t_mm_operands does, with no N padding
+        a, b = randn(1, 33, 48)[:, :, :40], randn(1, 45, 40).transpose(1, 2)
+    elif case == "broadcast_batch":
+        a, b = randn(3, 19, 23), randn(1, 23, 29).expand(3, 23, 29)
+    elif case == "offset_view":
+        a, b = randn(1, 9, 65)[:, :, 1:], randn(1, 64, 32)
+    else:  # only a fails (K a multiple of 16, a's start unaligned): b is used as given
+        a, b = randn(1, 9, 65)[:, :, 1:], randn(1, 64, 48)
+    a2, b2, k, b_padded = operands(a, b)
+    assert k % 16 == 0 and a2.shape == (a.shape[0], a.shape[1], k) and b2.shape[:2] == (b.shape[0], k)
+    assert torch.allclose(_product(a2, b2)[:, :, :b.shape[2]], _product(a, b), rtol=1e-12, atol=1e-12)
+    assert a2.stride(2) == 1 and a2.data_ptr() % 16 == 0
+    if case == "transposed_weight":
+        assert not b_padded and b2.shape[2] == b.shape[2] and b2.stride(1) == 1
+    elif case in ("offset_view", "aligned_b"):
+        assert b2 is b and not b_padded
+    else:  # row-major and padded: no mask along N is needed for any BLOCK_N up to 256
+        assert b_padded and b2.stride(2) == 1 and b2.shape[2] % 256 == 0
+        assert not b2[:, :, b.shape[2]:].any() and not b2[:, b.shape[1]:, :].any()
+    if case == "broadcast_batch":
+        assert b2.stride(0) == 0  # still one copy of the batch
+
+
+PADDED_MM_WORKER = r'''
+import json, sys, tempfile
+import torch
+from p2t_core.bench.harness import load_module
+from p2t_core.engine import compile_units
+
+source, shapes = sys.argv[1], {k: tuple(v) for k, v in json.loads(sys.argv[2]).items()}
+unit = compile_units(source, "u.py", unit="f", shapes=shapes).units[0]
+gate = "if a3.is_cuda and batch * m * n * k >= 2**31:"
+assert gate in unit.module_source
+module = load_module(unit.module_source.replace(gate, "if True:"), "padded_mm", tempfile.mkdtemp())
+seen = []
+copy_operands = module._p2t_mm_padded_operands
+module._p2t_mm_padded_operands = lambda a, b: seen.append(copy_operands(a, b)) or seen[-1]
+torch.manual_seed(0)
+args = [torch.randn(s) for s in shapes.values()]
+ref = {}
+exec(source, ref)
+out, expected = module.f(*args), ref["f"](*args)
+err = ((out - expected).abs().max() / expected.abs().max()).item()
+print(json.dumps({"b_padded": seen[0][3] if seen else None, "err": err, "shape": list(out.shape)}))
+'''
+
+
+@pytest.mark.parametrize("source,shapes,b_padded", [
+    ("import torch\n\ndef f(a, b):\n    return a @ b\n", {"a": (37, 19), "b": (19, 45)}, True),
+    ("import torch\n\ndef f(a, b):\n    return a @ b\n", {"a": (2, 21, 19), "b": (19, 300)}, True),
+    ("import torch\n\ndef f(a, w):\n    return torch.relu(a @ w.t())\n", {"a": (33, 40), "w": (45, 40)}, False),
+], ids=["irregular", "batched_past_256_columns", "transposed_weight"])
+def test_matmul_kernel_on_padded_operands_matches_torch_in_the_interpreter(source, shapes, b_padded):
+    """The launcher's GPU path (the copies, and B_PADDED's loads with no mask along N) run on the CPU: the copies
+    are asked for whatever the device and size, so the interpreter runs the kernel on them."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", PADDED_MM_WORKER, source, json.dumps(shapes)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["b_padded"] is b_padded  # a row-major b is N-padded; w.t() is K-major and copied as such
+    assert result["err"] < 1e-5
+
+
 def test_row_config_gives_tiles_of_at_most_2_kb_one_warp():
     config = _helper("_p2t_row_config")
     assert config(65536, 1024, 1, 16384, 2) == (1024, 1, True, 1)  # 1024-wide bf16 rows: 2 KB
@@ -352,12 +427,12 @@ def test_irregular_matmul_on_cuda_copies_its_operands_and_matches_torch(tmp_path
     unit = compile_units("import torch\n\ndef f(a, b):\n    return a @ b\n", "u.py", unit="f", shapes=shapes).units[0]
     module = load_module(unit.module_source, "irregular_mm", str(tmp_path))
     seen = []
-    copy_operands = module._p2t_mm_operands
-    module._p2t_mm_operands = lambda a, b: seen.append(copy_operands(a, b)) or seen[-1]
+    copy_operands = module._p2t_mm_padded_operands
+    module._p2t_mm_padded_operands = lambda a, b: seen.append(copy_operands(a, b)) or seen[-1]
     a = torch.randn(shapes["a"], device="cuda", dtype=torch.bfloat16)
     b = torch.randn(shapes["b"], device="cuda", dtype=torch.bfloat16)
     out = module.f(a, b)
-    assert seen and seen[0][2] == 1600  # K padded to a multiple of 16
+    assert seen and seen[0][2] == 1600 and seen[0][3]  # K padded to a multiple of 16, b's N to 256
     torch.testing.assert_close(out.float(), a.float() @ b.float(), rtol=2e-2, atol=2e-1)
 
 
