@@ -157,7 +157,8 @@ def _p2t_mm_padded_operands(a, b):
     stride, ~10x slower than a copy of the same bytes), and _p2t_mm_operands made one of every row-major b.
     Here b keeps its layout: a row-major b is copied with K zero-padded to a multiple of 16 and N to a multiple
     of 256 (the widest BLOCK_N), so the kernel loads it with no mask along N (b_padded: the zero columns only
-    reach output columns that are never stored); a K-major b is copied K-major as before, which is a plain copy."""
+    reach output columns that are never stored); a K-major b is copied K-major as before, which is a plain copy.
+    The copies of a and a row-major b go into buffers kept from call to call (_p2t_zero_padded)."""
     k = a.shape[2]
     padded = _p2t_cdiv(k, 16) * 16
     a_loads = k == padded and _p2t_mm_vectorizes(a, 2, 1)
@@ -167,19 +168,33 @@ def _p2t_mm_padded_operands(a, b):
     if b.stride(2) != 1 or b.shape[2] == 1:  # b K-major: _p2t_mm_operands' copies keep it so
         return _p2t_mm_operands(a, b) + (False,)
     if not b_loads:
-        b = _p2t_zero_padded(b, padded, _p2t_cdiv(b.shape[2], 256) * 256)
-    return (a if a_loads else _p2t_k_major(a, padded)), b, padded, not b_loads
+        b = _p2t_zero_padded(b, padded, _p2t_cdiv(b.shape[2], 256) * 256, 1)
+    return (a if a_loads else _p2t_zero_padded(a, a.shape[1], padded, 0)), b, padded, not b_loads
+''',
+    "_P2T_PADDED": '''
+_P2T_PADDED = {}
 ''',
     "_p2t_zero_padded": '''
-def _p2t_zero_padded(t, rows, cols):
-    """A (batch, rows, cols) copy of t with its layout kept and zeros past its own rows and columns; a broadcast
-    batch is copied once."""
+def _p2t_zero_padded(t, rows, cols, slot):
+    """A (batch, rows, cols) row-major copy of t (batch, r, c) with zeros past its own rows and columns; a broadcast
+    batch is copied once. The buffer is kept for the next call of the same shapes on the same stream (slot: which
+    operand), so its zeros are written once and a call costs one copy launch: a large product's own kernel takes
+    ~50 us, about the host time of the allocation, fill and views it replaces. Launches on one stream run in
+    order, so the next call's copy cannot overtake this call's kernel."""
     batch, r, c = t.shape
     src = t[:1] if batch > 1 and t.stride(0) == 0 else t
-    buf = torch.zeros((src.shape[0], rows, cols), dtype=t.dtype, device=t.device)
-    buf[:, :r, :c].copy_(src)
-    return buf.expand(batch, rows, cols)
+    stream = torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
+    key = (slot, t.device, stream, t.dtype, batch, src.shape[0], r, c, rows, cols)
+    kept = _P2T_PADDED.get(key)
+    if kept is None:
+        if len(_P2T_PADDED) >= 8:  # a few shapes at a time: each buffer is an operand's size
+            _P2T_PADDED.clear()
+        buf = torch.zeros((src.shape[0], rows, cols), dtype=t.dtype, device=t.device)
+        kept = _P2T_PADDED[key] = (buf.expand(batch, rows, cols), buf[:, :r, :c])
+    kept[1].copy_(src)
+    return kept[0]
 ''',
+
     "_p2t_mm_vectorizes": '''
 def _p2t_mm_vectorizes(t, k_dim, other_dim):
     """Whether Triton can prove the loads of matmul operand t 16-byte aligned: its start aligned, every stride

@@ -226,6 +226,7 @@ PRELUDE_RETURNS: dict[str, str | tuple[str, ...]] = {
     "_p2t_toc": NONE,
     "_p2t_semaphores": TENSOR,                        # int32 counts of a split reduction's programs per tile
     "_P2T_SEMAPHORES": NONE,                          # _p2t_semaphores' buffers by device and stream
+    "_P2T_PADDED": NONE,                              # _p2t_zero_padded's kept buffers
     "_P2T_TUNING": NONE,                              # the autotuning cache (a module-level dict, not a function)
     "_P2T_ROW_STRIDES": NONE,                         # _p2t_rows' strides by layout (a module-level dict)
 }

@@ -315,6 +315,20 @@ def test_mm_padded_operands_copy_without_transposing_and_keep_the_product(case, 
         assert b2.stride(0) == 0  # still one copy of the batch
 
 
+def test_zero_padded_buffers_are_kept_per_shape_and_slot_and_never_show_an_earlier_call():
+    padded = _helper("_p2t_zero_padded", torch=torch)
+    x, y = torch.randn(1, 5, 19), torch.randn(1, 5, 19)
+    bx = padded(x, 8, 32, 0)
+    by = padded(y, 8, 32, 0)
+    assert by.data_ptr() == bx.data_ptr()  # kept: the zeros are written once
+    assert torch.equal(by[:, :5, :19], y) and not by[:, :, 19:].any() and not by[:, 5:, :].any()
+    bz = padded(torch.randn(1, 5, 18), 8, 32, 0)  # the same padded size from a narrower source: its own buffer
+    assert bz.data_ptr() != by.data_ptr() and not bz[:, :, 18:].any()
+    assert padded(y, 8, 32, 1).data_ptr() != by.data_ptr()  # the other operand of a product: its own slot
+    broadcast = padded(torch.randn(1, 5, 19).expand(3, 5, 19), 8, 32, 0)
+    assert broadcast.shape == (3, 8, 32) and broadcast.stride(0) == 0
+
+
 PADDED_MM_WORKER = r'''
 import json, sys, tempfile
 import torch
