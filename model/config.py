@@ -111,9 +111,11 @@ class TrainConfig:
     # on padding and gives the same loss curve, yet measured slower on an H200 with torch.compile: 622k against
     # 679k tokens/s (docs/BENCHMARKS.md, cause not yet profiled), so padding stays the default.
     pack: bool = False
-    # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU: eagerly its ~250 small
-    # launches leave the GPU waiting on the host (model/step.py). No effect on CPU, under DDP or a grad scaler.
-    graph_step: bool = True
+    # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
+    # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
+    # graph/eager 120.7/127.6/126.1/143.8: the step is GPU-bound, docs/BENCHMARKS.md), so it is opt-in. No effect on
+    # CPU, under DDP or a grad scaler.
+    graph_step: bool = False
     # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
     # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.
     peak_flops: float = 720e12

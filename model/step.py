@@ -8,6 +8,11 @@ optimizer state never move, so after a few eager steps have created the state th
 each later step is one `replay()`. What a graph cannot take as a constant is passed through device tensors: the
 learning rates (the schedule fills them every step) and AdamW's step count (`capturable=True` keeps it on the GPU).
 Gradients are zeroed in place instead of set to None, so backward accumulates into the addresses the graph reads.
+
+Measured (scripts/train_profile.py, 50m model on real pairs): no gain yet. The profile of a step has ~106 ms of
+kernels in ~118 ms of wall time, the optimizer's ~4 ms among them: the step is GPU-bound now (cached launches, the
+RoPE kernel, pinned batches since that profile), and the graph's runs were within the noise between modes of one
+process. So `TrainConfig.graph_step` is off by default.
 """
 
 from __future__ import annotations

@@ -180,10 +180,10 @@ def units() -> list[tuple]:
         "layer_norm_262144x256_bf16": ({"x": (19, 12), "weight": (12,), "bias": (12,)},
                                        short_rows(256, {"8x4w": (8, 4), "16x4w": (16, 4), "16x8w": (16, 8),
                                                         "32x8w": (32, 8), "64x16w": (64, 16)})),
-        # K-major zero-padded copies of operands Triton cannot vectorize (p2t_default), against the operands as given
+        # zero-padded copies of operands Triton cannot vectorize (p2t_default), against the operands as given
         # 0.53x torch.compile in the eighteenth session's bench: the operands as given, and each large tile forced
         "matmul_irregular_3001x1999x2777_bf16": ({"a": (7, 5), "b": (5, 3)}, {"operands_as_given": {
-            "_p2t_mm_operands": lambda a, b: (a, b, a.shape[2])}, **mm(MM_BIG)}),
+            "_p2t_mm_padded_operands": lambda a, b: (a, b, a.shape[2], False)}, **mm(MM_BIG)}),
         "matmul_1024_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_SMALL)),
         "matmul_4096_fp16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
         "matmul_4096_bf16": ({"a": (20, 24), "b": (24, 18)}, mm(MM_BIG)),
