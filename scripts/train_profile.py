@@ -9,12 +9,14 @@ it as `p2t train` does, runs warm-up steps of 24 x 4 micro-batches of the real c
 mode), times `--timed` steps without the profiler (tokens/s and MFU, the figures a training run logs), then
 profiles `--steps` steps and writes `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by
 total time (attention forward/backward, matmuls, fused elementwise), plus `profile.json` with every summary.
+Modes may repeat: `--modes graph,padded,graph,padded` shows the drift between runs of one process next to the effect.
 `--tiny` runs the tiny preset on the CPU (CPU operators instead of kernels, no graph): the test of this script.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from pathlib import Path
@@ -106,7 +108,15 @@ def main() -> None:
     tokenizer = P2TTokenizer.load(args.tokenizer)
     ds = load_split(args.data, "train", tokenizer, model_cfg.context, model_cfg.pair_format)
     modes = args.modes.split(",")
-    results = [profile_mode(mode, args, model_cfg, train_cfg, ds, tokenizer, device) for mode in modes]
+    results = []
+    for mode in modes:
+        # A mode must not run in what the last one left: in one process each mode ran several ms a step slower than
+        # the one before it (H100 and H200, twenty-second session), so its compiled graphs and memory go first
+        torch._dynamo.reset()
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        results.append(profile_mode(mode, args, model_cfg, train_cfg, ds, tokenizer, device))
     (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
     for r in results:
         t = r["unprofiled"]
