@@ -34,6 +34,12 @@ values (`p2t_core.llm.align`): where one kernel line spells several of the promp
 sigmoid), format 6 numbered on from there and the model had to carry the offset; format 7 keeps the prompt's
 numbers. Only the target changes: format-7 prompts are format 6's.
 
+Format 8 is format 7 with one naming rule changed (`align_kernel_names(latest=True)`): a kernel line whose value
+several of the prompt's locals in a row hold takes the last of them, not the first. Format 7 named a hardsigmoid
+after a hardtanh `v5` (the prompt's `v4 + 0.5`, which on the sampled inputs already lies in [0, 1]) and stored `v5`
+where the prompt returns `v7`. 14 of the first 3,000 training targets of a 6,000-pair corpus change (and 3 of 200
+valid_compositional ones, none of valid_random's 110). Prompts are format 7's; format-7 weights fine-tune into it.
+
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
@@ -52,9 +58,9 @@ from p2t_core.llm.flatten import three_address
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit", "without_loops"]
 
-PAIR_FORMAT = 7  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 7 call the unit alike
-CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 8  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 8 call the unit alike
+CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7, 8), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
 _LOOP = re.compile(r"^[ \t]+(?:for|while)\b", re.M)  # parse only prompts that may hold a loop (libcst is slow)
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
@@ -155,7 +161,7 @@ def pair_texts(row: dict, pair_format: int) -> tuple[str, str]:
     prompt = model_prompt(row["prompt"], unit, row.get("ranks") or [], pair_format)
     target = model_target(row["target"], unit, row["prompt"], pair_format)
     if pair_format >= 7:
-        target = align_kernel_names(prompt, target, library_helpers())
+        target = align_kernel_names(prompt, target, library_helpers(), latest=pair_format >= 8)
     return prompt, target
 
 

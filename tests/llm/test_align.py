@@ -1,4 +1,4 @@
-"""Pair format 7 (p2t_core.llm.align): an elementwise kernel's values take the names of the prompt's locals."""
+"""Pair formats 7 and 8 (p2t_core.llm.align): an elementwise kernel's values take the names of the prompt's locals."""
 
 import multiprocessing
 import re
@@ -123,3 +123,34 @@ def test_values_equal_along_a_round_trip_keep_the_prompts_order():
     assert re.findall(r"^    (v\d+) = ", prompt, re.M) == ["v1", "v2", "v3"]
     aligned = align_kernel_names(prompt, target, library_helpers())
     assert _values(aligned) == _values(target)
+
+
+HARDSIGMOID_AFTER_HARDTANH = ("import torch\nimport torch.nn.functional as F\n\ndef f(h):\n"
+                              "    return F.hardsigmoid(F.hardtanh(h, -2.0, 2.0))\n")
+SPELLED_OUT = ("import torch\n\ndef f(h):\n    v = torch.clamp(torch.clamp(h, min=-2.0), max=2.0)\n"
+               "    return torch.clamp(torch.relu(v / 6.0 + 0.5), max=1.0)\n")
+
+
+def test_format_8_names_a_line_after_the_last_local_in_a_row_that_holds_its_value():
+    """hardtanh leaves [-2, 2], so v / 6 + 0.5 is already within [0, 1]: the prompt's `+ 0.5`, relu and clamp hold
+    the kernel's one hardsigmoid line alike. Format 7 took the first (and stored a value the prompt does not
+    return); format 8 takes the last, which the prompt returns."""
+    prompt, target = _pair(HARDSIGMOID_AFTER_HARDTANH, SPELLED_OUT, [2])
+    returned = re.search(r"^    return (v\d+)$", prompt, re.M).group(1)
+    assert returned == "v6" and _values(target) == ["v1", "v2"]
+    first = align_kernel_names(prompt, target, library_helpers())
+    last = align_kernel_names(prompt, target, library_helpers(), latest=True)
+    assert _values(first) == ["v2", "v4"]  # the clamp's two lines are v1, v2; then / 6, + 0.5, relu, clamp
+    assert _values(last) == ["v2", "v6"] and f"tl.store(Out0_ptr + offsets, {returned}.to(" in last
+    assert pair_texts({"prompt": SPELLED_OUT, "target": compile_units(
+        HARDSIGMOID_AFTER_HARDTANH, "u.py", unit="f").units[0].module_source, "ranks": [2]}, 8)[1] == last
+
+
+def test_format_8_leaves_the_next_value_a_local():
+    """A kernel that spells the same operations over several lines keeps one local a line: the latest choice of a
+    value stops short of the next value's local."""
+    prompt, target = _pair(SPELLED_OUT, SPELLED_OUT, [2])
+    first = _values(align_kernel_names(prompt, target, library_helpers()))
+    last = _values(align_kernel_names(prompt, target, library_helpers(), latest=True))
+    assert first == last == ["v1", "v2", "v3", "v4", "v5", "v6"]  # relu and clamp act on nothing here, yet each
+    # of the kernel's lines keeps its own local: the choice goes back from the last value
