@@ -25,11 +25,12 @@ Format 8 fixes the case the first agreeing local gets wrong: a kernel line that 
 last of which do nothing on the sampled inputs (a hardsigmoid after a hardtanh: `v3 / 6 + 0.5` is already within
 [0, 1], so the prompt's `v5 = v4 + 0.5`, `v6 = relu(v5)` and `v7 = clamp(v6, max=1)` hold the same values). Format 7
 names the line `v5`, and the kernel stores `v5` where the prompt returns `v7`; format 8 takes the last local of such
-a row, as long as the kernel's next value still has a local after it (matched from the last value back). On the
-first 1,500 rows of a 6,000-pair corpus (`p2t data build --pairs 6000 --seed 0`), 9 of the 431 single-kernel targets
-that store one value stored one the prompt does not return in format 7, 6 in format 8: those 6 are binary
-cross-entropy targets left as format 6 writes them (the kernel loads the target before the input, the prompt binds
-them the other way round, so the loads' names disagree; 11 of 2,058 targets with loads in the corpus, all losses).
+a row, as long as the kernel's next value still has a local after it (matched from the last value back). Format 8
+also names the kernel's loads as the prompt binds their parameters: a binary cross-entropy kernel loads the target
+before the input while the prompt binds them the other way round, so format 7 left such targets as format 6 wrote
+them (their `a0` the prompt's `a1`; 11 of the 2,058 targets with loads in a 6,000-pair corpus, all losses). On the
+first 1,500 rows of that corpus (`p2t data build --pairs 6000 --seed 0`), single-kernel targets that store a value
+the prompt does not return: 9 of 431 in format 7, 0 in format 8.
 
 Only training reads this (the model's output needs no renaming back: the names are the kernel's own); it runs
 the corpus' own prompts, which the data pipeline generated and verified.
@@ -237,12 +238,27 @@ def _scalar_arguments(target: str, kernel: str, params: str, scalars: dict[str, 
     return out
 
 
+def _loads_named_like_prompt(body: str, prompt: str) -> str:
+    """`body` with each load named as the prompt binds the same parameter (`a1 = label`): the compiler numbers a
+    kernel's loads in the order its graph first uses them, the prompt in the order the Python does, and the two
+    part where an operation's lowering reads its operands in another order (binary cross-entropy reads the target
+    first). Unchanged unless every load's parameter has a binding of its own."""
+    bound = {param.lower(): name for name, param in re.findall(r"^    (a\d+) = (\w+)$", prompt, re.M)}
+    mapping = {name: bound.get(pointer.lower()) for name, pointer in _LOAD.findall(body)}
+    if not mapping or None in mapping.values() or len(set(mapping.values())) != len(mapping):
+        return body
+    return re.sub(r"\ba\d+\b", lambda m: mapping.get(m.group(0), m.group(0)), body)
+
+
 def _aligned(prompt: str, target: str, helpers: dict[str, str], latest: bool) -> str:
     kernels = [m for m in _KERNEL.finditer(target) if _VALUE.search(m.group(3))]
     if len(kernels) != 1 or re.search(r"\bx\d+\b|^ {5,}v\d+ =", kernels[0].group(3), re.M):
         return target  # several kernels, a row kernel's loads (`x0`), values inside a block
     kernel_name, params, body = kernels[0].groups()
     start, end = kernels[0].span(3)
+    if latest:  # format 8: the loads first take the prompt's names of their parameters
+        body = _loads_named_like_prompt(body, prompt)
+        target = target[:start] + body + target[end:]
     run = _run_prompt(prompt)
     if run is None:
         return target

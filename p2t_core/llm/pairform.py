@@ -34,11 +34,12 @@ values (`p2t_core.llm.align`): where one kernel line spells several of the promp
 sigmoid), format 6 numbered on from there and the model had to carry the offset; format 7 keeps the prompt's
 numbers. Only the target changes: format-7 prompts are format 6's.
 
-Format 8 is format 7 with one naming rule changed (`align_kernel_names(latest=True)`): a kernel line whose value
-several of the prompt's locals in a row hold takes the last of them, not the first. Format 7 named a hardsigmoid
-after a hardtanh `v5` (the prompt's `v4 + 0.5`, which on the sampled inputs already lies in [0, 1]) and stored `v5`
-where the prompt returns `v7`. 14 of the first 3,000 training targets of a 6,000-pair corpus change (and 3 of 200
-valid_compositional ones, none of valid_random's 110). Prompts are format 7's; format-7 weights fine-tune into it.
+Format 8 is format 7 with two naming rules changed (`align_kernel_names(latest=True)`): a kernel line whose value
+several of the prompt's locals in a row hold takes the last of them, not the first (format 7 named a hardsigmoid
+after a hardtanh `v4`, the prompt's `v3 + 0.5`, which on the sampled inputs already lies in [0, 1], and stored `v4`
+where the prompt returns `v6`), and the kernel's loads take the prompt's names of their parameters (binary
+cross-entropy loads the target first). 25 of the first 3,000 training targets of a 6,000-pair corpus change (3 of
+200 valid_compositional ones, none of valid_random's 110). Prompts are format 7's; format-7 weights fine-tune into it.
 
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).

@@ -154,3 +154,25 @@ def test_format_8_leaves_the_next_value_a_local():
     last = _values(align_kernel_names(prompt, target, library_helpers(), latest=True))
     assert first == last == ["v1", "v2", "v3", "v4", "v5", "v6"]  # relu and clamp act on nothing here, yet each
     # of the kernel's lines keeps its own local: the choice goes back from the last value
+
+
+BCE = ("import torch\n\ndef f(inp, label):\n    return torch.nn.functional.binary_cross_entropy(torch.sigmoid(inp), "
+       "torch.sigmoid(label), reduction='none')\n")
+
+
+def test_format_8_names_the_loads_as_the_prompt_binds_their_parameters():
+    """The lowering of binary cross-entropy reads the target first, so the kernel loads `label` as a0 where the
+    prompt binds it to a1: format 7 cannot match the values and keeps format 6's names; format 8 names the loads
+    after the prompt first, and then the values too."""
+    prompt, target = _pair(BCE, BCE, [2, 2])
+    assert "    a0 = inp\n    a1 = label\n" in prompt and "a0 = tl.load(In0_Label_ptr" in target
+    assert align_kernel_names(prompt, target, library_helpers()) == target
+    last = align_kernel_names(prompt, target, library_helpers(), latest=True)
+    assert "a1 = tl.load(In0_Label_ptr" in last and "a0 = tl.load(In1_Inp_ptr" in last
+    assert "v2 = 1.0 / (1.0 + tl.exp(-a1))" in last  # the prompt's v2 = torch.sigmoid(a1)
+    assert "tl.store(Out0_ptr + offsets, v3.to(" in last  # the prompt returns v3
+    module = restore(last, "f", BCE, 8)
+    outcome, _, _ = check_and_verify(module, reference_source=BCE, path="<test>", unit="f",
+                                     signature=unit_signature(BCE, "f", "<test>"), backend="interpret",
+                                     verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
+    assert outcome.stage is None, outcome.first_message
