@@ -1,8 +1,8 @@
-"""The optimizer step of training (clip the gradient norm, step Muon and AdamW, zero the gradients), replayed from
-one CUDA graph on the GPU.
+"""The optimizer step of training (clip the gradient norm, step Muon and AdamW, zero the gradients), eager or, on a
+GPU with `train.graph_step`, replayed from one CUDA graph.
 
 Eagerly the step is ~250 small launches (Muon's momentum, Newton-Schulz and update per shape group, fused AdamW, the
-foreach norm and clip), and on an H100 the GPU waited on the host for most of it: the fifteenth session's profile
+foreach norm and clip), and on an H200 the GPU waited on the host for most of it: the fifteenth session's profile
 saw 122 ms of Muon range for 48 ms of its kernels over 12 steps (docs/BENCHMARKS.md). The parameters, gradients and
 optimizer state never move, so after a few eager steps have created the state the whole step is captured once and
 each later step is one `replay()`. What a graph cannot take as a constant is passed through device tensors: the
