@@ -177,17 +177,18 @@ _P2T_PADDED = {}
     "_p2t_zero_padded": '''
 def _p2t_zero_padded(t, rows, cols, slot):
     """A (batch, rows, cols) row-major copy of t (batch, r, c) with zeros past its own rows and columns; a broadcast
-    batch is copied once. The buffer is kept for the next call of the same shapes on the same stream (slot: which
-    operand), so its zeros are written once and a call costs one copy launch: a large product's own kernel takes
-    ~50 us, about the host time of the allocation, fill and views it replaces. Launches on one stream run in
-    order, so the next call's copy cannot overtake this call's kernel."""
+    batch is copied once. The buffer is kept for the next copy of the same memory (t's address, shape and strides)
+    on the same stream (slot: which operand), so its zeros are written once and a call costs one copy launch: a
+    large product's own kernel takes ~50 us, about the host time of the allocation, fill and views it replaces.
+    Launches on one stream run in order, so the next call's copy cannot overtake this call's kernel; calls from
+    two threads share a buffer only when they copy the same memory, hence the same values."""
     batch, r, c = t.shape
     src = t[:1] if batch > 1 and t.stride(0) == 0 else t
     stream = torch.cuda.current_stream(t.device).cuda_stream if t.is_cuda else 0
-    key = (slot, t.device, stream, t.dtype, batch, src.shape[0], r, c, rows, cols)
+    key = (slot, t.data_ptr(), t.stride(), t.device, stream, t.dtype, batch, src.shape[0], r, c, rows, cols)
     kept = _P2T_PADDED.get(key)
     if kept is None:
-        if len(_P2T_PADDED) >= 8:  # a few shapes at a time: each buffer is an operand's size
+        if len(_P2T_PADDED) >= 8:  # a few operands at a time: each buffer is an operand's size
             _P2T_PADDED.clear()
         buf = torch.zeros((src.shape[0], rows, cols), dtype=t.dtype, device=t.device)
         kept = _P2T_PADDED[key] = (buf.expand(batch, rows, cols), buf[:, :r, :c])

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import types
 
 import pytest
@@ -315,18 +316,25 @@ def test_mm_padded_operands_copy_without_transposing_and_keep_the_product(case, 
         assert b2.stride(0) == 0  # still one copy of the batch
 
 
-def test_zero_padded_buffers_are_kept_per_shape_and_slot_and_never_show_an_earlier_call():
+def test_zero_padded_buffers_are_kept_per_operand_and_slot_and_never_show_an_earlier_call():
     padded = _helper("_p2t_zero_padded", torch=torch)
     x, y = torch.randn(1, 5, 19), torch.randn(1, 5, 19)
     bx = padded(x, 8, 32, 0)
-    by = padded(y, 8, 32, 0)
-    assert by.data_ptr() == bx.data_ptr()  # kept: the zeros are written once
-    assert torch.equal(by[:, :5, :19], y) and not by[:, :, 19:].any() and not by[:, 5:, :].any()
-    bz = padded(torch.randn(1, 5, 18), 8, 32, 0)  # the same padded size from a narrower source: its own buffer
-    assert bz.data_ptr() != by.data_ptr() and not bz[:, :, 18:].any()
-    assert padded(y, 8, 32, 1).data_ptr() != by.data_ptr()  # the other operand of a product: its own slot
+    assert torch.equal(bx[:, :5, :19], x) and not bx[:, :, 19:].any() and not bx[:, 5:, :].any()
+    x.mul_(2.0)  # the same memory with new values: the kept buffer, copied again
+    again = padded(x, 8, 32, 0)
+    assert again.data_ptr() == bx.data_ptr() and torch.equal(again[:, :5, :19], x)
+    assert padded(y, 8, 32, 0).data_ptr() != bx.data_ptr()  # other memory: a buffer of its own (threads included)
+    assert padded(x, 8, 32, 1).data_ptr() != bx.data_ptr()  # the other operand of a product: its own slot
+    narrow = padded(x[:, :, :18], 8, 32, 0)  # the same start, narrower: its own buffer, no stale column 18
+    assert narrow.data_ptr() != bx.data_ptr() and not narrow[:, :, 18:].any()
     broadcast = padded(torch.randn(1, 5, 19).expand(3, 5, 19), 8, 32, 0)
     assert broadcast.shape == (3, 8, 32) and broadcast.stride(0) == 0
+    from_thread = []
+    worker = threading.Thread(target=lambda: from_thread.append(padded(x, 8, 32, 0)))
+    worker.start()
+    worker.join()
+    assert torch.equal(from_thread[0], again)  # a thread copying the same memory writes the same values
 
 
 PADDED_MM_WORKER = r'''
