@@ -22,15 +22,18 @@ import torch.nn as nn
 
 
 class OptimizerStep:
-    """`step()` clips, steps every optimizer and zeroes the gradients, and returns the gradient norm before
-    clipping (a 0-dim tensor on the device). With `graph` (CUDA only) the first `warmup` steps run eagerly on a
-    side stream and the next one captures the step into a CUDA graph that every later step replays."""
+    """`step()` clips, steps every optimizer (through `scaler` under fp16) and zeroes the gradients, and returns the
+    gradient norm before clipping (a 0-dim tensor on the device). With `graph` (CUDA only) the first `warmup` steps
+    run eagerly on a side stream and the next one captures the step into a CUDA graph that every later step replays."""
 
     def __init__(self, model: nn.Module, optimizers: list[torch.optim.Optimizer], grad_clip: float, *,
-                 graph: bool = False, warmup: int = 3):
+                 graph: bool = False, warmup: int = 3, scaler: torch.amp.GradScaler | None = None):
+        if graph and scaler is not None:  # the scaler skips a step on a host check of found_inf
+            raise ValueError("a CUDA graph of the optimizer step cannot take a grad scaler")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = optimizers
         self.grad_clip = grad_clip
+        self.scaler = scaler
         self.graph_enabled = graph
         self.warmup = warmup
         self.eager_steps = 0
@@ -58,9 +61,17 @@ class OptimizerStep:
                     group["lr"] = lr
 
     def _step(self) -> torch.Tensor:
+        if self.scaler is not None:  # fp16: clip and step the true gradients; the scaler skips steps that overflowed
+            for opt in self.optimizers:
+                self.scaler.unscale_(opt)
         norm = nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         for opt in self.optimizers:
-            opt.step()
+            if self.scaler is not None:
+                self.scaler.step(opt)
+            else:
+                opt.step()
+        if self.scaler is not None:
+            self.scaler.update()
         for opt in self.optimizers:  # in place under a graph: backward accumulates into the captured buffers
             opt.zero_grad(set_to_none=not self.graph_enabled)
         return norm

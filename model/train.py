@@ -330,7 +330,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     # One CUDA graph for the optimizer step (model/step.py): not under a grad scaler, whose step skips on a host
     # check of found_inf, nor under DDP, whose reducer writes the gradients
     graph = cfg.graph_step and dev.type == "cuda" and scaler is None and world_size == 1
-    stepper = OptimizerStep(model, optimizers, cfg.grad_clip, graph=graph)
+    stepper = OptimizerStep(model, optimizers, cfg.grad_clip, graph=graph, scaler=scaler)
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
@@ -390,18 +390,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                                             grad_scale=float(world_size), no_sync=no_sync)
                 if world_size > 1:
                     loss = all_reduce_sum(loss.float())  # float32, as one process sums its micro-batches' losses
-                if scaler is not None:
-                    for opt in optimizers:
-                        scaler.unscale_(opt)
-                if scaler is not None:
-                    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    for opt in optimizers:
-                        scaler.step(opt)
-                    scaler.update()
-                    for opt in optimizers:
-                        opt.zero_grad(set_to_none=True)
-                else:
-                    gnorm = stepper.step()
+                gnorm = stepper.step()
                 step += 1
                 interval_tokens += counts[1]
                 span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, sum(b.n_tokens for b in batches))

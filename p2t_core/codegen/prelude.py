@@ -155,21 +155,19 @@ def _p2t_mm_padded_operands(a, b):
 
     A copy that transposes is an uncoalesced one (torch's copy kernel reads or writes across the transposed
     stride, ~10x slower than a copy of the same bytes), and _p2t_mm_operands made one of every row-major b.
-    Here b keeps its layout: a row-major b is copied with K zero-padded to a multiple of 16 and N to a multiple
-    of 256 (the widest BLOCK_N), so the kernel loads it with no mask along N (b_padded: the zero columns only
-    reach output columns that are never stored); a K-major b is copied K-major as before, which is a plain copy.
-    The copies of a and a row-major b go into buffers kept from call to call (_p2t_zero_padded)."""
+    Here every copy keeps its operand's layout, K zero-padded to a multiple of 16: a K-major b stays K-major, and a
+    row-major b also has N padded to a multiple of 256 (the widest BLOCK_N), so the kernel loads it with no mask
+    along N (b_padded: the zero columns only reach output columns that are never stored). The copies go into
+    buffers kept from call to call (_p2t_zero_padded)."""
     k = a.shape[2]
     padded = _p2t_cdiv(k, 16) * 16
-    a_loads = k == padded and _p2t_mm_vectorizes(a, 2, 1)
-    b_loads = k == padded and _p2t_mm_vectorizes(b, 1, 2)
-    if a_loads and b_loads:
-        return a, b, k, False
-    if b.stride(2) != 1 or b.shape[2] == 1:  # b K-major: _p2t_mm_operands' copies keep it so
-        return _p2t_mm_operands(a, b) + (False,)
-    if not b_loads:
-        b = _p2t_zero_padded(b, padded, _p2t_cdiv(b.shape[2], 256) * 256, 1)
-    return (a if a_loads else _p2t_zero_padded(a, a.shape[1], padded, 0)), b, padded, not b_loads
+    if not (k == padded and _p2t_mm_vectorizes(a, 2, 1)):
+        a = _p2t_zero_padded(a, a.shape[1], padded, 0)
+    if k == padded and _p2t_mm_vectorizes(b, 1, 2):
+        return a, b, padded, False
+    if b.stride(2) != 1 or b.shape[2] == 1:  # K-major b: a row-major copy of its transpose
+        return a, _p2t_zero_padded(b.transpose(1, 2), b.shape[2], padded, 1).transpose(1, 2), padded, False
+    return a, _p2t_zero_padded(b, padded, _p2t_cdiv(b.shape[2], 256) * 256, 1), padded, True
 ''',
     "_P2T_PADDED": '''
 _P2T_PADDED = {}

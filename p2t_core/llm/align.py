@@ -258,7 +258,7 @@ def _aligned(prompt: str, target: str, helpers: dict[str, str], latest: bool) ->
     start, end = kernels[0].span(3)
     if latest:  # format 8: the loads first take the prompt's names of their parameters
         body = _loads_named_like_prompt(body, prompt)
-        target = target[:start] + body + target[end:]
+        target, end = target[:start] + body + target[end:], start + len(body)  # `a9` may become `a10`
     run = _run_prompt(prompt)
     if run is None:
         return target

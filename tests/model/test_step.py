@@ -70,6 +70,8 @@ def test_a_graph_needs_a_gpu():
     model, optimizers, cfg = _setup("cpu")
     with pytest.raises(ValueError, match="GPU"):
         OptimizerStep(model, optimizers, cfg.grad_clip, graph=True)
+    with pytest.raises(ValueError, match="grad scaler"):  # fp16's scaler decides on the host whether to step
+        OptimizerStep(model, optimizers, cfg.grad_clip, graph=True, scaler=torch.amp.GradScaler("cpu"))
 
 
 def test_tensor_rates_and_capturable_groups_are_checkpointed_as_numbers_and_load_on_a_cpu():
