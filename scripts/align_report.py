@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What pair format 7 changes on a corpus, and how the weights fared where the numbering parts (issue 5).
+"""What pair formats 7 and 8 change on a corpus, and how the weights fared where the numbering parts (issue 5).
 
     python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional] [--limit N]
                                          [--eval valid_random=EVAL.json ...] [--verify]
@@ -9,7 +9,11 @@ For each split: how many elementwise targets (families elementwise and multi_out
 names (several kernels, a reduction); other families' renamed targets apart. With `--eval SPLIT=FILE` (a
 `p2t eval --json` file of that split): the greedy pass rate of those elementwise units by prompt length and by
 whether prompt and kernel count their values alike (format 6), and for prompts of 6 or more lines the one-sided
-Fisher exact p that the parting ones pass no less often. `--verify`: every renamed target, restored to a module, through
+Fisher exact p that the parting ones pass no less often. Over every family: how many targets format 8 names
+otherwise than format 7, how many single-kernel targets store a value the prompt does not return in each, and how
+many elementwise kernels (one kernel, no `tl.dot`) have a line spelling several of the prompt's (format 8), and how
+many one-kernel targets load a parameter under another name than the prompt binds it to.
+`--verify`: every renamed target, restored to a module, through
 the verifier under the interpreter (seed 1), with its format-6 twin verified too where it fails. Prints the time
 `pair_texts` took per 1,000 rows in each format.
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from p2t_core.llm.align import _KERNEL, _LOAD, _loads_named_like_prompt  # noqa: E402
 from p2t_core.llm.pairform import pair_texts, restore  # noqa: E402
 
 ELEMENTWISE = ("elementwise", "multi_output")
@@ -40,6 +45,37 @@ def fisher_less(a_pass: int, a_n: int, b_pass: int, b_n: int) -> float:
     """One-sided Fisher exact p of b_pass or fewer passes in group b, given the margins."""
     passes, n = a_pass + b_pass, a_n + b_n
     return sum(comb(b_n, x) * comb(a_n, passes - x) for x in range(0, b_pass + 1)) / comb(n, passes)
+
+
+def stores_unreturned(prompt: str, target: str) -> bool | None:
+    """Whether a one-kernel target stores a value the prompt does not return; None where that does not apply."""
+    returned = re.findall(r"^    return (v\d+)$", prompt, re.M)
+    stored = re.findall(r"tl\.store\(Out0_ptr \+ \w+, (v\d+)\.to", target)
+    if not returned or not stored or target.count("@triton.jit") != 1:
+        return None
+    return stored[0] != returned[0]
+
+
+def loads_named_otherwise(prompt: str, target: str) -> bool | None:
+    """Whether a one-kernel target loads a parameter under another name than the prompt binds it to (`a0` for the
+    prompt's `a1`); None where the kernel loads nothing."""
+    kernels = list(_KERNEL.finditer(target))
+    if len(kernels) != 1 or not _LOAD.search(kernels[0].group(3)):
+        return None
+    body = kernels[0].group(3)
+    return _loads_named_like_prompt(body, prompt) != body
+
+
+def spells_several(prompt: str, target: str) -> bool | None:
+    """Whether an elementwise kernel (one kernel, no dot, no row loads) has fewer value lines than the prompt, every
+    one named after a prompt local: a line spelling several of the prompt's; None where that does not apply."""
+    if target.count("@triton.jit") != 1 or "tl.dot" in target or re.search(r"\bx\d+\b", target):
+        return None
+    prompt_values = re.findall(r"^    (v\d+) = ", prompt, re.M)
+    kernel_values = re.findall(r"^    (v\d+) = ", target, re.M)
+    if not prompt_values or not kernel_values:
+        return None
+    return len(kernel_values) < len(prompt_values) and set(kernel_values) <= set(prompt_values)
 
 
 def length_bucket(lines: int) -> str:
@@ -61,7 +97,7 @@ def verify_target(row: dict, text: str) -> str | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path)
-    ap.add_argument("--split", action="append", help="splits to count (default: both held-out splits)")
+    ap.add_argument("--split", action="append", help="splits to count (default: both held-out splits; train too)")
     ap.add_argument("--limit", type=int, help="the first N rows of each split")
     ap.add_argument("--eval", action="append", default=[], metavar="SPLIT=FILE")
     ap.add_argument("--verify", action="store_true", help="verify every renamed target (interpreter)")
@@ -83,6 +119,18 @@ def main() -> int:
             _, target7 = pair_texts(row, 7)
             seconds[0] += t1 - t0
             seconds[1] += time.perf_counter() - t1
+            _, target8 = pair_texts(row, 8)
+            counts["format 8 names otherwise than 7"] += target8 != target7
+            for fmt, target in ((7, target7), (8, target8)):
+                counts[f"stores a value not returned, format {fmt}"] += stores_unreturned(prompt, target) is True
+                counts[f"one-kernel targets that store a value, format {fmt}"] += \
+                    stores_unreturned(prompt, target) is not None
+            otherwise = loads_named_otherwise(prompt, target6)
+            counts["one-kernel targets with loads"] += otherwise is not None
+            counts["loads named otherwise than the prompt's parameters (format 6)"] += otherwise is True
+            several = spells_several(prompt, target8)
+            counts["elementwise kernels"] += several is not None
+            counts["elementwise kernels with a line spelling several prompt lines"] += several is True
             if args.verify and target7 != target6:
                 failure = verify_target(row, target7)
                 counts["renamed and verified" if failure is None else "renamed, failing"] += 1
