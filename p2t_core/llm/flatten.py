@@ -1,4 +1,4 @@
-"""The model's prompt in three-address form, numbered like the compiler's kernels (pair formats 3 to 5).
+"""The model's prompt in three-address form, numbered like the compiler's kernels (pair formats 3 to 9).
 
 The shipped format-2 model failed mostly on nested calls (`hardsigmoid(softplus(selu(hardtanh(u))))`): it
 dropped or reordered an operation while turning the nesting inside out, and it copied the prompt's line `v5 = ...`
@@ -45,6 +45,9 @@ rewritten, and not `__init__`; loops, branches, augmented assignments, unpacking
 leave a function as it is, as does a parameter or global already named like `v3` (and, in format 4, a statement
 that is not an assignment or the return). Operands that are not operations (names, constants, `-1.0`,
 attributes, subscripts, tuples, chained comparisons) stay in place.
+
+Format 9 keeps an activation that a NumPy or loop rendering spells out (`1.0 / (1.0 + numpy.exp(-v2))`) on one
+line, as the kernel lowered from the op graph has it (`p2t_core.llm.spelled`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import math
 import operator
 import re
 
+from p2t_core.llm.spelled import match_spelling
 from p2t_core.ops import MATH_CONSTANTS
 
 __all__ = ["three_address"]
@@ -118,8 +122,10 @@ class _Hoister:
     """Collects the assignments that hoist nested operations, in evaluation order. In format 4 it also folds
     constants and emits the unit's locals (`definitions`) where they are first used."""
 
-    def __init__(self, version: int, definitions: dict[str, ast.expr] | None = None):
+    def __init__(self, version: int, definitions: dict[str, ast.expr] | None = None,
+                 spelled: tuple[str, ...] = ("numpy",)):
         self.version = version
+        self.spelled = spelled  # the modules whose spelled-out activations format 9 keeps whole
         self.lines: list[ast.stmt] = []
         self.count = 0
         self.definitions = definitions or {}
@@ -146,6 +152,9 @@ class _Hoister:
                 return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
             if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(node.value, ast.Call):
                 node.value = self.operands(node.value)
+        if self.version >= 9 and (spelled := match_spelling(node, _fold, self.spelled)) is not None:
+            operand, write = spelled  # an activation spelled out: one line, as the kernel has it (format 9)
+            return write(self.operand(operand))
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute):  # a method's receiver: `(x + 1).exp()`
                 node.func.value = self.operand(node.func.value)
@@ -201,14 +210,14 @@ def _straight_line(fn: ast.FunctionDef, version: int) -> bool:
     return not any(_LOCAL.fullmatch(n) for n in outer)  # new names `v1, v2, ...` must not meet a free one
 
 
-def _rewrite(fn: ast.FunctionDef, version: int) -> bool:
+def _rewrite(fn: ast.FunctionDef, version: int, spelled: tuple[str, ...]) -> bool:
     """Put `fn` in three-address form; whether that changed it (an operation hoisted or a local renamed)."""
     if version >= 4:  # locals are emitted at their first use, from the return
         definitions = {s.targets[0].id: s.value for s in fn.body if isinstance(s, ast.Assign)}
         statements = [s for s in fn.body if not isinstance(s, ast.Assign)]
     else:
         definitions, statements = {}, fn.body
-    hoist = _Hoister(version, definitions)
+    hoist = _Hoister(version, definitions, spelled)
     body: list[ast.stmt] = []
     for stmt in statements:
         if isinstance(stmt, ast.Assign):
@@ -271,9 +280,10 @@ def _in_evaluation_order(node: ast.AST):
         yield from _in_evaluation_order(child)
 
 
-def three_address(prompt: str, version: int = 3) -> str:
+def three_address(prompt: str, version: int = 3, spelled: tuple[str, ...] = ("numpy",)) -> str:
     """`prompt` (canonical Python, `canonical.canonicalize`) with its straight-line functions in three-address
-    form as pair format `version` (3 to 6; 6 as 5) writes it; the text unchanged where no function is rewritten."""
+    form as pair format `version` (3 to 9; 6 to 8 as 5) writes it; the text unchanged where no function is
+    rewritten. Format 9 keeps the activations spelled with the modules in `spelled` whole."""
     tree = ast.parse(prompt)
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
     functions += [m for c in tree.body if isinstance(c, ast.ClassDef) for m in c.body
@@ -281,5 +291,5 @@ def three_address(prompt: str, version: int = 3) -> str:
     changed = False
     for fn in functions:
         if _straight_line(fn, version):
-            changed |= _rewrite(fn, version)
+            changed |= _rewrite(fn, version, spelled)
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if changed else prompt

@@ -41,6 +41,11 @@ where the prompt returns `v6`), and the kernel's loads take the prompt's names o
 cross-entropy loads the target first). 25 of the first 3,000 training targets of a 6,000-pair corpus change (3 of
 200 valid_compositional ones, none of valid_random's 110). Prompts are format 7's; format-7 weights fine-tune into it.
 
+Format 9 is format 8 with the activations a NumPy or loop rendering spells out kept on one prompt line
+(`p2t_core.llm.spelled`): the kernel, lowered from the op graph, has one line for a `sigmoid` node however the
+prompt spells it, and format 8 cut `1.0 / (1.0 + numpy.exp(-v))` into four prompt lines for it. Targets are format
+8's (their names follow the prompt's locals, so they change where the prompt's do).
+
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
@@ -59,9 +64,9 @@ from p2t_core.llm.flatten import three_address
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit", "without_loops"]
 
-PAIR_FORMAT = 8  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 8 call the unit alike
-CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7, 8), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
+PAIR_FORMAT = 9  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 9 call the unit alike
+CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7, 8, 9), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
 _LOOP = re.compile(r"^[ \t]+(?:for|while)\b", re.M)  # parse only prompts that may hold a loop (libcst is slow)
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
@@ -120,10 +125,13 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
     prompt = rename_unit(prompt, unit, canonical_name(prompt, unit, pair_format))
     if pair_format == 1:
         return prompt
+    spelled = ("numpy",)
     if pair_format >= 6:
-        prompt = without_loops(prompt)
+        tensor_style = without_loops(prompt)
+        if tensor_style != prompt:  # the loop rewrite spells activations with torch (format 9 keeps them whole)
+            spelled, prompt = ("numpy", "torch"), tensor_style
     if pair_format >= 3:
-        prompt = three_address(prompt, pair_format)
+        prompt = three_address(prompt, pair_format, spelled)
     return f"# ranks: {' '.join(map(str, ranks)) or '-'}\n{prompt}"
 
 

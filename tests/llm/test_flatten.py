@@ -144,8 +144,8 @@ def test_every_style_computes_the_same_after_the_rewrite(family):
     for i, unit in enumerate(units[:8]):
         for style in render.applicable_styles(unit):
             prompt = canonicalize(render.render(unit, style, random.Random(f"{i}:{style}")))
-            for version in (3, 4, 5):
-                flat = three_address(prompt, version)
+            for version, spelled in ((3, ()), (4, ()), (5, ()), (9, ("numpy", "torch"))):
+                flat = three_address(prompt, version, spelled)
                 rewritten += flat != prompt
                 check(unit, flat, style)
     assert rewritten  # each family has straight-line renderings that the rewrite changes
