@@ -15,8 +15,8 @@ def _corpus(root: Path) -> Path:
     data = root / "data"
     data.mkdir()
     for split, n in (("train", 50), ("valid_random", 7), ("valid_compositional", 20)):
-        (data / f"{split}.jsonl").write_text("".join(json.dumps({"id": f"{split}-{i}", "i": i}) + "\n"
-                                                    for i in range(n)))
+        (data / f"{split}.jsonl").write_text("".join(json.dumps({"id": f"{split}-{i}", "i": i, "hash": f"{split}{i}"})
+                                                    + "\n" for i in range(n)))
     (data / "manifest.json").write_text(json.dumps({"seed": 0, "counts": {"train": 50}}))
     return data
 
@@ -49,3 +49,21 @@ def test_samples_keep_order_are_seeded_and_copy_unsized_splits_whole(tmp_path):
     assert _ids(tmp_path / "b" / "train.jsonl") == train  # same seed, same rows
     assert _sample(data, tmp_path / "c", "--seed", "1").returncode == 0
     assert _ids(tmp_path / "c" / "train.jsonl") != train
+
+
+def test_valid_from_copies_another_samples_held_out_splits_and_drops_their_units_from_training(tmp_path):
+    data = _corpus(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "valid_random.jsonl").write_text("".join(json.dumps({"i": 100 + i, "hash": f"train{i}"}) + "\n"
+                                                      for i in range(40)))  # 40 of the 50 training units
+    (other / "valid_compositional.jsonl").write_text(json.dumps({"i": 200, "hash": "x"}) + "\n")
+    run = subprocess.run([sys.executable, str(SCRIPT), str(data), str(tmp_path / "s"), "--train", "20",
+                          "--valid-from", str(other)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert _ids(tmp_path / "s" / "train.jsonl") == list(range(40, 50))  # fewer left than asked: all of them
+    assert _ids(tmp_path / "s" / "valid_random.jsonl") == [100 + i for i in range(40)]
+    assert _ids(tmp_path / "s" / "valid_compositional.jsonl") == [200]
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 10, "valid_random": 40, "valid_compositional": 1}
+    assert manifest["sampled_from"]["valid_from"] == str(other)
