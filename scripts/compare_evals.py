@@ -2,6 +2,10 @@
 passes, and the exact two-sided sign test on those (the test that decides whether new weights are shown better).
 
     python scripts/compare_evals.py eval_new_valid_random.json eval_shipped_valid_random.json [--names new shipped]
+    python scripts/compare_evals.py --join JOINED.json PREFIX.json TAIL.json
+
+`--join` puts an interrupted eval and the eval of the rest of its sample (`p2t eval` on a data directory holding
+the rows it did not reach) back together as one result over the whole sample, for the comparison above.
 """
 
 from __future__ import annotations
@@ -37,14 +41,40 @@ def paired(a: dict, b: dict) -> dict:
             "only_b_families": Counter(r["family"] for r in only_b)}
 
 
+def join(parts: list[dict]) -> dict:
+    """One result over the rows of `parts` in order (a prefix cut by its budget, then the rest of the sample)."""
+    rows = [row for part in parts for row in part["per_row"]]
+    ids = [row["id"] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise SystemExit("the parts share rows: join an interrupted eval with the eval of the rows it did not reach")
+    passed = sum(row["greedy_ok"] for row in rows)
+    first = parts[0]
+    return {"split": first.get("split"), "weights": first.get("weights"), "backend": first.get("backend"),
+            "rows": len(rows), "passed": passed, "pass@1_greedy": passed / len(rows) if rows else 0.0,
+            "joined_from": [{"data": p.get("data"), "rows": len(p["per_row"]), "interrupted": p.get("interrupted")}
+                            for p in parts],
+            "per_row": rows}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("a")
-    ap.add_argument("b")
+    ap.add_argument("results", nargs="+", help="two results to compare; with --join, the parts in order")
     ap.add_argument("--names", nargs=2, default=("a", "b"))
+    ap.add_argument("--join", metavar="OUT", help="write the parts joined as one result to OUT instead")
     args = ap.parse_args(argv)
-    with open(args.a) as fa, open(args.b) as fb:
-        r = paired(json.load(fa), json.load(fb))
+    loaded = []
+    for path in args.results:
+        with open(path) as f:
+            loaded.append(json.load(f))
+    if args.join:
+        joined = join(loaded)
+        with open(args.join, "w") as f:
+            json.dump(joined, f, indent=1)
+        print(f"{args.join}: {joined['passed']}/{joined['rows']} over {len(loaded)} parts")
+        return
+    if len(loaded) != 2:
+        ap.error("compare two results (or --join OUT PART...)")
+    r = paired(*loaded)
     na, nb, n = *args.names, r["rows"]
     print(f"{n} rows: {na} {r['pass_a']}/{n} = {r['pass_a'] / n:.3f}, {nb} {r['pass_b']}/{n} = {r['pass_b'] / n:.3f}")
     print(f"only {na} passes {r['only_a']} {dict(r['only_a_families'])}; only {nb} passes {r['only_b']} "

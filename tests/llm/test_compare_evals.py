@@ -47,3 +47,19 @@ def test_results_over_different_rows_are_refused():
 def test_an_interrupted_eval_is_compared_on_the_common_prefix():
     out = compare_evals.paired(result([True, False, True, True]), result([False, False, True]))
     assert (out["rows"], out["pass_a"], out["pass_b"], out["only_a"]) == (3, 2, 1, 1)
+
+
+def test_join_puts_an_interrupted_eval_and_its_tail_back_together(tmp_path, capsys):
+    prefix = {**result([True, False]), "split": "valid_random", "interrupted": True, "data": "full"}
+    tail = {**result([True, True], ids=["u2", "u3"]), "data": "tail"}
+    (tmp_path / "p.json").write_text(json.dumps(prefix))
+    (tmp_path / "t.json").write_text(json.dumps(tail))
+    compare_evals.main(["--join", str(tmp_path / "j.json"), str(tmp_path / "p.json"), str(tmp_path / "t.json")])
+    joined = json.loads((tmp_path / "j.json").read_text())
+    assert [r["id"] for r in joined["per_row"]] == ["u0", "u1", "u2", "u3"]
+    assert (joined["rows"], joined["passed"], joined["split"]) == (4, 3, "valid_random")
+    assert "3/4 over 2 parts" in capsys.readouterr().out
+    out = compare_evals.paired(joined, result([True, True, False, True]))
+    assert (out["rows"], out["only_a"], out["only_b"]) == (4, 1, 1)
+    with pytest.raises(SystemExit, match="share rows"):
+        compare_evals.join([prefix, prefix])
