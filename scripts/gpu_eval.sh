@@ -12,6 +12,11 @@
 # one candidate; $OUT/eval_NAME_SPLIT.json is `p2t eval --json`. BUDGET bounds each evaluation (SIGINT: the JSON then
 # holds the rows verified by then, a prefix of the sample, marked `interrupted`; compare_evals.py pairs the common
 # prefix). JOBS verification workers (default: cores - 2).
+#
+# DEADLINE (epoch seconds, e.g. $(( $(date +%s) + 300 )) at the start of a call that trains first) shortens each
+# evaluation's budget so that all of them end 10 s before it, each weights' JSON written (SIGINT), before the device
+# call's own limit kills them unwritten. AGAINST=DIR compares each result with DIR/shipped_SPLIT_LIMIT.json
+# (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/p2t_eval_out}
@@ -33,10 +38,20 @@ for split_limit in ${SPLITS:-valid_random:128}; do
     for pair in $WEIGHTS; do
         name=${pair%%=*}; dir=${pair#*=}
         start=$(date +%s)
-        timeout -s INT "${BUDGET:-300}" python3 -m p2t_core.cli eval --weights "$dir" --data "$DATA" --split "$split" \
+        budget=${BUDGET:-300}
+        if [ -n "${DEADLINE:-}" ]; then
+            left=$(( DEADLINE - start - 10 ))
+            [ "$left" -lt "$budget" ] && budget=$left
+            if [ "$budget" -lt 20 ]; then echo "$name $split $limit: skipped, the deadline is near"; continue; fi
+        fi
+        timeout -s INT "$budget" python3 -m p2t_core.cli eval --weights "$dir" --data "$DATA" --split "$split" \
             --limit "$limit" --batch "${BATCH:-32}" --jobs "$JOBS" --k 1 --samples 1 --temperature 0 \
             --backend "$BACKEND" --no-rescue --json "$OUT/eval_${name}_${split}.json" > "$OUT/eval_${name}_${split}.log" 2>&1
         echo "$name $split $limit: exit $? in $(( $(date +%s) - start )) s"
         grep -A3 "pass@1" "$OUT/eval_${name}_${split}.log" | head -4
+        shipped=${AGAINST:-}/shipped_${split}_${limit}.json
+        if [ -n "${AGAINST:-}" ] && [ -f "$shipped" ] && [ -f "$OUT/eval_${name}_${split}.json" ]; then
+            python3 scripts/compare_evals.py "$OUT/eval_${name}_${split}.json" "$shipped" --names "$name" shipped
+        fi
     done
 done
