@@ -57,7 +57,7 @@ import math
 import operator
 import re
 
-from p2t_core.llm.spelled import match_spelling
+from p2t_core.llm.spelled import TENSOR_STYLE, match_spelling
 from p2t_core.ops import MATH_CONSTANTS
 
 __all__ = ["three_address"]
@@ -122,13 +122,12 @@ class _Hoister:
     """Collects the assignments that hoist nested operations, in evaluation order. In format 4 it also folds
     constants and emits the unit's locals (`definitions`) where they are first used."""
 
-    def __init__(self, version: int, definitions: dict[str, ast.expr] | None = None,
-                 spelled: tuple[str, ...] = ("numpy",)):
+    def __init__(self, version: int, definitions: dict[str, ast.expr], spelled: tuple[str, ...]):
         self.version = version
         self.spelled = spelled  # the modules whose spelled-out activations format 9 keeps whole
         self.lines: list[ast.stmt] = []
         self.count = 0
-        self.definitions = definitions or {}
+        self.definitions = definitions
         self.emitted: dict[str, ast.expr] = {}  # local -> the leaf that stands for its value
 
     def temp(self, value: ast.expr) -> ast.Name:
@@ -280,7 +279,7 @@ def _in_evaluation_order(node: ast.AST):
         yield from _in_evaluation_order(child)
 
 
-def three_address(prompt: str, version: int = 3, spelled: tuple[str, ...] = ("numpy",)) -> str:
+def three_address(prompt: str, version: int = 3, spelled: tuple[str, ...] = TENSOR_STYLE) -> str:
     """`prompt` (canonical Python, `canonical.canonicalize`) with its straight-line functions in three-address
     form as pair format `version` (3 to 9; 6 to 8 as 5) writes it; the text unchanged where no function is
     rewritten. Format 9 keeps the activations spelled with the modules in `spelled` whole."""

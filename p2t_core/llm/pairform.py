@@ -60,6 +60,7 @@ from p2t_core.codegen.module import with_fast_launch
 from p2t_core.codegen.prelude import FAST_LAUNCH
 from p2t_core.llm.align import align_kernel_names
 from p2t_core.llm.flatten import three_address
+from p2t_core.llm.spelled import LOOP_STYLE, TENSOR_STYLE
 
 __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "model_prompt", "model_target",
            "restore", "library_helpers", "rename_unit", "prompt_unit", "without_loops"]
@@ -125,11 +126,11 @@ def model_prompt(prompt: str, unit: str, ranks: list[int], pair_format: int) -> 
     prompt = rename_unit(prompt, unit, canonical_name(prompt, unit, pair_format))
     if pair_format == 1:
         return prompt
-    spelled = ("numpy",)
+    spelled = TENSOR_STYLE
     if pair_format >= 6:
         tensor_style = without_loops(prompt)
         if tensor_style != prompt:  # the loop rewrite spells activations with torch (format 9 keeps them whole)
-            spelled, prompt = ("numpy", "torch"), tensor_style
+            spelled, prompt = LOOP_STYLE, tensor_style
     if pair_format >= 3:
         prompt = three_address(prompt, pair_format, spelled)
     return f"# ranks: {' '.join(map(str, ranks)) or '-'}\n{prompt}"

@@ -33,7 +33,10 @@ import copy
 import itertools
 from collections.abc import Callable
 
-__all__ = ["SPELLINGS", "match_spelling"]
+__all__ = ["SPELLINGS", "TENSOR_STYLE", "LOOP_STYLE", "match_spelling"]
+
+TENSOR_STYLE = ("numpy",)  # the modules whose spellings are matched in a prompt written with tensors
+LOOP_STYLE = ("numpy", "torch")  # and in a prompt the loop rewrite wrote
 
 _ELU_NUMPY = "numpy.where(X > 0, X, C * numpy.expm1(numpy.minimum(X, 0.0)))"
 _ELU_LOOP = "torch.relu(X) + torch.clamp(C * (torch.exp(X) - 1.0), max=0.0)"
@@ -71,23 +74,25 @@ _PATTERNS = _patterns()
 
 
 def _match(node: ast.AST, pattern: ast.AST, bound: dict, fold: Callable) -> bool:
+    """Whether `node` has `pattern`'s shape; `bound` collects the operand (`X`) and the numbers `C` matched, in the
+    order a NodeTransformer visits them."""
     if isinstance(pattern, ast.Name) and pattern.id == "X":
         if "X" not in bound:
             bound["X"] = node
             return True
         return ast.dump(bound["X"]) == ast.dump(node)
-    if isinstance(pattern, ast.Name) and pattern.id == "C" or isinstance(pattern, ast.Constant):
+    if isinstance(pattern, ast.Name) and pattern.id == "C":
         value = fold(node)
-        if value is None or isinstance(pattern, ast.Constant) and value != pattern.value:
-            return False
         bound.setdefault("C", []).append(value)
-        return True
+        return value is not None
+    if isinstance(pattern, ast.Constant):
+        return fold(node) == pattern.value
     if type(node) is not type(pattern):
         return False
     for field in pattern._fields:
-        want, have = getattr(pattern, field), getattr(node, field, None)
         if field == "ctx":
             continue
+        want, have = getattr(pattern, field), getattr(node, field, None)
         if isinstance(want, list):
             if not isinstance(have, list) or len(want) != len(have):
                 return False
@@ -115,12 +120,8 @@ class _Instance(ast.NodeTransformer):
             return ast.Constant(value) if value >= 0 else ast.UnaryOp(ast.USub(), ast.Constant(-value))
         return node
 
-    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
-        next(self.numbers)  # (the spelling's own number: written as the spelling writes it)
-        return node
 
-
-def match_spelling(node: ast.expr, fold: Callable, modules: tuple[str, ...] = ("numpy",)
+def match_spelling(node: ast.expr, fold: Callable, modules: tuple[str, ...]
                    ) -> tuple[ast.expr, Callable[[ast.expr], ast.expr]] | None:
     """Where `node` spells an activation with one of `modules`: its operand `X` and a function that writes the
     spelling back around the operand's leaf; None otherwise. `fold` gives a constant expression's number (None for
