@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What pair formats 7 and 8 change on a corpus, and how the weights fared where the numbering parts (issue 5).
+"""What pair formats 7 to 9 change on a corpus, and how the weights fared where the numbering parts (issue 5).
 
     python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional] [--limit N]
                                          [--eval valid_random=EVAL.json ...] [--verify]
@@ -12,15 +12,19 @@ whether prompt and kernel count their values alike (format 6), and for prompts o
 Fisher exact p that the parting ones pass no less often. Over every family: how many targets format 8 names
 otherwise than format 7, how many single-kernel targets store a value the prompt does not return in each, and how
 many elementwise kernels (one kernel, no `tl.dot`) have a line spelling several of the prompt's (format 8), and how
-many one-kernel targets load a parameter under another name than the prompt binds it to.
-`--verify`: every renamed target, restored to a module, through
-the verifier under the interpreter (seed 1), with its format-6 twin verified too where it fails. Prints the time
-`pair_texts` took per 1,000 rows in each format.
+many one-kernel targets load a parameter under another name than the prompt binds it to. Format 9 against 8 (the
+spelled-out activations kept whole, `p2t_core.llm.spelled`): prompts and targets that change, elementwise kernels
+with a line spelling several prompt lines, targets that spell one prompt line in several (`v3_1` names), and for each
+activation kept whole the kernels that have one line for it or spell it out (`--spellings`).
+`--verify`: every target formats 7 or 9 rename, restored to a module, through the verifier under the interpreter
+(seed 1), a failing format-7 one with its format-6 twin. Prints the time `pair_texts` took per 1,000 rows in formats
+6 and 7.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import json
 import re
@@ -32,7 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from p2t_core.llm.align import _KERNEL, _LOAD, _loads_named_like_prompt  # noqa: E402
+from p2t_core.llm.flatten import _fold  # noqa: E402
 from p2t_core.llm.pairform import pair_texts, restore  # noqa: E402
+from p2t_core.llm.spelled import LOOP_STYLE, match_spelling  # noqa: E402
 
 ELEMENTWISE = ("elementwise", "multi_output")
 
@@ -78,6 +84,24 @@ def spells_several(prompt: str, target: str) -> bool | None:
     return len(kernel_values) < len(prompt_values) and set(kernel_values) <= set(prompt_values)
 
 
+def splits_a_line(target: str) -> bool:
+    """Whether a target spells one of the prompt's lines in several (the aligned names `v3_1, v3_2, v3`)."""
+    return re.search(r"\bv\d+_\d+\b", target) is not None
+
+
+def spellings_kept(prompt: str, target: str) -> list[tuple[str, str]]:
+    """Each activation line format 9 kept whole in `prompt`, and whether the kernel has one line for it ("one"),
+    spells it out ("split") or is not aligned ("other")."""
+    out = []
+    for name, text in re.findall(r"^\s+(v\d+) = (.+)$", prompt, re.M):
+        spelling = match_spelling(ast.parse(text, mode="eval").body, _fold, LOOP_STYLE)
+        if spelling is not None:
+            kind = "split" if re.search(rf"^\s+{name}_1 = ", target, re.M) else \
+                "one" if re.search(rf"^\s+{name} = ", target, re.M) else "other"
+            out.append((spelling.op, kind))
+    return out
+
+
 def length_bucket(lines: int) -> str:
     return "<6" if lines < 6 else ("6-9" if lines < 10 else "10+")
 
@@ -101,6 +125,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="the first N rows of each split")
     ap.add_argument("--eval", action="append", default=[], metavar="SPLIT=FILE")
     ap.add_argument("--verify", action="store_true", help="verify every renamed target (interpreter)")
+    ap.add_argument("--spellings", action="store_true", help="format 9's kept activations against their kernels")
     args = ap.parse_args()
     verdicts = {}
     for item in args.eval:
@@ -108,7 +133,7 @@ def main() -> int:
         verdicts[split] = {r["id"]: r["greedy_ok"] for r in json.loads(Path(path).read_text())["per_row"]}
     table = collections.defaultdict(lambda: [0, 0])  # (bucket, class) -> [passed, units]
     for split in args.split or ["valid_random", "valid_compositional"]:
-        counts, seconds, rows = collections.Counter(), [0.0, 0.0], 0
+        counts, seconds, rows, spellings = collections.Counter(), [0.0, 0.0], 0, collections.Counter()
         for line in open(args.data / f"{split}.jsonl"):
             if args.limit is not None and rows >= args.limit:
                 break
@@ -128,15 +153,28 @@ def main() -> int:
             otherwise = loads_named_otherwise(prompt, target6)
             counts["one-kernel targets with loads"] += otherwise is not None
             counts["loads named otherwise than the prompt's parameters (format 6)"] += otherwise is True
-            several = spells_several(prompt, target8)
-            counts["elementwise kernels"] += several is not None
-            counts["elementwise kernels with a line spelling several prompt lines"] += several is True
+            prompt9, target9 = pair_texts(row, 9)
+            counts["format 9 prompts changed"] += prompt9 != prompt
+            counts["format 9 targets changed"] += target9 != target8
+            for fmt, p, target in ((8, prompt, target8), (9, prompt9, target9)):
+                several = spells_several(p, target)
+                counts[f"elementwise kernels, format {fmt}"] += several is not None
+                counts[f"elementwise kernels with a line spelling several prompt lines, format {fmt}"] += \
+                    several is True
+                counts[f"targets spelling a prompt line in several, format {fmt}"] += splits_a_line(target)
+            if args.spellings and prompt9 != prompt:
+                spellings.update(spellings_kept(prompt9, target9))
             if args.verify and target7 != target6:
                 failure = verify_target(row, target7)
                 counts["renamed and verified" if failure is None else "renamed, failing"] += 1
                 if failure is not None:
                     twin = verify_target(row, target6)
                     print(f"  {row['id']}: {failure}\n    format 6: {twin or 'passes'}")
+            if args.verify and target9 != target8:
+                failure = verify_target(row, target9)
+                counts["format 9 changed and verified" if failure is None else "format 9 changed, failing"] += 1
+                if failure is not None:
+                    print(f"  {row['id']} (format 9): {failure}")
             if row["family"] not in ELEMENTWISE:
                 counts["other families renamed"] += target7 != target6
                 continue
@@ -151,6 +189,10 @@ def main() -> int:
         print(f"{split} ({rows} rows): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         print(f"  pair_texts per 1,000 rows: format 6 {1000 * seconds[0] / rows:.1f} s, "
               f"format 7 {1000 * seconds[1] / rows:.1f} s")
+        if spellings:
+            ops = sorted({op for op, _ in spellings})
+            print("  activations kept whole by format 9 (kernel: one line / spelled out / not aligned): " + ", ".join(
+                f"{op} {spellings[op, 'one']}/{spellings[op, 'split']}/{spellings[op, 'other']}" for op in ops))
     if table:
         print("greedy passes of elementwise units (prompt lines, format-6 numbering):")
         for key in sorted(table):

@@ -152,8 +152,8 @@ class _Hoister:
             if isinstance(node, ast.Attribute | ast.Subscript) and isinstance(node.value, ast.Call):
                 node.value = self.operands(node.value)
         if self.version >= 9 and (spelled := match_spelling(node, _fold, self.spelled)) is not None:
-            operand, write = spelled  # an activation spelled out: one line, as the kernel has it (format 9)
-            return write(self.operand(operand))
+            # an activation spelled out: one line, as the kernel has it (format 9)
+            return spelled.write(self.operand(spelled.operand))
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute):  # a method's receiver: `(x + 1).exp()`
                 node.func.value = self.operand(node.func.value)

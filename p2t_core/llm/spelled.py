@@ -4,26 +4,27 @@ The data pipeline lowers a pair's target from the op graph that generated it (DE
 one kernel line, `1.0 / (1.0 + tl.exp(-v1))`, however the prompt spells it. A NumPy rendering has no `sigmoid`
 and writes `1.0 / (1.0 + numpy.exp(-v))`; a loop rendering writes `1.0 / (1.0 + math.exp(-x[i]))`, which the loop
 rewrite turns into the same with `torch`. Three-address form then cut that into four prompt lines for one kernel
-line: on a 6,000-pair corpus, 152 of 313 NumPy and loop-style single elementwise kernels (first 3,000 training
-rows) had such a line, the pattern behind the shipped weights' `unknown name 'v5'` failures. Format 9 keeps an
-expression that matches one of the spellings below as one prompt line, so prompt and kernel count their values
-alike again.
+line, the pattern behind the format-7 weights' `unknown name 'v5'` failures. Format 9 keeps an expression that
+matches one of the spellings below as one prompt line, so prompt and kernel count their values alike again: of the
+916 single elementwise kernels among the first 3,000 training rows of a 6,000-pair corpus, 163 had a line spelling
+several prompt lines in format 8 and 11 in format 9 (`scripts/align_report.py DATA --split train --limit 3000`).
 
 Only NumPy spellings are matched in a prompt written with tensors, `torch` ones only in a prompt the loop rewrite
 wrote: a generator may build a GELU out of multiplications and a `tanh` itself, and the torch rendering of that
-graph reads like the spelling while its kernel spells it out too (on the same corpus, matching `torch` spellings
-everywhere turned 43 more targets into kernels that spell one prompt line in several, 19 of them outside loops).
+graph reads like the spelling while its kernel spells it out too (on the same rows, a variant of the match that
+took `torch` spellings everywhere turned 43 more targets into kernels that spell one prompt line in several, 19 of
+them outside loops; measured once while choosing, not kept as a command).
 
 A spelling is Python with `X` for the operand (any expression, the same at each place) and `C` for any number;
 `M.` stands for both `numpy.` and `torch.` (the canonical prompt spells modules out). Numbers match by value, as
 the compiler folds them (`x / math.sqrt(2.0)` is the erf-GELU's `x / 1.4142135623730951`). A matched expression is
 written back in the spelling's own text, the operand hoisted before it like any other.
 
-The match reads text, not the graph, so it can be wrong both ways: counted over the NumPy and loop rows of the first
-5,600 training rows of that corpus, the kernel has one line for a fused spelling in most cases (sigmoid 92 of 99
-aligned, hardswish 41 of 49), but a loop's tanh-GELU is spelled out by its kernel more often than not (11 of 15) and
-a loop's two clamps are two clamp nodes in 9 of 25. The shipped weights were trained on these spellings as they
-are; a change to the list is a new pair format.
+The match reads text, not the graph, so it can be wrong: over the same rows (`--spellings`), the kernel has one
+line for most activations kept whole (sigmoid 56 of the 61 aligned, hardswish 19 of 25; elu, selu, softsign,
+leaky_relu, rsqrt always), but it spells out a GELU in 8 of 14 and two clamps read as a hardtanh in 8 of 14: a
+generator composed them from several nodes. The shipped weights were trained on these spellings as they are; a
+change to the list is a new pair format.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ import ast
 import copy
 import itertools
 from collections.abc import Callable
+from typing import NamedTuple
 
-__all__ = ["SPELLINGS", "TENSOR_STYLE", "LOOP_STYLE", "match_spelling"]
+__all__ = ["SPELLINGS", "TENSOR_STYLE", "LOOP_STYLE", "Spelling", "match_spelling"]
 
 TENSOR_STYLE = ("numpy",)  # the modules whose spellings are matched in a prompt written with tensors
 LOOP_STYLE = ("numpy", "torch")  # and in a prompt the loop rewrite wrote
@@ -61,12 +63,18 @@ SPELLINGS: dict[str, list[str]] = {  # op -> how the renderings (render.np_unary
 }
 
 
-def _patterns() -> dict[str, list[ast.expr]]:
-    """The spellings parsed, by the module they call."""
-    texts = (t.replace("M.", f"{m}.") for t in itertools.chain(*SPELLINGS.values()) for m in ("numpy", "torch"))
-    out: dict[str, list[ast.expr]] = {"numpy": [], "torch": []}
-    for text in dict.fromkeys(texts):
-        out["numpy" if "numpy." in text else "torch"].append(ast.parse(text, mode="eval").body)
+class Spelling(NamedTuple):
+    op: str  # the activation spelled
+    operand: ast.expr  # what `X` matched
+    write: Callable[[ast.expr], ast.expr]  # the spelling written back around the operand's leaf
+
+
+def _patterns() -> dict[str, list[tuple[str, ast.expr]]]:
+    """The spellings parsed, with their op, by the module they call."""
+    texts = {t.replace("M.", f"{m}."): op for op, ts in SPELLINGS.items() for t in ts for m in ("numpy", "torch")}
+    out: dict[str, list[tuple[str, ast.expr]]] = {"numpy": [], "torch": []}
+    for text, op in texts.items():
+        out["numpy" if "numpy." in text else "torch"].append((op, ast.parse(text, mode="eval").body))
     return out
 
 
@@ -121,14 +129,13 @@ class _Instance(ast.NodeTransformer):
         return node
 
 
-def match_spelling(node: ast.expr, fold: Callable, modules: tuple[str, ...]
-                   ) -> tuple[ast.expr, Callable[[ast.expr], ast.expr]] | None:
-    """Where `node` spells an activation with one of `modules`: its operand `X` and a function that writes the
-    spelling back around the operand's leaf; None otherwise. `fold` gives a constant expression's number (None for
-    anything else)."""
-    for pattern in itertools.chain(*(_PATTERNS[m] for m in modules)):
+def match_spelling(node: ast.expr, fold: Callable, modules: tuple[str, ...]) -> Spelling | None:
+    """The activation `node` spells with one of `modules`, if any. `fold` gives a constant expression's number (None
+    for anything else)."""
+    for op, pattern in itertools.chain(*(_PATTERNS[m] for m in modules)):
         bound: dict = {}
         if _match(node, pattern, bound, fold):
             numbers = bound.get("C", [])
-            return bound["X"], lambda leaf, p=pattern, n=numbers: _Instance(leaf, n).visit(copy.deepcopy(p))
+            return Spelling(op, bound["X"],
+                            lambda leaf, p=pattern, n=numbers: _Instance(leaf, n).visit(copy.deepcopy(p)))
     return None

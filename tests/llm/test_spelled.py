@@ -1,6 +1,10 @@
 """Pair format 9 (p2t_core.llm.spelled): activations spelled out by NumPy and loop renderings stay one prompt line."""
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy
 import pytest
@@ -14,6 +18,7 @@ from p2t_core.llm.pairform import model_prompt, pair_texts, restore
 from p2t_core.llm.prompt import unit_signature
 from p2t_core.llm.spelled import SPELLINGS
 
+REPORT = Path(__file__).resolve().parents[2] / "scripts" / "align_report.py"
 SPELLED = [(op, text.replace("M.", f"{module}."), module) for op, texts in SPELLINGS.items() for text in texts
            for module in (("numpy", "torch") if "M." in text else ("numpy" if "numpy." in text else "torch",))]
 
@@ -92,3 +97,17 @@ def test_a_format_9_pair_counts_like_its_kernel_and_verifies():
                                      unit="f", signature=unit_signature(SILU, "f", "<test>"), backend="interpret",
                                      verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
     assert outcome.stage is None, outcome.first_message
+
+
+def test_align_report_counts_what_format_9_changes(tmp_path):
+    """scripts/align_report.py, the command behind format 9's figures: the written-out silu is a line spelling four
+    prompt lines in format 8, one line in format 9, and the kernel has one line for the silu kept whole."""
+    module = compile_units(SILU, "u.py", unit="f").units[0].module_source
+    row = {"prompt": SILU_NUMPY, "target": module, "ranks": [2, 2], "family": "elementwise", "id": "silu"}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    run = subprocess.run([sys.executable, str(REPORT), str(tmp_path), "--split", "train", "--spellings"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "a line spelling several prompt lines, format 8 1," in run.stdout
+    assert "a line spelling several prompt lines, format 9 0," in run.stdout
+    assert "format 9 prompts changed 1," in run.stdout and "silu 1/0/0" in run.stdout
