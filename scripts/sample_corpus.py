@@ -17,21 +17,28 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 SPLITS = ("train", "valid_random", "valid_compositional")
 
 
-def sample_split(src: Path, dst: Path, n: int | None, rng: random.Random, exclude: frozenset = frozenset()) -> int:
+def sample_split(src: Path, dst: Path, n: int | None, rng: random.Random, exclude: frozenset = frozenset()
+                 ) -> tuple[int, int]:
+    """Rows kept, and rows dropped because their hash is in `exclude`."""
     with src.open() as f:
-        rows = [row for row in f if not exclude or json.loads(row)["hash"] not in exclude]
+        rows = f.readlines()
+    if exclude:
+        total = len(rows)
+        rows = [row for row in rows if json.loads(row)["hash"] not in exclude]
+        dropped = total - len(rows)
+    else:
+        dropped = 0
     if n is not None and n < len(rows):
         keep = sorted(rng.sample(range(len(rows)), n))
         rows = [rows[i] for i in keep]
     dst.write_text("".join(rows))
-    return len(rows)
+    return len(rows), dropped
 
 
 def main() -> None:
@@ -46,24 +53,24 @@ def main() -> None:
         parser.add_argument(f"--{split.replace('_', '-')}", type=int, default=None, help=f"rows of {split}")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    counts, held = {}, frozenset()
-    if args.valid_from:
-        held = frozenset(json.loads(line)["hash"] for split in SPLITS[1:]
-                         for line in (args.valid_from / f"{split}.jsonl").open())
+    counts, dropped = {}, 0
+    held_rows = {split: (args.valid_from / f"{split}.jsonl").read_text().splitlines(keepends=True)
+                 for split in SPLITS[1:]} if args.valid_from else {}
+    held = frozenset(json.loads(row)["hash"] for rows in held_rows.values() for row in rows)
     for split in SPLITS:
-        rng = random.Random(f"{args.seed}:{split}")
-        if args.valid_from and split != "train":
-            shutil.copyfile(args.valid_from / f"{split}.jsonl", args.out / f"{split}.jsonl")
-            counts[split] = sum(1 for _ in (args.out / f"{split}.jsonl").open())
+        if split in held_rows:
+            (args.out / f"{split}.jsonl").write_text("".join(held_rows[split]))
+            counts[split] = len(held_rows[split])
             continue
-        counts[split] = sample_split(args.data / f"{split}.jsonl", args.out / f"{split}.jsonl",
-                                     getattr(args, split), rng, held)
+        counts[split], n_dropped = sample_split(args.data / f"{split}.jsonl", args.out / f"{split}.jsonl",
+                                                getattr(args, split), random.Random(f"{args.seed}:{split}"), held)
+        dropped += n_dropped
     manifest = json.loads((args.data / "manifest.json").read_text())
     manifest["counts"] = counts
-    manifest["sampled_from"] = {"data": str(args.data), "seed": args.seed,
-                                **({"valid_from": str(args.valid_from)} if args.valid_from else {})}
+    manifest["sampled_from"] = {"data": str(args.data), "seed": args.seed, **(
+        {"valid_from": str(args.valid_from), "dropped_as_held_out": dropped} if args.valid_from else {})}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"sample of {args.data}: {counts}")
+    print(f"sample of {args.data}: {counts}" + (f"; {dropped} rows dropped as held out" if args.valid_from else ""))
     if args.tar:
         files = [f"{split}.jsonl" for split in SPLITS] + ["manifest.json"]
         subprocess.run(["tar", "-C", str(args.out), "-I", "xz -T0 -6", "-cf", str(args.tar), *files], check=True)

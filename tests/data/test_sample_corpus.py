@@ -67,3 +67,5 @@ def test_valid_from_copies_another_samples_held_out_splits_and_drops_their_units
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 10, "valid_random": 40, "valid_compositional": 1}
     assert manifest["sampled_from"]["valid_from"] == str(other)
+    assert manifest["sampled_from"]["dropped_as_held_out"] == 40
+    assert "40 rows dropped as held out" in run.stdout
