@@ -31,6 +31,9 @@
 #   REUSE_DATA    1: train on the corpus an earlier call on this (still warm) machine left in $DATA, no build and no
 #                 DATA_TAR: the whole corpus built here in one call (STEPS=0, PAIRS=200000), trained on in the next
 #                 (a carried tarball holds at most a ~52k-pair sample beside the weights)
+#   PROFILE_MODES before training, `scripts/train_profile.py --modes PROFILE_MODES` on the training pairs (its tables in
+#                 logs.tar.gz, profile/), e.g. "even,padded" times both micro-batch cuts in one process; bounded by
+#                 PROFILE_BUDGET seconds (220). It tokenizes the corpus into the cache the training run then reads
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
 #                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine,
 #                 which trains on the data the first call left in $DATA (no DATA_TAR needed, no build)
@@ -130,6 +133,13 @@ fi
 if [ -n "${PACK_DATA:-}" ] && [ -s "$DATA/train.jsonl" ]; then
     tar -C "$DATA" -cf - manifest.json train.jsonl valid_random.jsonl valid_compositional.jsonl \
         | xz -T0 -6 > "$WORK/data.tar.xz" && cp "$WORK/data.tar.xz" "$OUT/" && ls -l "$WORK/data.tar.xz"
+fi
+
+if [ -n "${PROFILE_MODES:-}" ] && [ -s "$DATA/train.jsonl" ]; then
+    timeout -s INT "${PROFILE_BUDGET:-220}" python3 scripts/train_profile.py --data "$DATA" --out "$LOGS/profile" \
+        --modes "$PROFILE_MODES" --warmup 25 --timed 30 --steps 1 --rows 20 \
+        --tokenizer "${TOKENIZER:-model/weights/tokenizer.json}" > >(tee "$LOGS/profile.log") 2>&1
+    echo "profile exit code $?"
 fi
 
 t2=$(date +%s.%N)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from p2t_model.data import (
     BatchLoader,
@@ -9,6 +11,7 @@ from p2t_model.data import (
     collate,
     collate_packed,
     fixed_batches,
+    least_padding_cuts,
     load_split,
     read_jsonl,
     token_cache_path,
@@ -111,10 +114,31 @@ def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):
     assert a.epoch_plan(0) == BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, group=2).epoch_plan(0)
     assert a.epoch_plan(0) != a.epoch_plan(1) or a.epoch_plan(0) != a.epoch_plan(2)
     assert sorted(i for b in a.epoch_plan(0) for i in b) == list(range(12))
-    plan = a.epoch_plan(0)
-    for first, second in zip(plan[::2], plan[1::2], strict=True):  # bucketed within a step: sorted by length
-        assert len(first) == len(second) == 3
-        assert max(ds.lengths[i] for i in first) <= min(ds.lengths[i] for i in second)
+    for least_padding in (False, True):
+        plan = BatchLoader(ds, 3, tok.pad_id, 10_000, seed=1, group=2, least_padding=least_padding).epoch_plan(0)
+        for first, second in zip(plan[::2], plan[1::2], strict=True):  # bucketed within a step: sorted by length
+            assert len(first) + len(second) == 6 and (least_padding or len(first) == len(second) == 3)
+            assert max(ds.lengths[i] for i in first) <= min(ds.lengths[i] for i in second)
+
+
+def _padded_positions(lengths, ends, multiple):
+    return sum(-(-lengths[e - 1] // multiple) * multiple * (e - a) for a, e in zip([0] + ends, ends, strict=False))
+
+
+def test_least_padding_cuts_pad_least_within_the_bounds():
+    """Against every way to cut 12 sorted lengths in 3: the cut pads least, respects the memory bound and the
+    fewest rows, and is never worse than the even cut."""
+    lengths = sorted([5, 7, 8, 8, 30, 31, 33, 60, 64, 65, 120, 200])
+    ends = least_padding_cuts(lengths, 3, 8, max_tokens=4 * 200, min_rows=2)
+    assert len(ends) == 3 and ends[-1] == 12 and ends == sorted(ends)
+    allowed = [list(c) + [12] for c in itertools.combinations(range(1, 12), 2)
+               if all(e - a >= 2 and -(-lengths[e - 1] // 8) * 8 * (e - a) <= 800
+                      for a, e in zip((0, *c), (*c, 12), strict=True))]
+    assert ends in allowed
+    assert _padded_positions(lengths, ends, 8) == min(_padded_positions(lengths, c, 8) for c in allowed)
+    assert _padded_positions(lengths, ends, 8) < _padded_positions(lengths, [4, 8, 12], 8)
+    with pytest.raises(ValueError, match="do not fit"):
+        least_padding_cuts(lengths, 3, 8, max_tokens=300, min_rows=2)
 
 
 def test_accumulated_micro_batches_hold_the_pairs_of_the_true_batch(data_dir, tok):
