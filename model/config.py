@@ -111,10 +111,12 @@ class TrainConfig:
     # on padding and gives the same loss curve, yet measured slower on an H200 with torch.compile: 622k against
     # 679k tokens/s (docs/BENCHMARKS.md, cause not yet profiled), so padding stays the default.
     pack: bool = False
-    # Cut each step's length-sorted pairs where its micro-batches pad least (rows vary, micro_batch is their mean;
-    # the step's pairs and the number of micro-batches do not change) rather than into equal counts: 1.17 instead
-    # of 1.26 computed positions per real token on the format-9 corpus (model/data.py, least_padding_cuts).
-    least_padding: bool = True
+    # True: cut each step's length-sorted pairs where its micro-batches pad least (rows vary, micro_batch is their
+    # mean; the step's pairs and the number of micro-batches do not change) instead of into equal counts: 1.17
+    # instead of 1.26 computed positions per real token on the format-9 corpus, 6.8% less GPU time in a profiled
+    # step of the same pairs, yet a 1,500-step H100 run trained at 713k tokens/s, no faster than the even cut's
+    # 703-718k (an epoch has 343 batch shapes instead of 24; docs/BENCHMARKS.md), so it is opt-in.
+    least_padding: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
     # graph/eager 120.7/127.6/126.1/143.8: the step is GPU-bound, docs/BENCHMARKS.md), so it is opt-in. No effect on

@@ -1,26 +1,24 @@
 """Loading the (Python, Triton) pairs and batching them.
 
-A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line
-is `{"prompt", "target", "ranks", "family", "style", "hash", ...}`. Each pair is turned into the text the model
-reads and writes (`p2t_core.llm.pairform`, the config's pair format) and tokenized once; pairs longer than
-the context are dropped (and counted), and batches are length-bucketed within an optimizer step: shuffle by
-seed, cut into steps of `group` batches (the micro-batches of one step over all ranks), sort each step's pairs
-by length and cut it into its batches. A step is a random sample of the corpus whatever the accumulation, so
-24 x 4 accumulated and one batch of 96 see the very same pairs at every step (bucketing whole windows instead
-made each true batch one length band, mostly one op family, and trained far worse: docs/BENCHMARKS.md);
-sorting inside the step keeps the padding of micro-batches small. With `least_padding` the sorted step is cut
-where its micro-batches pad least (`least_padding_cuts`: short pairs in more rows, long ones in fewer) instead of
-into equal counts: on the 52k-pair format-9 sample, 24 x 4 computes 1.26 positions per real token cut evenly and
-1.17 cut this way (attention's T^2 work 1.56 and 1.32). With `packed`, a micro-batch is instead its
-pairs laid end to end in one row (`collate_packed`): no padding at all, each pair attending only to itself
-(`cu_seqlens`) and seeing RoPE positions from 0 (`positions`), so it computes what the padded batch does. The
-batch stream is the
-concatenation of these epoch plans, and the loader's position is one integer: the number of batches
-the whole job has consumed (over all ranks), so a checkpoint resumes it exactly. With `rank`/`world_size`
-(torchrun / DDP) the ranks take consecutive batches of the same stream, rank r the r-th of each group
-of world_size: at every micro-step their batches are disjoint and together are exactly the batches a
-single process takes in world_size micro-steps, and a position means the same for any world size, so a
-run checkpointed on N ranks resumes on M.
+A data directory holds `train.jsonl`, `valid_random.jsonl` and `valid_compositional.jsonl`; each line is `{"prompt",
+"target", "ranks", "family", "style", "hash", ...}`. Each pair is turned into the text the model reads and writes
+(`p2t_core.llm.pairform`, the config's pair format) and tokenized once; pairs longer than the context are dropped
+(and counted), and batches are length-bucketed within an optimizer step: shuffle by seed, cut into steps of `group`
+batches (the micro-batches of one step over all ranks), sort each step's pairs by length and cut it into its
+batches. A step is a random sample of the corpus whatever the accumulation, so 24 x 4 accumulated and one batch of
+96 see the very same pairs at every step (bucketing whole windows instead made each true batch one length band,
+mostly one op family, and trained far worse: docs/BENCHMARKS.md); sorting inside the step keeps the padding of
+micro-batches small. With `least_padding` the sorted step is cut where its micro-batches pad least
+(`least_padding_cuts`: short pairs in more rows, long ones in fewer) instead of into equal counts: on the 52k-pair
+format-9 sample, 24 x 4 computes 1.26 positions per real token cut evenly and 1.17 cut this way (attention's T^2
+work 1.56 and 1.32), but trained no faster (`TrainConfig.least_padding`). With `packed`, a micro-batch is instead
+its pairs laid end to end in one row (`collate_packed`): no padding at all, each pair attending only to itself
+(`cu_seqlens`) and seeing RoPE positions from 0 (`positions`), so it computes what the padded batch does. The batch
+stream is the concatenation of these epoch plans, and the loader's position is one integer: the number of batches
+the whole job has consumed (over all ranks), so a checkpoint resumes it exactly. With `rank`/`world_size` (torchrun
+/ DDP) the ranks take consecutive batches of the same stream, rank r the r-th of each group of world_size: at every
+micro-step their batches are disjoint and together are exactly the batches a single process takes in world_size
+micro-steps, and a position means the same for any world size, so a run checkpointed on N ranks resumes on M.
 """
 
 from __future__ import annotations
@@ -278,7 +276,7 @@ class BatchLoader:
 
     def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
                  shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1,
-                 packed: bool = False, least_padding: bool = True):
+                 packed: bool = False, least_padding: bool = False):
         if len(ds) == 0:
             raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
         if not 0 <= rank < world_size:

@@ -1,5 +1,7 @@
 """Paired comparison of two `p2t eval --json` results on the same rows: pass@1 of each, the units only one of them
-passes, and the exact two-sided sign test on those (the test that decides whether new weights are shown better).
+passes, and the exact two-sided sign test on those (the test that decides whether new weights are shown better);
+where either result checked its rows' targets (`p2t eval --check-targets`), the same again on the rows neither finds
+ill-posed.
 
     python scripts/compare_evals.py eval_new_valid_random.json eval_shipped_valid_random.json [--names new shipped]
     python scripts/compare_evals.py --join JOINED.json PREFIX.json TAIL.json
@@ -41,6 +43,16 @@ def paired(a: dict, b: dict) -> dict:
             "only_b_families": Counter(r["family"] for r in only_b)}
 
 
+def well_posed(a: dict, b: dict) -> tuple[dict, dict] | None:
+    """The two results cut to their common prefix and to the rows neither finds ill-posed (the row's own target
+    failed its verification: `p2t eval --check-targets`); None where neither checked targets."""
+    if not any("target_ok" in r for res in (a, b) for r in res["per_row"]):
+        return None
+    kept = [(ra, rb) for ra, rb in zip(a["per_row"], b["per_row"], strict=False)
+            if ra.get("target_ok") is not False and rb.get("target_ok") is not False]
+    return {"per_row": [ra for ra, _ in kept]}, {"per_row": [rb for _, rb in kept]}
+
+
 def join(parts: list[dict]) -> dict:
     """One result over the rows of `parts` in order (a prefix cut by its budget, then the rest of the sample)."""
     rows = [row for part in parts for row in part["per_row"]]
@@ -79,6 +91,12 @@ def main(argv=None) -> None:
     print(f"{n} rows: {na} {r['pass_a']}/{n} = {r['pass_a'] / n:.3f}, {nb} {r['pass_b']}/{n} = {r['pass_b'] / n:.3f}")
     print(f"only {na} passes {r['only_a']} {dict(r['only_a_families'])}; only {nb} passes {r['only_b']} "
           f"{dict(r['only_b_families'])}; two-sided sign test p = {r['p']:.3g}")
+    if posed := well_posed(*loaded):
+        w = paired(*posed)
+        m = w["rows"]
+        print(f"well-posed rows {m} of {n}: {na} {w['pass_a']}/{m} = {w['pass_a'] / m:.3f}, {nb} {w['pass_b']}/{m} = "
+              f"{w['pass_b'] / m:.3f}; only {na} passes {w['only_a']}, only {nb} passes {w['only_b']}; "
+              f"sign test p = {w['p']:.3g}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@
 #                 DATA_TAR: the whole corpus built here in one call (STEPS=0, PAIRS=200000), trained on in the next
 #                 (a carried tarball holds at most a ~52k-pair sample beside the weights)
 #   PROFILE_MODES before training, `scripts/train_profile.py --modes PROFILE_MODES` on the training pairs (its tables in
-#                 logs.tar.gz, profile/), e.g. "even,padded" times both micro-batch cuts in one process; bounded by
+#                 logs.tar.gz, profile/), e.g. "padded,least" times both micro-batch cuts in one process; bounded by
 #                 PROFILE_BUDGET seconds (220). It tokenizes the corpus into the cache the training run then reads
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
 #                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine,

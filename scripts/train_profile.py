@@ -3,13 +3,13 @@ eager against replayed from one CUDA graph (model/step.py), in one GPU call on t
 
     python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--modes padded,graph]
 
-Modes: `padded` and `packed` (eager optimizer step), `even` (padded, each step cut into micro-batches of equal
-counts instead of where they pad least: the cut before `train.least_padding`), `graph` (padded, the optimizer step
-as a CUDA graph). For each mode it builds the 50m model (the config of scripts/train_gpu.json), compiles
-it as `p2t train` does, runs warm-up steps of 24 x 4 micro-batches of the real corpus (the same steps in every
-mode), times `--timed` steps without the profiler (tokens/s and MFU, the figures a training run logs), then
-profiles `--steps` steps and writes `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by
-total time (attention forward/backward, matmuls, fused elementwise), plus `profile.json` with every summary.
+Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step cut where its micro-batches pad least,
+`train.least_padding`, instead of into equal counts), `graph` (padded, the optimizer step as a CUDA graph). For each
+mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
+steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
+profiler (tokens/s and MFU, the figures a training run logs), then profiles `--steps` steps and writes
+`profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by total time (attention forward/backward,
+matmuls, fused elementwise), plus `profile.json` with every summary.
 Modes may repeat: `--modes graph,padded,graph,padded` shows the drift between runs of one process next to the effect.
 `--tiny` runs the tiny preset on the CPU (CPU operators instead of kernels, no graph): the test of this script.
 """
@@ -42,7 +42,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     run = torch.compile(model, dynamic=True) if device.type == "cuda" else model
     loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
                          group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed",
-                         least_padding=mode != "even")
+                         least_padding=mode == "least")
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
     flops, norms = [], []
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40, help="steps before profiling (compile, recompiles)")
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
     parser.add_argument("--timed", type=int, default=30, help="unprofiled steps timed per mode")
-    parser.add_argument("--modes", default="padded,graph", help="which of padded,even,packed,graph to run")
+    parser.add_argument("--modes", default="padded,graph", help="which of padded,least,packed,graph to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

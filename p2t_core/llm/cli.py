@@ -98,6 +98,12 @@ def _print_summary(res: dict, title: str) -> None:
     con.print(f"--engine auto: the compiler refuses {a['compiler_refused']} of {a['measured']} unit(s); the LLM "
               f"rescues {a['rescued_by_llm']} ({share['rate']:.3f} of all units, 95% CI "
               f"[{share['ci95'][0]:.3f}, {share['ci95'][1]:.3f}])")
+    if "well_posed" in res:
+        w = res["well_posed"]
+        p1 = w["pass@1"]
+        ill = f" (ill-posed: {', '.join(w['ill_posed'])})" if w["ill_posed"] else ""
+        con.print(f"well-posed rows: {w['rows']} of {res['rows']}{ill}; pass@1 on them {p1['rate']:.3f} "
+                  f"[{p1['ci95'][0]:.3f}, {p1['ci95'][1]:.3f}]")
     if "decode_s" in res:
         con.print(f"time: decoding {res['decode_s']:.1f} s, checking and verifying {res['verify_s']:.1f} s")
 
@@ -132,8 +138,12 @@ def _print_summary(res: dict, title: str) -> None:
 @click.option("--failures", "failures_out", type=click.Path(dir_okay=False),
               help="Write each unit whose greedy candidate failed here (JSONL): the stage and message, the model's "
                    "prompt, and a diff of its candidate against the target.")
+@click.option("--check-targets", is_flag=True,
+              help="Also verify each row's target (the compiler's kernel) on the same inputs; rows whose target "
+                   "fails are ill-posed and pass@1 is also reported without them.")
 def eval_cmd(weights, data_dir, split, k, samples, limit, styles, json_out, backend, dtypes, max_new_tokens,
-             temperature, top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized, failures_out):
+             temperature, top_p, seed, device, decode_batch, jobs, no_rescue, compare_quantized, failures_out,
+             check_targets):
     """Verified pass@1 (greedy) and pass@k of the LLM engine on a data split.
 
     \b
@@ -162,7 +172,7 @@ def eval_cmd(weights, data_dir, split, k, samples, limit, styles, json_out, back
         raise P2TError(f"{data_dir}/{split}.jsonl has no rows" + (f" of style {', '.join(styles)}" if styles else ""))
     kw = dict(k=k, samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
               backend=backend, verify_dtypes=tuple(dtypes.split(",")), seed=seed, rescue=not no_rescue,
-              decode_batch=decode_batch, jobs=jobs)
+              decode_batch=decode_batch, jobs=jobs, check_targets=check_targets)
     engine = LLMEngine(weights, device)
     engine.decoder  # load now: a missing model is an error before any progress bar  # noqa: B018
     with click.progressbar(length=len(rows), label=f"p2t eval {split}", file=sys.stderr) as bar:

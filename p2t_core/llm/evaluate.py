@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from p2t_core.llm.engine import MAX_NEW_TOKENS, STAGES, LLMEngine, check_and_verify
-from p2t_core.llm.pairform import prompt_unit
+from p2t_core.llm.pairform import model_target, prompt_unit, restore
 
 __all__ = ["pass_at_k", "wilson", "read_split", "row_unit", "evaluate", "compare_quantized", "failure_report",
            "training_eval_fn"]
@@ -86,6 +86,12 @@ def row_reference(row: dict) -> str:
     return row.get("reference") or row["source"]
 
 
+def target_candidate(row: dict, unit: str, pair_format: int) -> str:
+    """The candidate of a model that writes the row's target exactly: its text form (no header, no library helpers)
+    restored like every decoded candidate, so the target is judged as a correct candidate would be."""
+    return restore(model_target(row["target"], unit, row["prompt"], pair_format), unit, row["prompt"], pair_format)
+
+
 def _stat(values: list[float]) -> dict:
     n = len(values)
     s = sum(values)
@@ -97,7 +103,8 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
              temperature: float = 0.8, top_p: float = 0.95, max_new_tokens: int = MAX_NEW_TOKENS,
              backend: str = "auto", verify_dtypes: Sequence[str] = ("float32",), timeout_s: float = 60.0, seed: int = 0,
              rescue: bool = True, progress: Callable[[int], None] | None = None, decode_batch: int = 16,
-             jobs: int = 1, keep_texts: bool = False, log: Callable[[str], None] | None = None) -> dict:
+             jobs: int = 1, keep_texts: bool = False, log: Callable[[str], None] | None = None,
+             check_targets: bool = False) -> dict:
     """Decode `samples` (>= k; default k) candidates per row (greedy + sampled), send every one through the
     chain, and aggregate. `rescue`: also run the compiler on each row's source to measure what auto gains.
     With `decode_batch` > 1, rows are decoded that many at a time: their greedy candidates in one left-padded batch,
@@ -105,7 +112,10 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
     rows are checked and verified at a time (each verification is a process).
     `keep_texts`: each row's record also holds its greedy candidate (`greedy_text`), for `failure_report`.
     `log` gets a line per decoded batch (decoding comes before any verification, and `progress` counts only
-    verified rows); the result says how the time split between the two (`decode_s`, `verify_s`)."""
+    verified rows); the result says how the time split between the two (`decode_s`, `verify_s`).
+    `check_targets`: also verify each row's target (the compiler's module) on the greedy candidate's inputs
+    (`target_ok`, and `target_message` where it fails): a row whose target fails is ill-posed on those inputs (a
+    correct kernel fails there too), and `summarize` also reports pass@1 without such rows (`well_posed`)."""
     n_samples = max(k, samples or k)
     per_row = []
     t0 = time.perf_counter()
@@ -143,6 +153,7 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
                                               temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                               seed=seed + i)
     decode_s = time.perf_counter() - t0
+    pair_format = engine.pair_format if check_targets else None
 
     def judge(i: int) -> dict:
         """Row i's record: every candidate through the chain (verification runs in its own worker process)."""
@@ -153,22 +164,33 @@ def evaluate(engine: LLMEngine, rows: Sequence[dict], *, k: int = 4, samples: in
         if unit is None:
             rec.update(unit=None, n=n_samples, c=0, greedy_ok=False, stages=["setup"] * n_samples,
                        message=sig, compiler_refused=None, auto_ok=False)
+            if check_targets:
+                rec["target_ok"] = None
             return rec
+
+        def verdict(text: str, index: int) -> tuple[str | None, str]:
+            o, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<eval>", unit=unit,
+                                       signature=sig, backend=backend, verify_dtypes=verify_dtypes,
+                                       timeout_s=timeout_s, seed=seed, index=index)
+            return o.stage, o.first_message if o.stage else ""
+
         verdicts: dict[str, tuple[str | None, str]] = {}
         stages = []
         for j, text in enumerate(candidates[i]):
             key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
             if key not in verdicts:
-                o, _, _ = check_and_verify(text, reference_source=row_reference(row), path="<eval>", unit=unit,
-                                           signature=sig, backend=backend, verify_dtypes=verify_dtypes,
-                                           timeout_s=timeout_s, seed=seed, index=j)
-                verdicts[key] = (o.stage, o.first_message if o.stage else "")
+                verdicts[key] = verdict(text, j)
             stages.append(verdicts[key][0])
         c = sum(s is None for s in stages)
         rec.update(unit=unit, n=len(stages), c=c, greedy_ok=bool(stages) and stages[0] is None,
                    stages=stages, message=next((m for s, m in verdicts.values() if s), ""))
         if keep_texts:
             rec["greedy_text"] = candidates[i][0]
+        if check_targets:
+            stage, message = verdict(target_candidate(row, unit, pair_format), 0)  # the candidates' inputs (seed)
+            rec["target_ok"] = stage is None
+            if stage:
+                rec["target_message"] = message
         rec["auto_ok"] = any(s is None for s in stages[:k])
         rec["compiler_refused"] = None
         if rescue:
@@ -221,6 +243,10 @@ def summarize(per_row: list[dict], k: int, seconds: float = 0.0) -> dict:
     refused = [r for r in per_row if r.get("compiler_refused")]
     rescued = [r for r in refused if r["auto_ok"]]
     measured = [r for r in per_row if r.get("compiler_refused") is not None]
+    checked = [r for r in per_row if r.get("target_ok") is not None]  # evaluate(check_targets=True)
+    posed = [r for r in checked if r["target_ok"]]
+    well_posed = {"well_posed": {"rows": len(posed), "ill_posed": [r["id"] for r in checked if not r["target_ok"]],
+                                 "pass@1": _stat([float(r["greedy_ok"]) for r in posed])}} if checked else {}
     return {
         "k": k, "rows": len(per_row), "seconds": seconds,
         **block(per_row),
@@ -231,6 +257,7 @@ def summarize(per_row: list[dict], k: int, seconds: float = 0.0) -> dict:
         "auto": {"measured": len(measured), "compiler_refused": len(refused), "rescued_by_llm": len(rescued),
                  "rescued_share_of_units": _stat([float(r in rescued) for r in measured]),
                  "rescued_share_of_refusals": _stat([float(r["auto_ok"]) for r in refused])},
+        **well_posed,
         "per_row": [{kk: v for kk, v in r.items()} for r in per_row],
     }
 

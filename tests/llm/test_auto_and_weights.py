@@ -265,6 +265,34 @@ def test_failure_report_diffs_the_failed_greedy_candidates_against_their_targets
     assert "def _p2t_" not in failed["diff"]  # in the model's text form: no library helpers
 
 
+def test_eval_check_targets_finds_rows_whose_own_target_fails_and_reports_pass_at_1_without_them(good_module, capsys):
+    """A row whose own target (the compiler's module) fails against its reference is ill-posed: no candidate can be
+    judged on it. Here the sin row keeps the trunc row's target; a row that cannot be set up has no verdict."""
+    from p2t_core.llm.cli import _print_summary
+    from p2t_core.llm.evaluate import evaluate
+    from p2t_core.llm.pairform import PAIR_FORMAT, model_target
+
+    rows = [{"prompt": f"import torch\n\ndef g(x):\n    return torch.{op}(x)\n",
+             "source": f"import torch\n\n\ndef g(x):\n    return torch.{op}(x)\n", "target": good_module,
+             "family": "elementwise", "style": "torch", "id": f"{op}{i}"}
+            for i, op in enumerate(("trunc", "trunc", "sin"))]
+    rows.append({"prompt": "x = 1\n", "source": "x = 1\n", "target": "", "family": "elementwise", "style": "torch",
+                 "id": "setup"})
+    stub = StubDecoder([model_target(good_module, "g", rows[0]["prompt"], PAIR_FORMAT)])  # what a perfect model writes
+    res = evaluate(LLMEngine(decoder=stub), rows, k=1, decode_batch=1, rescue=False, jobs=2, check_targets=True,
+                   **FAST)
+    assert [r["target_ok"] for r in res["per_row"]] == [True, True, False, None]
+    assert "wrong values" in res["per_row"][2]["target_message"]
+    assert [r["greedy_ok"] for r in res["per_row"]] == [True, True, False, False]
+    assert res["pass@1"]["n"] == 4 and res["pass@1"]["rate"] == 0.5  # the headline number is over every row
+    well = res["well_posed"]
+    assert (well["rows"], well["ill_posed"], well["pass@1"]["n"], well["pass@1"]["rate"]) == (2, ["sin2"], 2, 1.0)
+    _print_summary(res, "eval")
+    assert "well-posed rows: 2 of 4 (ill-posed: sin2); pass@1 on them 1.000" in capsys.readouterr().err
+    unchecked = evaluate(LLMEngine(decoder=stub), rows[:1], k=1, decode_batch=1, rescue=False, **FAST)
+    assert "target_ok" not in unchecked["per_row"][0] and "well_posed" not in unchecked
+
+
 def test_eval_decodes_the_samples_of_a_batch_of_units_in_one_batch_too(good_module):
     from p2t_core.llm.evaluate import evaluate
 

@@ -63,3 +63,21 @@ def test_join_puts_an_interrupted_eval_and_its_tail_back_together(tmp_path, caps
     assert (out["rows"], out["only_a"], out["only_b"]) == (4, 1, 1)
     with pytest.raises(SystemExit, match="share rows"):
         compare_evals.join([prefix, prefix])
+
+
+def test_rows_either_eval_finds_ill_posed_are_also_compared_without(tmp_path, capsys):
+    a, b = result([True, False, True, False]), result([False, False, True, True])
+    a["per_row"][0]["target_ok"] = False  # `p2t eval --check-targets`: u0's own target fails
+    for r in a["per_row"][1:] + b["per_row"]:
+        r["target_ok"] = True
+    b["per_row"][3]["target_ok"] = None  # a row that could not be set up has no verdict: kept
+    posed = compare_evals.well_posed(a, b)
+    assert [r["id"] for r in posed[0]["per_row"]] == [r["id"] for r in posed[1]["per_row"]] == ["u1", "u2", "u3"]
+    assert compare_evals.well_posed(result([True]), result([False])) is None
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    compare_evals.main([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("4 rows: a 2/4") and lines[1].startswith("only a passes 1")  # unchanged
+    assert lines[2] == ("well-posed rows 3 of 4: a 1/3 = 0.333, b 2/3 = 0.667; only a passes 0, only b passes 1; "
+                        "sign test p = 1")
