@@ -16,7 +16,8 @@
 # DEADLINE (epoch seconds, e.g. $(( $(date +%s) + 300 )) at the start of a call that trains first) shortens each
 # evaluation's budget so that all of them end 10 s before it, each weights' JSON written (SIGINT), before the device
 # call's own limit kills them unwritten. AGAINST=DIR compares each result with DIR/shipped_SPLIT_LIMIT.json
-# (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py.
+# (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py. EVAL_ARGS go to every
+# `p2t eval` as they are, e.g. "--seed 1 --check-targets" (another sample, its rows' own targets verified too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/p2t_eval_out}
@@ -46,7 +47,7 @@ for split_limit in ${SPLITS:-valid_random:128}; do
         fi
         timeout -s INT "$budget" python3 -m p2t_core.cli eval --weights "$dir" --data "$DATA" --split "$split" \
             --limit "$limit" --batch "${BATCH:-32}" --jobs "$JOBS" --k 1 --samples 1 --temperature 0 \
-            --backend "$BACKEND" --no-rescue --json "$OUT/eval_${name}_${split}.json" > "$OUT/eval_${name}_${split}.log" 2>&1
+            --backend "$BACKEND" --no-rescue ${EVAL_ARGS:-} --json "$OUT/eval_${name}_${split}.json" > "$OUT/eval_${name}_${split}.log" 2>&1
         echo "$name $split $limit: exit $? in $(( $(date +%s) - start )) s"
         grep -A3 "pass@1" "$OUT/eval_${name}_${split}.log" | head -4
         shipped=${AGAINST:-}/shipped_${split}_${limit}.json
