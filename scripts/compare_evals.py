@@ -4,7 +4,11 @@ where either result checked its rows' targets (`p2t eval --check-targets`), the 
 ill-posed.
 
     python scripts/compare_evals.py eval_new_valid_random.json eval_shipped_valid_random.json [--names new shipped]
+        [--targets docs/evals/targets_valid_random_128.json]
     python scripts/compare_evals.py --join JOINED.json PREFIX.json TAIL.json
+
+`--targets` takes the rows' target verdicts from a third result that checked them (a row's own kernel fails or
+passes on the same inputs whatever weights are judged), for two results that did not.
 
 `--join` puts an interrupted eval and the eval of the rest of its sample (`p2t eval` on a data directory holding
 the rows it did not reach) back together as one result over the whole sample, for the comparison above.
@@ -53,6 +57,13 @@ def well_posed(a: dict, b: dict) -> tuple[dict, dict] | None:
     return {"per_row": [ra for ra, _ in kept]}, {"per_row": [rb for _, rb in kept]}
 
 
+def with_targets(result: dict, checked: dict) -> dict:
+    """`result` with each row's `target_ok` taken from `checked` (an eval with --check-targets), matched by id."""
+    verdicts = {r["id"]: r["target_ok"] for r in checked["per_row"] if r.get("target_ok") is not None}
+    return {**result, "per_row": [{**r, "target_ok": verdicts[r["id"]]} if r["id"] in verdicts else r
+                                  for r in result["per_row"]]}
+
+
 def join(parts: list[dict]) -> dict:
     """One result over the rows of `parts` in order (a prefix cut by its budget, then the rest of the sample)."""
     rows = [row for part in parts for row in part["per_row"]]
@@ -73,6 +84,8 @@ def main(argv=None) -> None:
     ap.add_argument("results", nargs="+", help="two results to compare; with --join, the parts in order")
     ap.add_argument("--names", nargs=2, default=("a", "b"))
     ap.add_argument("--join", metavar="OUT", help="write the parts joined as one result to OUT instead")
+    ap.add_argument("--targets", metavar="CHECKED.json", help="the rows' target verdicts from an eval with "
+                    "--check-targets on the same rows")
     args = ap.parse_args(argv)
     loaded = []
     for path in args.results:
@@ -86,6 +99,10 @@ def main(argv=None) -> None:
         return
     if len(loaded) != 2:
         ap.error("compare two results (or --join OUT PART...)")
+    if args.targets:
+        with open(args.targets) as f:
+            checked = json.load(f)
+        loaded = [with_targets(res, checked) for res in loaded]
     r = paired(*loaded)
     na, nb, n = *args.names, r["rows"]
     print(f"{n} rows: {na} {r['pass_a']}/{n} = {r['pass_a'] / n:.3f}, {nb} {r['pass_b']}/{n} = {r['pass_b'] / n:.3f}")

@@ -16,7 +16,8 @@
 # DEADLINE (epoch seconds, e.g. $(( $(date +%s) + 300 )) at the start of a call that trains first) shortens each
 # evaluation's budget so that all of them end 10 s before it, each weights' JSON written (SIGINT), before the device
 # call's own limit kills them unwritten. AGAINST=DIR compares each result with DIR/shipped_SPLIT_LIMIT.json
-# (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py. EVAL_ARGS go to every
+# (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py, also without the rows
+# DIR/targets_SPLIT_LIMIT.json finds ill-posed where that file exists. EVAL_ARGS go to every
 # `p2t eval` as they are, e.g. "--seed 1 --check-targets" (another sample, its rows' own targets verified too).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,9 @@ for split_limit in ${SPLITS:-valid_random:128}; do
         grep -A3 "pass@1" "$OUT/eval_${name}_${split}.log" | head -4
         shipped=${AGAINST:-}/shipped_${split}_${limit}.json
         if [ -n "${AGAINST:-}" ] && [ -f "$shipped" ] && [ -f "$OUT/eval_${name}_${split}.json" ]; then
-            python3 scripts/compare_evals.py "$OUT/eval_${name}_${split}.json" "$shipped" --names "$name" shipped
+            targets=${AGAINST}/targets_${split}_${limit}.json  # the rows' own kernels checked (--check-targets)
+            python3 scripts/compare_evals.py "$OUT/eval_${name}_${split}.json" "$shipped" --names "$name" shipped \
+                $( [ -f "$targets" ] && echo --targets "$targets" )
         fi
     done
 done

@@ -81,3 +81,16 @@ def test_rows_either_eval_finds_ill_posed_are_also_compared_without(tmp_path, ca
     assert lines[0].startswith("4 rows: a 2/4") and lines[1].startswith("only a passes 1")  # unchanged
     assert lines[2] == ("well-posed rows 3 of 4: a 1/3 = 0.333, b 2/3 = 0.667; only a passes 0, only b passes 1; "
                         "sign test p = 1")
+
+
+def test_target_verdicts_come_from_a_third_result_that_checked_them(tmp_path, capsys):
+    """Two evals without --check-targets, the rows' own kernels checked once elsewhere (`--targets`)."""
+    checked = result([False, False, False])
+    for r, ok in zip(checked["per_row"], (True, False, None), strict=True):
+        r["target_ok"] = ok
+    assert [r.get("target_ok") for r in compare_evals.with_targets(result([True] * 3), checked)["per_row"]] == [
+        True, False, None]
+    for name, res in (("a", result([True, True, False])), ("b", result([True, False, False])), ("t", checked)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(res))
+    compare_evals.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--targets", str(tmp_path / "t.json")])
+    assert capsys.readouterr().out.splitlines()[2].startswith("well-posed rows 2 of 3: a 1/2 = 0.500, b 1/2 = 0.500")
