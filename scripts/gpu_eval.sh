@@ -51,6 +51,7 @@ for split_limit in ${SPLITS:-valid_random:128}; do
             --backend "$BACKEND" --no-rescue ${EVAL_ARGS:-} --json "$OUT/eval_${name}_${split}.json" > "$OUT/eval_${name}_${split}.log" 2>&1
         echo "$name $split $limit: exit $? in $(( $(date +%s) - start )) s"
         grep -A3 "pass@1" "$OUT/eval_${name}_${split}.log" | head -4
+        grep -A1 "^well-posed rows" "$OUT/eval_${name}_${split}.log"  # with EVAL_ARGS=--check-targets
         shipped=${AGAINST:-}/shipped_${split}_${limit}.json
         if [ -n "${AGAINST:-}" ] && [ -f "$shipped" ] && [ -f "$OUT/eval_${name}_${split}.json" ]; then
             targets=${AGAINST}/targets_${split}_${limit}.json  # the rows' own kernels checked (--check-targets)
