@@ -122,6 +122,7 @@ class CaseRunner:
         self.tolerances = job["tolerances"]
         self.alloc = AllocationGuard()
         self.reference = None
+        self.ref_globals: dict = {}
         self.candidate = None
         self.cand_path = os.path.abspath("candidate.py")
 
@@ -133,6 +134,7 @@ class CaseRunner:
             try:
                 mod = _load("p2t_reference", os.path.abspath("reference.py"))
                 self.reference = getattr(mod, self.sig.unit)
+                self.ref_globals = vars(mod)
             except BaseException as exc:
                 return f"reference failed to load: {_describe_exc(exc)}"
         with open(self.cand_path, "w") as f:
@@ -282,7 +284,8 @@ class CaseRunner:
             try:  # torch eager in the tested dtype: the yardstick for the candidate's error
                 def same(t):
                     return t.clone()
-                eager = self._call(self._instance(self.reference, init, mts, same), params, same)
+                with _math_rounded_to(self.ref_globals, getattr(torch, case["dtype"])):
+                    eager = self._call(self._instance(self.reference, init, mts, same), params, same)
             except Exception:
                 eager = None
 
@@ -345,6 +348,47 @@ class CaseRunner:
             if not v.ok:
                 return {**result, **worst, "message": v.message}
         return {**result, **worst, "status": "pass"}
+
+
+class _RoundedMath:
+    """`math` whose float results are rounded to a tensor dtype. A loop-style reference computes each element with
+    `math` on Python floats (float64), so its run "in the tested dtype" would not show what that dtype does to it:
+    `math.ceil(math.sin(x))`, where float32 `sin` rounds an input near -pi/2 to exactly -1.0, gives -1 in any float32
+    kernel and 0 in float64. Rounded like this, the eager yardstick shows the same step."""
+
+    def __init__(self, module, dtype):
+        self._module, self._dtype = module, dtype
+
+    def __getattr__(self, name):
+        import torch
+
+        value = getattr(self._module, name)
+        if not callable(value):
+            return value
+
+        def rounded(*args, **kwargs):
+            out = value(*args, **kwargs)
+            return torch.tensor(out, dtype=self._dtype).item() if isinstance(out, float) else out
+
+        return rounded
+
+
+class _math_rounded_to:
+    """For the eager run of a reference whose module imported `math`: that name bound to `_RoundedMath`."""
+
+    def __init__(self, namespace: dict, dtype):
+        self.namespace, self.dtype = namespace, dtype
+
+    def __enter__(self):
+        import math
+
+        self.original = self.namespace.get("math")
+        if self.original is math and self.dtype.is_floating_point:
+            self.namespace["math"] = _RoundedMath(math, self.dtype)
+
+    def __exit__(self, *exc):
+        if self.original is not None:
+            self.namespace["math"] = self.original
 
 
 def _as_list(out) -> list:

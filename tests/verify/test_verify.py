@@ -315,3 +315,33 @@ def test_an_interpreter_broken_by_numpy_gives_a_setup_error_not_a_wrong_candidat
     r = verify(ELEMENTWISE_REF, ELEMENTWISE_CAND, ELEMENTWISE_SIG, **ONE)
     assert not r.passed and "fails its self-check" in r.error and "numpy<2.4" in r.error
     assert all(c.message.startswith("not run: ") for c in r.cases)
+
+
+CEIL_OF_SIN = '''import math
+import torch
+
+
+def ceil_of_sin(x: torch.Tensor, u: torch.Tensor):
+    out = torch.empty_like(x)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            s = math.ceil(math.sin(x[i, j]))
+            out[i, j] = s / (1.0 + math.exp(-s)) + u[i, j]
+    return out
+'''
+
+
+def test_a_loop_reference_is_held_to_what_float32_math_does_to_it():
+    """`math` computes a loop reference's elements in float64: where float32 `sin` rounds to exactly -1.0, `ceil`
+    steps to -1 in every float32 kernel and stays 0 in float64. The eager yardstick runs the loop with `math` rounded
+    to the tested dtype, so the compiler's own kernel passes (it failed this seed before) and a wrong one does not."""
+    from p2t_core.engine import compile_unit_source
+
+    unit = compile_unit_source(CEIL_OF_SIN, "ceil_of_sin")
+    one = dict(backend="interpret", dtypes=("float32",), shapes=[{"x_0": 64, "x_1": 1024}], noncontiguous=False,
+               seed=0)
+    report = verify(CEIL_OF_SIN, unit.module_source, unit.signature, **one)
+    assert report.passed, report.render()
+    wrong = unit.module_source.replace("tl.ceil(", "tl.floor(")
+    assert wrong != unit.module_source
+    _one_failure(verify(CEIL_OF_SIN, wrong, unit.signature, **one), "wrong values")
