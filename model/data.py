@@ -203,9 +203,15 @@ class Batch:
         return {"positions": self.positions, "cu_seqlens": self.cu_seqlens}
 
 
+def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
+    """`n` tokens rounded up to a multiple of pad_multiple (fewer distinct shapes for compiled kernels), at most
+    `context`."""
+    n = -(-n // pad_multiple) * pad_multiple
+    return n if context is None else min(n, context)
+
+
 def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int) -> Batch:
-    T = max(ds.lengths[i] for i in index)
-    T = min(-(-T // pad_multiple) * pad_multiple, context)  # round up: fewer distinct shapes
+    T = padded_length(max(ds.lengths[i] for i in index), pad_multiple, context)
     x = torch.full((len(index), T), pad_id, dtype=torch.long)
     y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
     for row, i in enumerate(index):
@@ -223,7 +229,7 @@ def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple:
     target crosses into the next pair. N is rounded up to pad_multiple by one padding segment of its own."""
     lengths = [ds.lengths[i] for i in index]
     n = sum(lengths)
-    N = -(-n // pad_multiple) * pad_multiple
+    N = padded_length(n, pad_multiple)
     x = torch.full((N,), pad_id, dtype=torch.long)
     y = torch.full((N,), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros(N, dtype=torch.long)
@@ -252,7 +258,7 @@ def least_padding_cuts(lengths: list[int], parts: int, pad_multiple: int, max_to
     matmuls poorly, and a batch of one is another compiled graph)."""
     n = len(lengths)
     min_rows = max(1, min(min_rows, n // parts))
-    padded = [-(-t // pad_multiple) * pad_multiple for t in lengths]
+    padded = [padded_length(t, pad_multiple) for t in lengths]
     rows = torch.arange(n + 1)[None, :] - torch.arange(n + 1)[:, None]  # rows[i, j]: pairs i..j-1
     cost = rows * torch.tensor([0] + padded)[None, :]  # the batch i..j-1 padded to its last (longest) pair
     cost = cost.double().masked_fill((rows < min_rows) | (cost > max_tokens), float("inf"))

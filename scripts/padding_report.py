@@ -13,7 +13,7 @@ import argparse
 import time
 
 from p2t_model.config import ModelConfig, TrainConfig
-from p2t_model.data import BatchLoader, load_split
+from p2t_model.data import BatchLoader, load_split, padded_length
 from p2t_model.tokenizer import P2TTokenizer
 
 
@@ -34,7 +34,7 @@ def main(argv=None) -> None:
                            pad_multiple=multiple, least_padding=least_padding).epoch_plan(0)
         seconds = time.perf_counter() - start
         lengths = [[ds.lengths[i] for i in batch] for batch in plan]
-        padded = [min(-(-max(ls) // multiple) * multiple, context) for ls in lengths]
+        padded = [padded_length(max(ls), multiple, context) for ls in lengths]
         real = sum(map(sum, lengths))
         positions = sum(t * len(ls) for t, ls in zip(padded, lengths, strict=True))
         attention = sum(t * t * len(ls) for t, ls in zip(padded, lengths, strict=True))

@@ -27,13 +27,9 @@ def sample_split(src: Path, dst: Path, n: int | None, rng: random.Random, exclud
                  ) -> tuple[int, int]:
     """Rows kept, and rows dropped because their hash is in `exclude`."""
     with src.open() as f:
-        rows = f.readlines()
-    if exclude:
-        total = len(rows)
-        rows = [row for row in rows if json.loads(row)["hash"] not in exclude]
-        dropped = total - len(rows)
-    else:
-        dropped = 0
+        read = f.readlines()
+    rows = [row for row in read if json.loads(row)["hash"] not in exclude] if exclude else read
+    dropped = len(read) - len(rows)
     if n is not None and n < len(rows):
         keep = sorted(rng.sample(range(len(rows)), n))
         rows = [rows[i] for i in keep]

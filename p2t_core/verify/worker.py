@@ -15,6 +15,7 @@ and restarts after crashes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -359,36 +360,34 @@ class _RoundedMath:
     def __init__(self, module, dtype):
         self._module, self._dtype = module, dtype
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # once a name: the wrapper is kept, the loop body's later calls go straight to it
         import torch
 
-        value = getattr(self._module, name)
-        if not callable(value):
-            return value
+        fn = getattr(self._module, name)
+        if not callable(fn):
+            return fn
 
         def rounded(*args, **kwargs):
-            out = value(*args, **kwargs)
+            out = fn(*args, **kwargs)
             return torch.tensor(out, dtype=self._dtype).item() if isinstance(out, float) else out
 
+        setattr(self, name, rounded)
         return rounded
 
 
-class _math_rounded_to:
+@contextlib.contextmanager
+def _math_rounded_to(namespace: dict, dtype):
     """For the eager run of a reference whose module imported `math`: that name bound to `_RoundedMath`."""
+    import math
 
-    def __init__(self, namespace: dict, dtype):
-        self.namespace, self.dtype = namespace, dtype
-
-    def __enter__(self):
-        import math
-
-        self.original = self.namespace.get("math")
-        if self.original is math and self.dtype.is_floating_point:
-            self.namespace["math"] = _RoundedMath(math, self.dtype)
-
-    def __exit__(self, *exc):
-        if self.original is not None:
-            self.namespace["math"] = self.original
+    if namespace.get("math") is not math or not dtype.is_floating_point:
+        yield
+        return
+    namespace["math"] = _RoundedMath(math, dtype)
+    try:
+        yield
+    finally:
+        namespace["math"] = math
 
 
 def _as_list(out) -> list:
