@@ -117,6 +117,10 @@ class TrainConfig:
     # step of the same pairs, yet a 1,500-step H100 run trained at 713k tokens/s, no faster than the even cut's
     # 703-718k (an epoch has 343 batch shapes instead of 24; docs/BENCHMARKS.md), so it is opt-in.
     least_padding: bool = False
+    # With least_padding: every micro-batch but a step's longest holds a multiple of this many pairs. 8 gives 79
+    # distinct batch shapes in 3 epochs of the format-9 corpus instead of 424, at 1.20 positions per real token
+    # instead of 1.17 (scripts/padding_report.py): each new shape costs cuDNN an attention plan.
+    row_multiple: int = 1
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
     # graph/eager 120.7/127.6/126.1/143.8: the step is GPU-bound, docs/BENCHMARKS.md), so it is opt-in. No effect on

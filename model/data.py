@@ -250,18 +250,20 @@ def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple:
 
 
 def least_padding_cuts(lengths: list[int], parts: int, pad_multiple: int, max_tokens: int,
-                       min_rows: int) -> list[int]:
+                       min_rows: int, row_multiple: int = 1) -> list[int]:
     """The ends of `parts` consecutive micro-batches of length-sorted pairs (`lengths` ascending) that compute the
     fewest padded positions (rows x the longest, rounded up to pad_multiple): a dynamic program over the cut points.
     No micro-batch computes more than max_tokens positions (what an even cut may, micro_batch x context: the same
     memory bound) or holds fewer than min_rows pairs where the pairs allow it (a few long rows fill the GPU's
-    matmuls poorly, and a batch of one is another compiled graph)."""
+    matmuls poorly, and a batch of one is another compiled graph). Each micro-batch but the last (longest) holds a
+    multiple of row_multiple pairs: fewer distinct batch shapes, each of which costs the GPU libraries a plan."""
     n = len(lengths)
     min_rows = max(1, min(min_rows, n // parts))
     padded = [padded_length(t, pad_multiple) for t in lengths]
     rows = torch.arange(n + 1)[None, :] - torch.arange(n + 1)[:, None]  # rows[i, j]: pairs i..j-1
     cost = rows * torch.tensor([0] + padded)[None, :]  # the batch i..j-1 padded to its last (longest) pair
-    cost = cost.double().masked_fill((rows < min_rows) | (cost > max_tokens), float("inf"))
+    uneven = (rows % row_multiple != 0) & (torch.arange(n + 1) < n)[None, :]  # the last batch takes what is left
+    cost = cost.double().masked_fill((rows < min_rows) | (cost > max_tokens) | uneven, float("inf"))
     best = torch.full((n + 1,), float("inf"), dtype=torch.float64)
     best[0] = 0.0
     starts = []
@@ -282,7 +284,7 @@ class BatchLoader:
 
     def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
                  shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1,
-                 packed: bool = False, least_padding: bool = False):
+                 packed: bool = False, least_padding: bool = False, row_multiple: int = 1):
         if len(ds) == 0:
             raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
         if not 0 <= rank < world_size:
@@ -290,6 +292,7 @@ class BatchLoader:
         self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
         self.seed, self.shuffle, self.group, self.pad_multiple = seed, shuffle, group, pad_multiple
         self.rank, self.world_size, self.packed, self.least_padding = rank, world_size, packed, least_padding
+        self.row_multiple = row_multiple
         self.consumed = 0  # batches of the stream taken so far by all ranks together
         self._plan_epoch: int | None = None
         self._plan: list[list[int]] = []
@@ -308,7 +311,8 @@ class BatchLoader:
             parts = -(-len(step) // self.batch_size)  # as many as an even cut: the stream's positions keep meaning
             if self.least_padding:
                 ends = least_padding_cuts([self.ds.lengths[i] for i in step], parts, self.pad_multiple,
-                                          self.batch_size * self.context, min_rows=self.batch_size // 3)
+                                          self.batch_size * self.context, min_rows=self.batch_size // 3,
+                                          row_multiple=self.row_multiple)
             else:
                 ends = [min(len(step), (p + 1) * self.batch_size) for p in range(parts)]
             batches += [step[a:e] for a, e in zip([0] + ends, ends, strict=False)]

@@ -36,7 +36,7 @@ MAX_TOTAL_BYTES = 64 * 1024 * 1024
 _QSUF, _SSUF = ".q", ".scale"
 
 __all__ = ["quantize_tensor", "dequantize_tensor", "quantize_model", "save_quantized", "load_quantized", "int8_matmuls",
-           "quantize_checkpoint", "relative_error", "INDEX", "MAX_SHARD_BYTES"]
+           "quantize_checkpoint", "average_quantized", "relative_error", "INDEX", "MAX_SHARD_BYTES"]
 
 
 def quantize_tensor(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,6 +187,23 @@ def quantize_checkpoint(src: str | Path, dst: str | Path, **kw) -> Path:
     model = MinimalLLM(ck["model_config"])
     load_weights(model, ck["weights"])
     return save_quantized(model, ck["tokenizer"], dst, step=ck["step"], **kw)
+
+
+def average_quantized(sources: list[str | Path], dst: str | Path) -> Path:
+    """The mean of several int8 weights directories of one architecture and tokenizer (a weight average of a run
+    and its fine-tunes, which often generalizes better than either end), quantized again into `dst`. The sources
+    are dequantized to fp32 first, so the result carries a second rounding of at most half a step per weight."""
+    models = [load_quantized(s, dtype=torch.float32) for s in sources]
+    (first, tokenizer), rest = models[0], models[1:]
+    vocab = tokenizer.tok.to_str()
+    for src, (model, tok) in zip(sources[1:], rest, strict=True):
+        if to_dict(model.config) != to_dict(first.config) or tok.tok.to_str() != vocab:
+            raise ValueError(f"{src}: another architecture or tokenizer than {sources[0]}")
+    tensors = [model_tensors(m) for m, _ in models]
+    mean = {name: torch.stack([t[name] for t in tensors]).mean(0) if w.is_floating_point() else w
+            for name, w in tensors[0].items()}
+    load_weights(first, mean)
+    return save_quantized(first, tokenizer, dst, extra={"averaged_from": [str(s) for s in sources]})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,7 +33,8 @@
 #                 (a carried tarball holds at most a ~52k-pair sample beside the weights)
 #   PROFILE_MODES before training, `scripts/train_profile.py --modes PROFILE_MODES` on the training pairs (its tables in
 #                 logs.tar.gz, profile/), e.g. "padded,least" times both micro-batch cuts in one process; bounded by
-#                 PROFILE_BUDGET seconds (220). It tokenizes the corpus into the cache the training run then reads
+#                 PROFILE_BUDGET seconds (220), PROFILE_ARGS added to its arguments (e.g. "--passes 2 --timed 40").
+#                 It tokenizes the corpus into the cache the training run then reads
 #   RESUME        1: continue the run in $WORK/run (`--resume`): a run longer than one 10-minute job is STEPS=N
 #                 STOP_AFTER=M in one call, then RESUME=1 STEPS=N in the next call on the same (still warm) machine,
 #                 which trains on the data the first call left in $DATA (no DATA_TAR needed, no build)
@@ -137,7 +138,7 @@ fi
 
 if [ -n "${PROFILE_MODES:-}" ] && [ -s "$DATA/train.jsonl" ]; then
     timeout -s INT "${PROFILE_BUDGET:-220}" python3 scripts/train_profile.py --data "$DATA" --out "$LOGS/profile" \
-        --modes "$PROFILE_MODES" --warmup 25 --timed 30 --steps 1 --rows 20 \
+        --modes "$PROFILE_MODES" --warmup 25 --timed 30 --steps 1 --rows 20 ${PROFILE_ARGS:-} \
         --tokenizer "${TOKENIZER:-model/weights/tokenizer.json}" > >(tee "$LOGS/profile.log") 2>&1
     echo "profile exit code $?"
 fi

@@ -2,9 +2,10 @@
 
     python scripts/padding_report.py DATA [--tokenizer model/weights/tokenizer.json] [--micro-batch 24 --accum 4]
 
-For the even cut and the least-padding cut (`train.least_padding`) of one epoch of DATA's training split, as
-`p2t train` plans it (`BatchLoader`, the 50m model's context, pad multiple 64): computed positions per real token,
-attention's T^2 work against the pairs' own, the distinct (rows, length) batch shapes, and the seconds to plan it.
+For the even cut and least-padding cuts (`train.least_padding`, rows in multiples of `train.row_multiple`) of epochs
+of DATA's training split, as `p2t train` plans it (`BatchLoader`, the 50m model's context, pad multiple 64):
+computed positions per real token, attention's T^2 work against the pairs' own, the distinct (rows, length) batch
+shapes, and the seconds to plan it.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ def main(argv=None) -> None:
     ap.add_argument("--micro-batch", type=int, default=TrainConfig.micro_batch)
     ap.add_argument("--accum", type=int, default=TrainConfig.grad_accum)
     ap.add_argument("--seed", type=int, default=TrainConfig.seed)
+    ap.add_argument("--row-multiples", default="1,8", help="least-padding cuts to report, by their row multiple")
+    ap.add_argument("--epochs", type=int, default=1, help="epochs planned; shapes count over all of them")
     args = ap.parse_args(argv)
     tokenizer = P2TTokenizer.load(args.tokenizer)
     context, multiple = ModelConfig.context, TrainConfig.pad_multiple
     ds = load_split(args.data, "train", tokenizer, context)
-    for least_padding in (False, True):
+    cuts = [(False, 1)] + [(True, int(m)) for m in args.row_multiples.split(",")]
+    for least_padding, row_multiple in cuts:
         start = time.perf_counter()
-        plan = BatchLoader(ds, args.micro_batch, tokenizer.pad_id, context, seed=args.seed, group=args.accum,
-                           pad_multiple=multiple, least_padding=least_padding).epoch_plan(0)
+        loader = BatchLoader(ds, args.micro_batch, tokenizer.pad_id, context, seed=args.seed, group=args.accum,
+                             pad_multiple=multiple, least_padding=least_padding, row_multiple=row_multiple)
+        plan = [batch for epoch in range(args.epochs) for batch in loader.epoch_plan(epoch)]
         seconds = time.perf_counter() - start
         lengths = [[ds.lengths[i] for i in batch] for batch in plan]
         padded = [padded_length(max(ls), multiple, context) for ls in lengths]
@@ -40,10 +45,10 @@ def main(argv=None) -> None:
         attention = sum(t * t * len(ls) for t, ls in zip(padded, lengths, strict=True))
         own = sum(n * n for ls in lengths for n in ls)
         shapes = {(len(ls), t) for t, ls in zip(padded, lengths, strict=True)}
-        print(f"{'least padding' if least_padding else 'even cut':>13}: {positions / real:.3f} positions per real "
-              f"token, attention {attention / own:.3f} of the pairs' own, {len(shapes)} batch shapes, rows "
-              f"{min(map(len, lengths))}-{max(map(len, lengths))}, {len(plan)} batches planned in {seconds:.2f} s")
-
+        name = f"least padding, rows x{row_multiple}" if least_padding else "even cut"
+        print(f"{name:>24}: {positions / real:.3f} positions per real token, attention {attention / own:.3f} of the "
+              f"pairs' own, {len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
+              f"{len(plan)} batches planned in {seconds:.2f} s")
 
 if __name__ == "__main__":
     main()

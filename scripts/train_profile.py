@@ -4,10 +4,12 @@ eager against replayed from one CUDA graph (model/step.py), in one GPU call on t
     python3 scripts/train_profile.py --data DIR --tokenizer tokenizer.json --out $OUT [--modes padded,graph]
 
 Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step cut where its micro-batches pad least,
-`train.least_padding`, instead of into equal counts), `graph` (padded, the optimizer step as a CUDA graph). For each
+`train.least_padding`, instead of into equal counts; `least8`: with rows in multiples of 8, `train.row_multiple`),
+`graph` (padded, the optimizer step as a CUDA graph). For each
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
-profiler (tokens/s and MFU, the figures a training run logs), then profiles `--steps` steps and writes
+profiler (tokens/s and MFU, the figures a training run logs) `--passes` times over the same batches (a batch shape's
+first use pays for plans and autotuning that later uses do not), then profiles `--steps` steps and writes
 `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by total time (attention forward/backward,
 matmuls, fused elementwise), plus `profile.json` with every summary.
 Modes may repeat: `--modes graph,padded,graph,padded` shows the drift between runs of one process next to the effect.
@@ -40,15 +42,16 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     optimizers = build_optimizers(model, train_cfg)
     stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda")
     run = torch.compile(model, dynamic=True) if device.type == "cuda" else model
+    least = mode.startswith("least")
     loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
                          group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed",
-                         least_padding=mode == "least")
+                         least_padding=least, row_multiple=int(mode.removeprefix("least") or 1) if least else 1)
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
     flops, norms = [], []
 
-    def step() -> int:
-        batches = [loader.next_batch() for _ in range(train_cfg.grad_accum)]
+    def step(batches=None) -> int:
+        batches = batches or [loader.next_batch() for _ in range(train_cfg.grad_accum)]
         accumulate_gradients(run, batches, device, dtype)
         norms.append(stepper.step())
         n = sum(b.n_tokens for b in batches)
@@ -60,14 +63,19 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
         step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
-    flops.clear()
-    tokens, start = 0, time.perf_counter()
-    for _ in range(args.timed):
-        tokens += step()
-    sync()
-    timed_s = time.perf_counter() - start
-    timed = {"steps": args.timed, "tokens_per_s": tokens / timed_s, "ms_per_step": 1000 * timed_s / args.timed,
-             "mfu": sum(flops) / timed_s / train_cfg.peak_flops}
+    steps = [[loader.next_batch() for _ in range(train_cfg.grad_accum)] for _ in range(args.timed)]
+    passes = []
+    for _ in range(args.passes):
+        flops.clear()
+        tokens, start = 0, time.perf_counter()
+        for batches in steps:
+            tokens += step(batches)
+        sync()
+        timed_s = time.perf_counter() - start
+        passes.append({"steps": args.timed, "tokens_per_s": tokens / timed_s,
+                       "ms_per_step": 1000 * timed_s / args.timed, "mfu": sum(flops) / timed_s / train_cfg.peak_flops})
+    shapes = {tuple(b.x.shape) for batches in steps for b in batches}
+    timed = {**passes[-1], "passes": passes, "batch_shapes": len(shapes)}
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -95,7 +103,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40, help="steps before profiling (compile, recompiles)")
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
     parser.add_argument("--timed", type=int, default=30, help="unprofiled steps timed per mode")
-    parser.add_argument("--modes", default="padded,graph", help="which of padded,least,packed,graph to run")
+    parser.add_argument("--passes", type=int, default=1, help="times the timed steps run (the last one is reported)")
+    parser.add_argument("--modes", default="padded,graph", help="which of padded,least,least8,packed,graph to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -122,8 +131,10 @@ def main() -> None:
     (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
     for r in results:
         t = r["unprofiled"]
+        each = " / ".join(f"{p['ms_per_step']:.1f}" for p in t["passes"])
         print(f"{r['mode']}: {t['ms_per_step']:.1f} ms/step, {t['tokens_per_s']:,.0f} tokens/s, MFU {t['mfu']:.1%} "
-              f"({t['steps']} steps); profiled {r['ms_per_step']:.1f} ms/step")
+              f"({t['steps']} steps, {t['batch_shapes']} batch shapes; passes {each} ms/step); "
+              f"profiled {r['ms_per_step']:.1f} ms/step")
 
 
 if __name__ == "__main__":

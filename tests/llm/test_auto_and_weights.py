@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -76,6 +77,30 @@ def test_tiny_model_decodes_and_the_chain_rejects_garbage_cleanly(tiny_weights, 
         assert all(o.stage in ("grammar", "semantics") for o in info.value.outcomes)
     model, tok = load_quantized(qdir)
     assert model.lm_head.weight is model.tok_emb.weight and tok.end_id == 3
+
+
+def test_averaged_weights_are_the_mean_of_their_sources(tiny_weights, tmp_path):
+    from p2t_model.checkpoint import model_tensors
+    from p2t_model.model import MinimalLLM
+    from p2t_model.quantize import average_quantized, load_quantized, quantize_checkpoint, save_quantized
+
+    first = quantize_checkpoint(tiny_weights, tmp_path / "a")
+    model, tok = load_quantized(first, dtype=torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)  # the second source: every weight halved
+    second = save_quantized(model, tok, tmp_path / "b")
+    mean = average_quantized([first, second], tmp_path / "mean")
+    want = {n: 0.75 * t for n, t in model_tensors(load_quantized(first, dtype=torch.float32)[0]).items()}
+    got = model_tensors(load_quantized(mean, dtype=torch.float32)[0])
+    assert got.keys() == want.keys()
+    for name, w in want.items():  # within a rounding step of int8 per row
+        step = w.abs().amax(dim=-1, keepdim=True) / 127 if w.dim() == 2 else torch.zeros(())
+        assert ((got[name] - w).abs() <= step + 1e-6).all(), name
+    other = tmp_path / "other"
+    save_quantized(MinimalLLM(replace(model.config, n_layer=model.config.n_layer + 1)), tok, other)
+    with pytest.raises(ValueError, match="another architecture"):
+        average_quantized([first, other], tmp_path / "bad")
 
 
 def test_int8_shards_load_without_pickle_and_a_tampered_shard_is_refused(tiny_weights, tmp_path, monkeypatch):

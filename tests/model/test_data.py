@@ -141,6 +141,18 @@ def test_least_padding_cuts_pad_least_within_the_bounds():
         least_padding_cuts(lengths, 3, 8, max_tokens=300, min_rows=2)
 
 
+def test_least_padding_cuts_in_row_multiples_pad_least_among_those_cuts():
+    """Rows in multiples of 4 for every micro-batch but the last: the least padding among such cuts of 14 lengths."""
+    lengths = sorted([3, 4, 4, 9, 10, 12, 30, 31, 33, 40, 60, 64, 65, 200])
+    ends = least_padding_cuts(lengths, 3, 8, max_tokens=10_000, min_rows=1, row_multiple=4)
+    allowed = [list(c) + [14] for c in itertools.combinations(range(1, 14), 2)
+               if all((e - a) % 4 == 0 for a, e in zip((0, c[0]), c, strict=True))]
+    assert ends in allowed
+    assert _padded_positions(lengths, ends, 8) == min(_padded_positions(lengths, c, 8) for c in allowed)
+    assert _padded_positions(lengths, ends, 8) > _padded_positions(
+        lengths, least_padding_cuts(lengths, 3, 8, max_tokens=10_000, min_rows=1), 8)
+
+
 def test_accumulated_micro_batches_hold_the_pairs_of_the_true_batch(data_dir, tok):
     """Micro-batch 3 x 2 accumulated and one batch of 6 take the same pairs at every step, so the
     accumulation comparison compares accumulation, not data order."""

@@ -15,25 +15,30 @@ def test_profile_every_mode_on_the_same_steps_on_cpu(tmp_path, data_dir, tok):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--data", str(data_dir), "--tokenizer",
                            str(tmp_path / "tokenizer.json"), "--out", str(out), "--steps", "1", "--warmup", "1",
-                           "--rows", "5", "--timed", "1",
-                           "--modes", "padded,packed,graph,least"], capture_output=True, text=True, timeout=300)
+                           "--rows", "5", "--timed", "1", "--passes", "2",
+                           "--modes", "padded,packed,graph,least,least4"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    padded, packed, graph, least = json.loads((out / "profile.json").read_text())
-    assert [s["mode"] for s in (padded, packed, graph, least)] == ["padded", "packed", "graph", "least"]
+    padded, packed, graph, least, least4 = json.loads((out / "profile.json").read_text())
+    assert [s["mode"] for s in (padded, packed, graph, least, least4)] == ["padded", "packed", "graph", "least",
+                                                                           "least4"]
     assert padded["tokens"] == packed["tokens"] == graph["tokens"] > 0  # the very same pairs in these modes
     assert least["tokens"] > 0  # 12 pairs in steps of 8: past the first epoch's short step the cuts take other pairs
-    for summary in (padded, packed, graph, least):
+    for summary in (padded, packed, graph, least, least4):
         assert summary["unprofiled"]["tokens_per_s"] > 0 and 0 < summary["unprofiled"]["mfu"] < 1
+        assert len(summary["unprofiled"]["passes"]) == 2 and summary["unprofiled"]["batch_shapes"] >= 1
         assert "aten::" in (out / f"profile_{summary['mode']}.txt").read_text()
 
 
 def test_padding_report_counts_both_cuts_of_an_epoch(tmp_path, data_dir, tok):
     tok.save(tmp_path / "tokenizer.json")
     proc = subprocess.run([sys.executable, str(SCRIPT.parent / "padding_report.py"), str(data_dir), "--tokenizer",
-                           str(tmp_path / "tokenizer.json"), "--micro-batch", "3", "--accum", "2"],
+                           str(tmp_path / "tokenizer.json"), "--micro-batch", "3", "--accum", "2",
+                           "--row-multiples", "1,2"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    even, least = proc.stdout.splitlines()
-    assert even.startswith("     even cut: ") and least.startswith("least padding: ")
-    ratio = [float(line.split(": ")[1].split()[0]) for line in (even, least)]
-    assert 1.0 <= ratio[1] <= ratio[0]  # never more padding than the even cut
+    even, least, least2 = proc.stdout.splitlines()
+    assert even.strip().startswith("even cut: ") and least.strip().startswith("least padding, rows x1: ")
+    assert least2.strip().startswith("least padding, rows x2: ")
+    ratio = [float(line.split(": ")[1].split()[0]) for line in (even, least, least2)]
+    assert 1.0 <= ratio[1] <= ratio[2]  # more freedom, never more padding
+    assert ratio[1] <= ratio[0]  # never more padding than the even cut
