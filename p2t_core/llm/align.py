@@ -48,12 +48,16 @@ import torch
 
 from p2t_core.codegen.module import helper_closure
 
-__all__ = ["align_kernel_names"]
+__all__ = ["align_kernel_names", "align_row_kernel_names"]
 
 _KERNEL = re.compile(r"^@triton\.jit\ndef (\w+)\((.*?)\n\):\n(.*?)(?=^\S|\Z)", re.M | re.S)
 _LOAD = re.compile(r"^    (a\d+) = tl\.load\(In\d+_(\w+?)_ptr\b", re.M)
 _VALUE = re.compile(r"^    (v\d+) = (.+)$", re.M)
 _NAME = re.compile(r"\bv\d+\b")
+# A row kernel's loads (`x0 = tl.load(In0_Feat_ptr + ...)`) and its values, numbered by pass: `v1005` is the fifth
+# value of the first pass over a row, `v2005` the same operation recomputed in the second.
+_ROW_LOAD = re.compile(r"^ +(x\d+) = tl\.load\(In\d+_(\w+?)_ptr\b", re.M)
+_ROW_VALUE = re.compile(r"^ +(v[1-9]\d{3}) = (.+)$", re.M)
 
 
 class _Tl:
@@ -181,8 +185,9 @@ def _module(cls, size: int):
         return cls(*[size for p in init if p.default is inspect.Parameter.empty]).double()
 
 
-def _kernel_values(body: str, loads: dict[str, object], helpers: dict[str, str]) -> list[tuple[str, object]] | None:
-    namespace: dict = {"tl": _Tl, "float": float, **loads}
+def _namespace(body: str, values: dict[str, object], helpers: dict[str, str]) -> dict | None:
+    """What a kernel's value lines read: `tl` on float64 torch, the library helpers they call, and `values`."""
+    namespace: dict = {"tl": _Tl, "float": float, **values}
     named = set(re.findall(r"\b_p2t_\w+", body))
     if not named <= helpers.keys():
         return None
@@ -191,6 +196,13 @@ def _kernel_values(body: str, loads: dict[str, object], helpers: dict[str, str])
             exec(helpers[name].replace("@triton.jit\n", ""), namespace)  # noqa: S102 - the library's own helpers
         except Exception:  # noqa: BLE001
             return None
+    return namespace
+
+
+def _kernel_values(body: str, loads: dict[str, object], helpers: dict[str, str]) -> list[tuple[str, object]] | None:
+    namespace = _namespace(body, loads, helpers)
+    if namespace is None:
+        return None
     out = []
     for name, expr in _VALUE.findall(body):
         try:
@@ -199,6 +211,48 @@ def _kernel_values(body: str, loads: dict[str, object], helpers: dict[str, str])
             return None
         out.append((name, namespace[name]))
     return out
+
+
+def _match(kernel_values: list, local_values: list, latest: bool) -> list[int | None]:
+    """Each kernel value's local (an index into local_values, monotone), None where it holds no local's values.
+    A kernel value of None (not computed) holds none."""
+
+    def agrees(i: int, k: int) -> bool:
+        return (k < len(local_values) and local_values[k] is not None and kernel_values[i] is not None
+                and torch.allclose(kernel_values[i], local_values[k], rtol=1e-5, atol=1e-8, equal_nan=True))
+
+    found: list[int | None] = []
+    j = 0
+    for i in range(len(kernel_values)):
+        k = next((k for k in range(j, len(local_values)) if agrees(i, k)), None)
+        if k is not None and i + 1 < len(kernel_values) and agrees(i + 1, k) and not agrees(i + 1, k + 1):
+            k = None  # the next value holds this local too, and not the one after: a clamp whose bound never acts
+        found.append(k)
+        j = j if k is None else k + 1
+    if latest:  # format 8: the last of the locals in a row that hold a value, short of the next value's local
+        bound = len(local_values)
+        for i in reversed(range(len(found))):
+            if found[i] is not None:
+                while found[i] + 1 < bound and agrees(i, found[i] + 1):
+                    found[i] += 1
+                bound = found[i]
+    return found
+
+
+def _names(kernel_names: list[str], matched: list[str | None], computed: list[bool]) -> dict[str, str]:
+    """Kernel value names to prompt locals: a matched value takes its local's name, the values on the way to it
+    (a clamp the kernel spells as maximum, then minimum) `local_1, local_2, ...`; values not computed, and those
+    after the last matched one, keep their names."""
+    mapping, run = {}, []
+    for name, local, ok in zip(kernel_names, matched, computed, strict=True):
+        if not ok:
+            run = []
+        elif local is None:
+            run.append(name)
+        else:
+            mapping.update((n, f"{local}_{i}") for i, n in enumerate(run, 1))
+            mapping[name], run = local, []
+    return mapping
 
 
 def align_kernel_names(prompt: str, target: str, helpers: dict[str, str], *, latest: bool = False) -> str:
@@ -281,38 +335,76 @@ def _aligned(prompt: str, target: str, helpers: dict[str, str], latest: bool) ->
     if any(v is None for v in kernel_values):
         return target
 
-    def agrees(i: int, k: int) -> bool:
-        return k < len(local_values) and local_values[k] is not None and torch.allclose(
-            kernel_values[i], local_values[k], rtol=1e-5, atol=1e-8, equal_nan=True)
-
-    found: list[int | None] = []  # each kernel value's local (an index), None where it holds no local's values
-    j = 0
-    for i in range(len(kernel)):
-        k = next((k for k in range(j, len(local_names)) if agrees(i, k)), None)
-        if k is not None and i + 1 < len(kernel) and agrees(i + 1, k) and not agrees(i + 1, k + 1):
-            k = None  # the next value holds this local too, and not the one after: a clamp whose bound never acts
-        found.append(k)
-        j = j if k is None else k + 1
-    if latest:  # format 8: the last of the locals in a row that hold a value, short of the next value's local
-        bound = len(local_names)
-        for i in reversed(range(len(found))):
-            if found[i] is not None:
-                while found[i] + 1 < bound and agrees(i, found[i] + 1):
-                    found[i] += 1
-                bound = found[i]
+    found = _match(kernel_values, local_values, latest)
     matched = [None if k is None else local_names[k] for k in found]
     if not matched or matched[-1] is None:
         return target  # the kernel's last value is none of the prompt's
-    # A value on the way to a local (a clamp the kernel spells as maximum, then minimum) is named after that
-    # local: `v1_1 = ...maximum...`, `v1 = ...minimum(v1_1, ...)...`.
-    mapping, run = {}, []
-    for (name, _), local in zip(kernel, matched, strict=True):
-        if local is None:
-            run.append(name)
-            continue
-        mapping.update((n, f"{local}_{i}") for i, n in enumerate(run, 1))
-        mapping[name], run = local, []
+    mapping = _names([name for name, _ in kernel], matched, [True] * len(kernel))
     if all(k == v for k, v in mapping.items()):
+        return target
+    renamed = _NAME.sub(lambda m: mapping.get(m.group(0), m.group(0)), body)
+    return target[:start] + renamed + target[end:]
+
+
+def align_row_kernel_names(prompt: str, target: str, helpers: dict[str, str]) -> str:
+    """Pair format 10: `target` with its one row kernel's elementwise values (`v1001, v1002, ...` in each pass over
+    a row) renamed after the prompt's locals of equal value, as formats 7 and 8 name an elementwise kernel's;
+    `target` unchanged where that cannot be done. A row kernel numbers its values one line each from 1001, so where
+    one prompt line is two kernel lines (a clamp: maximum, then minimum) the numbers part from the prompt's, and
+    the format-9 weights read the prompt's `v5` as the kernel's `v1005` one line too early: they dropped the
+    `minimum` after a spelled hardswish in both failing copies of one valid_random unit (docs/BENCHMARKS.md).
+    Values computed from a reduction (`red1`, a softmax's `sm1`) keep their names."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as align_kernel_names: a worker forked after torch's thread pool started
+    try:
+        return _aligned_rows(prompt, target, helpers)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _aligned_rows(prompt: str, target: str, helpers: dict[str, str]) -> str:
+    kernels = [m for m in _KERNEL.finditer(target) if _ROW_VALUE.search(m.group(3))]
+    if len(kernels) != 1 or not _ROW_LOAD.search(kernels[0].group(3)):
+        return target
+    kernel_name, params, body = kernels[0].groups()
+    start, end = kernels[0].span(3)
+    definitions: dict[str, str] = {}
+    for name, expr in _ROW_VALUE.findall(body):  # each pass's values are written once per branch and loop
+        if definitions.setdefault(name, expr) != expr:
+            return target
+    run = _run_prompt(prompt)
+    if run is None:
+        return target
+    bound = {param.lower(): name for name, param in re.findall(r"^    (a\d+) = (\w+)$", prompt, re.M)}
+    loads = {}
+    for name, pointer in _ROW_LOAD.findall(body):
+        local = bound.get(pointer.lower())
+        value = run.values.get(local) if local else run.attributes.get(pointer.lower())
+        loads[name] = None if value is None else _as_float64(value, run.shape)
+        if loads[name] is None:
+            return target
+    namespace = _namespace(body, {**loads, **(_scalar_arguments(target, kernel_name, params, run.scalars) or {})},
+                           helpers)
+    if namespace is None:
+        return target
+    computed: dict[str, torch.Tensor | None] = {}
+    for name, expr in definitions.items():  # in the order of first definition: each pass after the one before
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                computed[name] = namespace[name] = _as_float64(eval(expr, namespace), run.shape)  # noqa: S307
+        except Exception:  # noqa: BLE001 - reads a reduction (`red1`), a mask or a bit cast: keeps its name
+            computed[name] = None
+    local_names = [n for n in run.values if re.fullmatch(r"v\d+", n)]
+    local_values = [_as_float64(run.values[n], run.shape) for n in local_names]
+    mapping: dict[str, str] = {}
+    for p in sorted({name[1] for name in computed}):
+        names = [n for n in computed if n[1] == p]
+        values = [computed[n] for n in names]
+        matched = [None if k is None else local_names[k] for k in _match(values, local_values, latest=True)]
+        mapping.update(_names(names, matched, [v is not None for v in values]))
+    taken = set(re.findall(r"\b\w+\b", body)) - mapping.keys()
+    if not mapping or taken & set(mapping.values()):
         return target
     renamed = _NAME.sub(lambda m: mapping.get(m.group(0), m.group(0)), body)
     return target[:start] + renamed + target[end:]

@@ -46,6 +46,11 @@ Format 9 is format 8 with the activations a NumPy or loop rendering spells out k
 prompt spells it, and format 8 cut `1.0 / (1.0 + numpy.exp(-v))` into four prompt lines for it. Targets are format
 8's (their names follow the prompt's locals, so they change where the prompt's do).
 
+Format 10 is format 9 with a row kernel's elementwise values named after the prompt's locals as well
+(`align_row_kernel_names`): a row kernel numbers them `v1001, v1002, ...` a line each in every pass over a row, so
+where one prompt line is two kernel lines the numbers part from the prompt's, the offset formats 7 and 8 removed from
+elementwise kernels. Prompts are format 9's; format-9 weights fine-tune into it.
+
 Pair format 1 (the weights shipped before format 2, trained on the rows verbatim) is the row's text verbatim,
 with the unit renamed to a name from that training vocabulary (`op_act`, `OpAct`).
 """
@@ -58,7 +63,7 @@ import re
 
 from p2t_core.codegen.module import with_fast_launch
 from p2t_core.codegen.prelude import FAST_LAUNCH
-from p2t_core.llm.align import align_kernel_names
+from p2t_core.llm.align import align_kernel_names, align_row_kernel_names
 from p2t_core.llm.flatten import three_address
 from p2t_core.llm.spelled import LOOP_STYLE, TENSOR_STYLE
 
@@ -66,8 +71,8 @@ __all__ = ["PAIR_FORMAT", "CANONICAL_NAMES", "canonical_name", "pair_texts", "mo
            "restore", "library_helpers", "rename_unit", "prompt_unit", "without_loops"]
 
 PAIR_FORMAT = 9  # what `p2t train` writes into a new model's config (ModelConfig.pair_format)
-_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 9 call the unit alike
-CANONICAL_NAMES = {**dict.fromkeys((2, 3, 4, 5, 6, 7, 8, 9), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
+_UNIT_NAMES = {"def": "unit_fn", "class": "UnitModule"}  # formats 2 to 10 call the unit alike
+CANONICAL_NAMES = {**dict.fromkeys(range(2, 11), _UNIT_NAMES), 1: {"def": "op_act", "class": "OpAct"}}
 _LOOP = re.compile(r"^[ \t]+(?:for|while)\b", re.M)  # parse only prompts that may hold a loop (libcst is slow)
 _HELPER = re.compile(r"\b_(?:p2t|P2T)_\w+")  # helper functions and the module state they use
 _DOCSTRING = re.compile(r'\A[ \t]*(?:"""[^\n]*?"""|\'\'\'[^\n]*?\'\'\')[ \t]*\n')
@@ -172,6 +177,8 @@ def pair_texts(row: dict, pair_format: int) -> tuple[str, str]:
     target = model_target(row["target"], unit, row["prompt"], pair_format)
     if pair_format >= 7:
         target = align_kernel_names(prompt, target, library_helpers(), latest=pair_format >= 8)
+    if pair_format >= 10:
+        target = align_row_kernel_names(prompt, target, library_helpers())
     return prompt, target
 
 

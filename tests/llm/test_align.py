@@ -6,7 +6,7 @@ import re
 import torch
 
 from p2t_core.engine import compile_units
-from p2t_core.llm.align import align_kernel_names
+from p2t_core.llm.align import align_kernel_names, align_row_kernel_names
 from p2t_core.llm.engine import check_and_verify
 from p2t_core.llm.pairform import library_helpers, model_prompt, model_target, pair_texts, restore
 from p2t_core.llm.prompt import unit_signature
@@ -176,3 +176,47 @@ def test_format_8_names_the_loads_as_the_prompt_binds_their_parameters():
                                      signature=unit_signature(BCE, "f", "<test>"), backend="interpret",
                                      verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
     assert outcome.stage is None, outcome.first_message
+
+
+HARDSWISH_MIN_AMAX = ("import torch\n\ndef f(feat):\n    v4 = feat * torch.clamp(feat + 3.0, 0.0, 6.0) / 6.0\n"
+                      "    v5 = torch.minimum(v4, feat)\n    return v5, torch.amax(torch.abs(v5))\n")
+
+
+def _row_values(text: str) -> list[str]:
+    return re.findall(r"^ +(v\w+) = ", text, re.M)
+
+
+def test_a_row_kernels_values_take_the_prompts_names_in_every_pass():
+    """The valid_random unit the format-9 weights failed twice: the clamp is two kernel lines, so `v1005` held the
+    prompt's `v4`; format 10 names each value as the prompt does, in the single-block branch and in both loops."""
+    prompt, target = _pair(HARDSWISH_MIN_AMAX, HARDSWISH_MIN_AMAX, [2])
+    assert "v1005 = v1004 / 6.0" in target
+    aligned = align_row_kernel_names(prompt, target, library_helpers())
+    assert "v1001" not in aligned and "v2001" not in aligned
+    chain = ["v1", "v2_1", "v2", "v3", "v4", "v5"]
+    assert _row_values(aligned) == chain + ["v6"] + chain + ["v6"] + chain
+    assert "v5 = tl.minimum(v4, x0" in aligned and "v6 = tl.abs(v5)" in aligned
+    module = restore(aligned, "f", HARDSWISH_MIN_AMAX, 10)
+    outcome, _, _ = check_and_verify(module, reference_source=HARDSWISH_MIN_AMAX, path="<test>", unit="f",
+                                     signature=unit_signature(HARDSWISH_MIN_AMAX, "f", "<test>"),
+                                     backend="interpret", verify_dtypes=["float32"], timeout_s=120, seed=0, index=0)
+    assert outcome.stage is None, outcome.first_message
+
+
+def test_a_row_kernels_values_read_from_a_reduction_keep_their_names():
+    softmax = "import torch\n\ndef f(x):\n    return torch.softmax(x * 2.0, dim=-1) + 1.0\n"
+    prompt, target = _pair(softmax, softmax, [2])
+    aligned = align_row_kernel_names(prompt, target, library_helpers())
+    assert aligned != target and "v1 = x0 * 2.0" in aligned and "v1001" not in aligned
+    assert re.findall(r"\bsm\d+\b", aligned) == re.findall(r"\bsm\d+\b", target)  # the softmax's own names
+    assert align_row_kernel_names(prompt, aligned, library_helpers()) == aligned
+    elementwise_prompt, elementwise = _pair(SILU, SILU, [2, 2])
+    assert align_row_kernel_names(elementwise_prompt, elementwise, library_helpers()) == elementwise
+
+
+def test_pair_texts_of_format_10_differ_from_format_9_only_in_row_kernels_names():
+    module = compile_units(HARDSWISH_MIN_AMAX, "u.py", unit="f").units[0].module_source
+    row = {"prompt": HARDSWISH_MIN_AMAX, "target": module, "ranks": [2]}
+    (p9, t9), (p10, t10) = pair_texts(row, 9), pair_texts(row, 10)
+    assert p9 == p10 and t9 != t10
+    assert re.sub(r"\bv\w+\b", "V", t9) == re.sub(r"\bv\w+\b", "V", t10)
