@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What pair formats 7 to 9 change on a corpus, and how the weights fared where the numbering parts (issue 5).
+"""What pair formats 7 to 10 change on a corpus, and how the weights fared where the numbering parts (issue 5).
 
     python3 scripts/align_report.py DATA [--split valid_random --split valid_compositional] [--limit N]
                                          [--eval valid_random=EVAL.json ...] [--verify]
@@ -16,7 +16,9 @@ many one-kernel targets load a parameter under another name than the prompt bind
 spelled-out activations kept whole, `p2t_core.llm.spelled`): prompts and targets that change, elementwise kernels
 with a line spelling several prompt lines, targets that spell one prompt line in several (`v3_1` names), and for each
 activation kept whole the kernels that have one line for it or spell it out (`--spellings`).
-`--verify`: every target formats 7 or 9 rename, restored to a module, through the verifier under the interpreter
+Format 10 against 9 (a row kernel's values named after the prompt's locals, `align_row_kernel_names`): targets
+changed by family, the row kernels whose numbering parted from the prompt's, and with `--eval` their greedy passes.
+`--verify`: every target formats 7, 9 or 10 rename, restored to a module, through the verifier under the interpreter
 (seed 1), a failing format-7 one with its format-6 twin. Prints the time `pair_texts` took per 1,000 rows in formats
 6 and 7.
 """
@@ -102,6 +104,14 @@ def spellings_kept(prompt: str, target: str) -> list[tuple[str, str]]:
     return out
 
 
+def parts_from_prompt(target9: str, target10: str) -> bool:
+    """Whether a row kernel's first-pass values, numbered v1001... (format 9), take other numbers from the prompt's
+    locals (format 10): `v1005` named `v4`, or a `v2_1` on the way to one."""
+    old = re.findall(r"^ +(v\w+) = ", target9, re.M)
+    new = re.findall(r"^ +(v\w+) = ", target10, re.M)
+    return any(a != b and re.fullmatch(r"v1\d{3}", a) and b != f"v{int(a[2:])}" for a, b in zip(old, new, strict=True))
+
+
 def length_bucket(lines: int) -> str:
     return "<6" if lines < 6 else ("6-9" if lines < 10 else "10+")
 
@@ -132,6 +142,7 @@ def main() -> int:
         split, path = item.split("=", 1)
         verdicts[split] = {r["id"]: r["greedy_ok"] for r in json.loads(Path(path).read_text())["per_row"]}
     table = collections.defaultdict(lambda: [0, 0])  # (bucket, class) -> [passed, units]
+    rows_table = collections.defaultdict(lambda: [0, 0])  # row kernels format 10 renames: class -> [passed, units]
     for split in args.split or ["valid_random", "valid_compositional"]:
         counts, seconds, rows, spellings = collections.Counter(), [0.0, 0.0], 0, collections.Counter()
         for line in open(args.data / f"{split}.jsonl"):
@@ -162,6 +173,21 @@ def main() -> int:
                 counts[f"elementwise kernels with a line spelling several prompt lines, format {fmt}"] += \
                     several is True
                 counts[f"targets spelling a prompt line in several, format {fmt}"] += splits_a_line(target)
+            _, target10 = pair_texts(row, 10)
+            if target10 != target9:
+                counts[f"format 10 targets changed, {row['family']}"] += 1
+                counts["format 10 row kernels numbered otherwise than the prompt (format 9)"] += parts_from_prompt(
+                    target9, target10)
+                if args.verify:
+                    failure = verify_target(row, target10)
+                    counts["format 10 changed and verified" if failure is None else "format 10 changed, failing"] += 1
+                    if failure is not None:
+                        print(f"  {row['id']} (format 10): {failure}")
+                ok = verdicts.get(split, {}).get(row["id"])
+                if ok is not None:
+                    cell = rows_table["parting" if parts_from_prompt(target9, target10) else "alike"]
+                    cell[0] += ok
+                    cell[1] += 1
             if args.spellings and prompt9 != prompt:
                 spellings.update(spellings_kept(prompt9, target9))
             if args.verify and target7 != target6:
@@ -193,6 +219,9 @@ def main() -> int:
             ops = sorted({op for op, _ in spellings})
             print("  activations kept whole by format 9 (kernel: one line / spelled out / not aligned): " + ", ".join(
                 f"{op} {spellings[op, 'one']}/{spellings[op, 'split']}/{spellings[op, 'other']}" for op in ops))
+    if rows_table:
+        print("greedy passes of the row-kernel units format 10 renames (format-9 numbering against the prompt's): "
+              + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(rows_table.items())))
     if table:
         print("greedy passes of elementwise units (prompt lines, format-6 numbering):")
         for key in sorted(table):
