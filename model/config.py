@@ -119,7 +119,9 @@ class TrainConfig:
     least_padding: bool = False
     # With least_padding: every micro-batch but a step's longest holds a multiple of this many pairs. 8 gives 79
     # distinct batch shapes in 3 epochs of the format-9 corpus instead of 424, at 1.20 positions per real token
-    # instead of 1.17 (scripts/padding_report.py): each new shape costs cuDNN an attention plan.
+    # instead of 1.17 (scripts/padding_report.py). A shape's first use cost ~0.26 s on an H100 (cause not measured;
+    # cuDNN's attention plans are the suspect); with its shapes warm this cut ran 108.1 ms a step against the even
+    # cut's 113.0 in one process (docs/BENCHMARKS.md). Not yet the default: no full run has used it.
     row_multiple: int = 1
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
