@@ -121,7 +121,8 @@ class TrainConfig:
     # distinct batch shapes in 3 epochs of the format-9 corpus instead of 424, at 1.20 positions per real token
     # instead of 1.17 (scripts/padding_report.py). A shape's first use cost ~0.26 s on an H100 (cause not measured;
     # cuDNN's attention plans are the suspect); with its shapes warm this cut ran 108.1 ms a step against the even
-    # cut's 113.0 in one process (docs/BENCHMARKS.md). Not yet the default: no full run has used it.
+    # cut's 113.0 in one process (docs/BENCHMARKS.md). Not yet the default: the one run with it (stopped at step 969)
+    # trained at 38.2% MFU against 36-37% before, but its weights are not judged.
     row_multiple: int = 1
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/

@@ -256,7 +256,7 @@ def least_padding_cuts(lengths: list[int], parts: int, pad_multiple: int, max_to
     No micro-batch computes more than max_tokens positions (what an even cut may, micro_batch x context: the same
     memory bound) or holds fewer than min_rows pairs where the pairs allow it (a few long rows fill the GPU's
     matmuls poorly, and a batch of one is another compiled graph). Each micro-batch but the last (longest) holds a
-    multiple of row_multiple pairs: fewer distinct batch shapes, each of which costs the GPU libraries a plan."""
+    multiple of row_multiple pairs: fewer distinct batch shapes (a shape's first use costs time on the GPU)."""
     n = len(lengths)
     min_rows = max(1, min(min_rows, n // parts))
     padded = [padded_length(t, pad_multiple) for t in lengths]

@@ -37,9 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2t_core.llm.align import _KERNEL, _LOAD, _loads_named_like_prompt  # noqa: E402
+from p2t_core.llm.align import _KERNEL, _LOAD, _loads_named_like_prompt, align_row_kernel_names  # noqa: E402
 from p2t_core.llm.flatten import _fold  # noqa: E402
-from p2t_core.llm.pairform import pair_texts, restore  # noqa: E402
+from p2t_core.llm.pairform import library_helpers, pair_texts, restore  # noqa: E402
 from p2t_core.llm.spelled import LOOP_STYLE, match_spelling  # noqa: E402
 
 ELEMENTWISE = ("elementwise", "multi_output")
@@ -173,11 +173,11 @@ def main() -> int:
                 counts[f"elementwise kernels with a line spelling several prompt lines, format {fmt}"] += \
                     several is True
                 counts[f"targets spelling a prompt line in several, format {fmt}"] += splits_a_line(target)
-            _, target10 = pair_texts(row, 10)
+            target10 = align_row_kernel_names(prompt9, target9, library_helpers())  # pair_texts(row, 10)
             if target10 != target9:
+                parting = parts_from_prompt(target9, target10)
                 counts[f"format 10 targets changed, {row['family']}"] += 1
-                counts["format 10 row kernels numbered otherwise than the prompt (format 9)"] += parts_from_prompt(
-                    target9, target10)
+                counts["format 10 row kernels numbered otherwise than the prompt (format 9)"] += parting
                 if args.verify:
                     failure = verify_target(row, target10)
                     counts["format 10 changed and verified" if failure is None else "format 10 changed, failing"] += 1
@@ -185,7 +185,7 @@ def main() -> int:
                         print(f"  {row['id']} (format 10): {failure}")
                 ok = verdicts.get(split, {}).get(row["id"])
                 if ok is not None:
-                    cell = rows_table["parting" if parts_from_prompt(target9, target10) else "alike"]
+                    cell = rows_table["parting" if parting else "alike"]
                     cell[0] += ok
                     cell[1] += 1
             if args.spellings and prompt9 != prompt:

@@ -209,15 +209,14 @@ fi
 # Verified pass@1 on a seeded sample of each held-out split, time-boxed: greedy, one candidate, units decoded 64 at
 # a time, verified on CUDA 8 at a time (the GPU is free once training is done). valid_random compares the
 # checkpoint with its int8 export (--compare-quantized: one table); valid_compositional evaluates the int8 export
-# (what would ship) only, to stay inside the job's 10 minutes; EVAL_COMPOSITIONAL=0 skips it. EVAL_JOBS verification
-# workers (8).
+# (what would ship) only, to stay inside the job's 10 minutes.
 if [ -d "$RUN" ] && [ "${EVAL_LIMIT:-8}" -gt 0 ]; then
-    eval_args=(--data "$DATA" --limit "${EVAL_LIMIT:-8}" --batch 64 --jobs "${EVAL_JOBS:-8}" --k 1 --samples 1
-               --temperature 0 --backend "${EVAL_BACKEND:-cuda}")
+    eval_args=(--data "$DATA" --limit "${EVAL_LIMIT:-8}" --batch 64 --jobs 8 --k 1 --samples 1 --temperature 0
+               --backend "${EVAL_BACKEND:-cuda}")
     timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$RUN" --compare-quantized \
         --split valid_random "${eval_args[@]}" --json "$LOGS/eval_valid_random.json" > >(tee -a "$LOGS/eval.log") 2>&1
     echo "eval valid_random exit code $?"
-    if [ -f "$OUT/weights/quantized.json" ] && [ "${EVAL_COMPOSITIONAL:-1}" = 1 ]; then
+    if [ -f "$OUT/weights/quantized.json" ]; then
         timeout -s INT "${EVAL_BUDGET:-60}" python3 -m p2t_core.cli eval --weights "$OUT/weights" \
             --split valid_compositional "${eval_args[@]}" --json "$LOGS/eval_valid_compositional.json" \
             > >(tee -a "$LOGS/eval.log") 2>&1

@@ -50,5 +50,6 @@ def main(argv=None) -> None:
               f"pairs' own, {len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
               f"{len(plan)} batches planned in {seconds:.2f} s")
 
+
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step 
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
 profiler (tokens/s and MFU, the figures a training run logs) `--passes` times over the same batches (a batch shape's
-first use pays for plans and autotuning that later uses do not), then profiles `--steps` steps and writes
+first use costs time that later uses do not), then profiles `--steps` steps and writes
 `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by total time (attention forward/backward,
 matmuls, fused elementwise), plus `profile.json` with every summary.
 Modes may repeat: `--modes graph,padded,graph,padded` shows the drift between runs of one process next to the effect.

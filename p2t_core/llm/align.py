@@ -379,8 +379,7 @@ def _aligned_rows(prompt: str, target: str, helpers: dict[str, str]) -> str:
     loads = {}
     for name, pointer in _ROW_LOAD.findall(body):
         local = bound.get(pointer.lower())
-        value = run.values.get(local) if local else run.attributes.get(pointer.lower())
-        loads[name] = None if value is None else _as_float64(value, run.shape)
+        loads[name] = _as_float64(run.values.get(local) if local else run.attributes.get(pointer.lower()), run.shape)
         if loads[name] is None:
             return target
     namespace = _namespace(body, {**loads, **(_scalar_arguments(target, kernel_name, params, run.scalars) or {})},
