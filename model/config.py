@@ -124,6 +124,13 @@ class TrainConfig:
     # cut's 113.0 in one process (docs/BENCHMARKS.md). Not yet the default: the one run with it (stopped at step 969)
     # trained at 38.2% MFU against 36-37% before, but its weights are not judged.
     row_multiple: int = 1
+    # True: micro-batches stay padded for attention (cuDNN's causal kernels), but everything else (embedding,
+    # projections, SwiGLU, norms, RoPE, the head and loss) computes only the real tokens, gathered out of the padded
+    # batch (`model.unpadded_causal_attention`): on the format-9 corpus 1.20 computed positions per real token (least
+    # padding, rows x8) become 1.0 outside attention. Packing does that everywhere but needs FlashAttention-2's
+    # varlen kernel, 1.35x the time of cuDNN's padded one for the same pairs on an H100 (cuDNN's own ragged kernel
+    # returns wrong gradients in torch 2.11: scripts/varlen_probe.py, docs/BENCHMARKS.md).
+    unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
     # graph/eager 120.7/127.6/126.1/143.8: the step is GPU-bound, docs/BENCHMARKS.md), so it is opt-in. No effect on

@@ -186,6 +186,7 @@ class Batch:
     # sum(len^2) / sum(len) over the pairs (the attention term of the FLOPs per token)
     positions: torch.Tensor | None = None  # packed: (1, N) each token's position within its pair
     cu_seqlens: torch.Tensor | None = None  # packed: (n + 1,) int32 offsets where each segment starts
+    keep: torch.Tensor | None = None  # unpadded: (N,) the flat slots of x's real tokens, the only ones computed
 
     def to(self, device) -> Batch:
         cuda = torch.device(device).type == "cuda"
@@ -196,11 +197,11 @@ class Batch:
             return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
 
         return dataclasses.replace(self, x=move(self.x), y=move(self.y), positions=move(self.positions),
-                                   cu_seqlens=move(self.cu_seqlens))
+                                   cu_seqlens=move(self.cu_seqlens), keep=move(self.keep))
 
     def model_inputs(self) -> dict:
         """The keyword arguments of `MinimalLLM.forward` besides the ids and targets."""
-        return {"positions": self.positions, "cu_seqlens": self.cu_seqlens}
+        return {"positions": self.positions, "cu_seqlens": self.cu_seqlens, "keep": self.keep}
 
 
 def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
@@ -210,7 +211,10 @@ def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
     return n if context is None else min(n, context)
 
 
-def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int) -> Batch:
+def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int,
+            unpad: bool = False) -> Batch:
+    """The pairs padded at the end to one length T (B, T); with `unpad`, also `keep`, the slots row * T + i of
+    their real tokens, so the model computes only those (and attention in this padded layout)."""
     T = padded_length(max(ds.lengths[i] for i in index), pad_multiple, context)
     x = torch.full((len(index), T), pad_id, dtype=torch.long)
     y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
@@ -220,8 +224,11 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
         x[row, :n] = ids[:-1]
         y[row, :n] = ids[1:]
         y[row, :ds.target_start[i] - 1] = IGNORE_INDEX  # targets before the first target token: the prompt
+    keep = None
+    if unpad:
+        keep = torch.cat([torch.arange(row * T, row * T + ds.lengths[i]) for row, i in enumerate(index)])
     return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()),
-                 attn_span=float(T))
+                 attn_span=float(T), keep=keep)
 
 
 def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int) -> Batch:
@@ -284,7 +291,7 @@ class BatchLoader:
 
     def __init__(self, ds: PairDataset, batch_size: int, pad_id: int, context: int, *, seed: int = 0,
                  shuffle: bool = True, group: int = 1, pad_multiple: int = 64, rank: int = 0, world_size: int = 1,
-                 packed: bool = False, least_padding: bool = False, row_multiple: int = 1):
+                 packed: bool = False, least_padding: bool = False, row_multiple: int = 1, unpad: bool = False):
         if len(ds) == 0:
             raise ValueError(f"split {ds.name or '?'} has no pairs that fit the context of {context} tokens")
         if not 0 <= rank < world_size:
@@ -292,7 +299,9 @@ class BatchLoader:
         self.ds, self.batch_size, self.pad_id, self.context = ds, batch_size, pad_id, context
         self.seed, self.shuffle, self.group, self.pad_multiple = seed, shuffle, group, pad_multiple
         self.rank, self.world_size, self.packed, self.least_padding = rank, world_size, packed, least_padding
-        self.row_multiple = row_multiple
+        if packed and unpad:
+            raise ValueError("a batch is either packed or padded (and maybe unpadded), not both")
+        self.row_multiple, self.unpad = row_multiple, unpad
         self.consumed = 0  # batches of the stream taken so far by all ranks together
         self._plan_epoch: int | None = None
         self._plan: list[list[int]] = []
@@ -345,7 +354,7 @@ class BatchLoader:
         self.consumed += self.world_size
         if self.packed:
             return collate_packed(self.ds, index, self.pad_id, self.pad_multiple)
-        return collate(self.ds, index, self.pad_id, self.pad_multiple, self.context)
+        return collate(self.ds, index, self.pad_id, self.pad_multiple, self.context, self.unpad)
 
     def __iter__(self):
         while True:

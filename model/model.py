@@ -82,6 +82,19 @@ def packed_causal_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int) -> 
     return torch.cat(out, dim=1).transpose(0, 1)  # (N, nh, hs)
 
 
+def unpadded_causal_attention(q, k, v, keep: torch.Tensor, rows: int, length: int) -> torch.Tensor:
+    """Causal attention of a padded batch's real tokens only: q, k, v (N, nh, hs) are the tokens at the flat slots
+    `keep` (N,) of a (rows, length) batch whose rows are padded at the end. They are scattered back into that
+    layout (zeros in the padding, which no real token's causal window reaches) for plain causal SDPA (cuDNN's
+    kernels on an H100), and the real tokens' outputs gathered out again: (N, nh, hs). Everything else in the model
+    then computes real tokens only."""
+    def padded(t):  # (N, nh, hs) -> (B, nh, T, hs)
+        slots = t.new_zeros(rows * length, *t.shape[1:]).index_copy(0, keep, t)  # (B * T, nh, hs)
+        return slots.view(rows, length, *t.shape[1:]).transpose(1, 2)
+    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), is_causal=True)  # (B, nh, T, hs)
+    return y.transpose(1, 2).reshape(rows * length, *q.shape[1:]).index_select(0, keep)  # (N, nh, hs)
+
+
 class KVCache:
     """Keys and values of every layer for up to `max_len` positions: (n_layer, B, nh, max_len, hs) each."""
 
@@ -137,16 +150,20 @@ class Attention(nn.Module):
         self.rope_kernel = supports(cfg.n_head, cfg.head_dim)
 
     def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
-                cu_seqlens: torch.Tensor | None = None):
+                cu_seqlens: torch.Tensor | None = None, unpadded: tuple[torch.Tensor, int, int] | None = None):
         B, T, C = x.shape
-        if self.rope_kernel and x.is_cuda and kv_cache is None and cu_seqlens is None:  # training: one kernel a way
+        one_row = cu_seqlens is not None or unpadded is not None
+        if self.rope_kernel and x.is_cuda and kv_cache is None and not one_row:  # training: one kernel a way
             q, k, v = (t.transpose(1, 2) for t in rope_qkv(self.qkv(x), cos, sin, self.n_head))  # (B, nh, T, hs)
         else:
             q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-            if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
+            if one_row:  # packed pairs or unpadded tokens (B = 1): cos, sin (T, 1, hs/2) at each token's position
                 q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
                 q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-                y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
+                if cu_seqlens is not None:
+                    y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
+                else:
+                    y = unpadded_causal_attention(q, k, v, *unpadded)  # (T, nh, hs)
                 return self.proj(y.reshape(B, T, C))
             q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -196,8 +213,8 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg)
 
-    def forward(self, x, cos, sin, layer, kv_cache, start_pos, cu_seqlens=None):
-        x = x + self.attn(self.norm1(x), cos, sin, layer, kv_cache, start_pos, cu_seqlens)
+    def forward(self, x, cos, sin, layer, kv_cache, start_pos, cu_seqlens=None, unpadded=None):
+        x = x + self.attn(self.norm1(x), cos, sin, layer, kv_cache, start_pos, cu_seqlens, unpadded)
         return x + self.ffn(self.norm2(x))
 
 
@@ -236,13 +253,25 @@ class MinimalLLM(nn.Module):
         self.rope_cos, self.rope_sin = cos, sin
 
     def forward(self, idx, targets=None, kv_cache: KVCache | None = None, start_pos: int | torch.Tensor = 0,
-                reduction="mean", positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None):
+                reduction="mean", positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                keep: torch.Tensor | None = None):
         """idx (B, T) -> logits (B, T, V); with targets (B, T) -> the cross-entropy over targets != -100.
         start_pos may be a 1-element tensor (with a cache): the static-shape decoding step of T tokens.
         Packed training input (`data.collate_packed`): idx (1, N) of segments starting at cu_seqlens (n + 1,),
-        positions (1, N) each token's position within its segment; a segment attends only to itself."""
+        positions (1, N) each token's position within its segment; a segment attends only to itself.
+        Unpadded training input (`data.collate(unpad=True)`): a padded batch idx, targets (B, T) and keep (N,) the
+        flat slots of its real tokens: only those are computed (`unpadded_causal_attention`), logits (1, N, V)."""
         B, T = idx.shape
-        if cu_seqlens is not None:
+        unpadded = None
+        if keep is not None:
+            if kv_cache is not None or cu_seqlens is not None:
+                raise ValueError("unpadded input (keep) is a training batch: no KV cache, not packed")
+            unpadded = (keep, B, T)
+            pos = keep % T  # (N,): each real token's position in its row
+            cos, sin = self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]  # (N, 1, hs/2)
+            idx = idx.view(-1).index_select(0, keep)[None]  # (1, N)
+            targets = None if targets is None else targets.reshape(-1).index_select(0, keep)[None]
+        elif cu_seqlens is not None:
             if B != 1 or positions is None or kv_cache is not None:
                 raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")
             cos = self.rope_cos[positions[0]][:, None]  # (N, 1, hs/2)
@@ -257,7 +286,7 @@ class MinimalLLM(nn.Module):
             sin = self.rope_sin[start_pos:start_pos + T]
         x = self.tok_emb(idx)  # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, i, kv_cache, start_pos, cu_seqlens)
+            x = block(x, cos, sin, i, kv_cache, start_pos, cu_seqlens, unpadded)
         x = self.norm(x)
         logits = self.lm_head(x)  # (B, T, V)
         if targets is None:

@@ -292,7 +292,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     loader = BatchLoader(datasets["train"], cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=cfg.seed,
                          group=cfg.grad_accum, pad_multiple=cfg.pad_multiple, rank=rank, world_size=world_size,
                          packed=cfg.pack, least_padding=cfg.least_padding,
-                         row_multiple=cfg.row_multiple)
+                         row_multiple=cfg.row_multiple, unpad=cfg.unpad)
     val_batches = {s: fixed_batches(ds, cfg.micro_batch, tokenizer.pad_id, model_cfg.context, cfg.eval_batches,
                                     cfg.pad_multiple, rank, world_size)
                    for s, ds in datasets.items() if s != "train" and ds is not None and len(ds)}

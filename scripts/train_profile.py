@@ -5,7 +5,8 @@ eager against replayed from one CUDA graph (model/step.py), in one GPU call on t
 
 Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step cut where its micro-batches pad least,
 `train.least_padding`, instead of into equal counts; `least8`: with rows in multiples of 8, `train.row_multiple`),
-`graph` (padded, the optimizer step as a CUDA graph). For each
+`graph` (padded, the optimizer step as a CUDA graph), and `unpad-` before a padded cut (`unpad-padded`,
+`unpad-least8`): that cut with only the real tokens computed outside attention (`train.unpad`). For each
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
 profiler (tokens/s and MFU, the figures a training run logs) `--passes` times over the same batches (a batch shape's
@@ -42,10 +43,12 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     optimizers = build_optimizers(model, train_cfg)
     stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda")
     run = torch.compile(model, dynamic=True) if device.type == "cuda" else model
-    least = mode.startswith("least")
+    cut = mode.removeprefix("unpad-")
+    least = cut.startswith("least")
     loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
                          group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed",
-                         least_padding=least, row_multiple=int(mode.removeprefix("least") or 1) if least else 1)
+                         least_padding=least, row_multiple=int(cut.removeprefix("least") or 1) if least else 1,
+                         unpad=mode.startswith("unpad-"))
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
     flops, norms = [], []
@@ -104,7 +107,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
     parser.add_argument("--timed", type=int, default=30, help="unprofiled steps timed per mode")
     parser.add_argument("--passes", type=int, default=1, help="times the timed steps run (the last one is reported)")
-    parser.add_argument("--modes", default="padded,graph", help="which of padded,least,least8,packed,graph to run")
+    parser.add_argument("--modes", default="padded,graph",
+                        help="which of padded,least,least8,packed,graph,unpad-<cut> to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import torch
 from p2t_model.data import (
     BatchLoader,
     PairDataset,
@@ -106,6 +107,19 @@ def test_packed_loader_takes_the_same_pairs(data_dir, tok):
         a, b = padded.next_batch(), packed.next_batch()
         assert b.x.shape[0] == 1 and a.n_tokens == b.n_tokens and a.n_targets == b.n_targets
         assert sorted(a.x[a.x != tok.pad_id].tolist()) == sorted(b.x[b.x != tok.pad_id].tolist())
+
+
+def test_unpadded_batch_keeps_the_slots_of_real_tokens(data_dir, tok):
+    ds = load_split(data_dir, "train", tok, 10_000)
+    b = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True)
+    T = b.x.shape[1]
+    assert b.keep.tolist() == [row * T + i for row in range(3) for i in range(ds.lengths[row])]
+    kept = torch.zeros(b.x.numel(), dtype=torch.bool)
+    kept[b.keep] = True
+    assert (b.x.view(-1)[~kept] == tok.pad_id).all() and (b.y.view(-1)[~kept] == IGNORE_INDEX).all()
+    assert b.model_inputs()["keep"] is b.keep and collate(ds, [0], tok.pad_id, 16, 10_000).keep is None
+    with pytest.raises(ValueError, match="packed or padded"):
+        BatchLoader(ds, 3, tok.pad_id, 10_000, packed=True, unpad=True)
 
 
 def test_plan_is_deterministic_by_seed_and_covers_every_pair(data_dir, tok):

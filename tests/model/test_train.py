@@ -76,6 +76,26 @@ def test_packed_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
+    """Computing only the real tokens outside attention (train.unpad) changes no loss and no gradient."""
+    m, _ = preset("tiny")
+    ds = load_split(data_dir, "train", tok, m.context)
+    torch.manual_seed(0)
+    model = MinimalLLM(m)
+    index = [0, 3, 5, 7, 9]
+
+    def grads(batch):
+        model.zero_grad(set_to_none=True)
+        loss = accumulate_gradients(model, [batch], torch.device("cpu"))
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
+    unpadded_loss, unpadded = grads(collate(ds, index, tok.pad_id, 8, m.context, unpad=True))
+    assert abs(padded_loss - unpadded_loss) < 1e-5
+    for a, b in zip(padded, unpadded, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_lr_schedule_warms_up_then_decays():
     _, t = preset("tiny")
     t.warmup_steps, t.max_steps, t.min_lr_ratio = 10, 110, 0.1
