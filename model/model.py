@@ -82,17 +82,30 @@ def packed_causal_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int) -> 
     return torch.cat(out, dim=1).transpose(0, 1)  # (N, nh, hs)
 
 
-def unpadded_causal_attention(q, k, v, keep: torch.Tensor, rows: int, length: int) -> torch.Tensor:
-    """Causal attention of a padded batch's real tokens only: q, k, v (N, nh, hs) are the tokens at the flat slots
-    `keep` (N,) of a (rows, length) batch whose rows are padded at the end. They are scattered back into that
-    layout (zeros in the padding, which no real token's causal window reaches) for plain causal SDPA (cuDNN's
-    kernels on an H100), and the real tokens' outputs gathered out again: (N, nh, hs). Everything else in the model
-    then computes real tokens only."""
-    def padded(t):  # (N, nh, hs) -> (B, nh, T, hs)
-        slots = t.new_zeros(rows * length, *t.shape[1:]).index_copy(0, keep, t)  # (B * T, nh, hs)
-        return slots.view(rows, length, *t.shape[1:]).transpose(1, 2)
-    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), is_causal=True)  # (B, nh, T, hs)
-    return y.transpose(1, 2).reshape(rows * length, *q.shape[1:]).index_select(0, keep)  # (N, nh, hs)
+class _GatherRows(torch.autograd.Function):
+    """x.index_select(0, keep) for distinct rows `keep`, whose backward writes the gradient rows back into zeros
+    (index_copy) instead of adding them (index_select's own backward, index_add: atomics)."""
+
+    @staticmethod
+    def forward(ctx, x, keep):
+        ctx.save_for_backward(keep)
+        ctx.rows = x.shape[0]
+        return x.index_select(0, keep)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad.new_zeros(ctx.rows, *grad.shape[1:]).index_copy(0, keep, grad), None
+
+
+def scatter_rows(x: torch.Tensor, keep: torch.Tensor, rows: int) -> torch.Tensor:
+    """(N, ...) -> (rows, ...): x's rows at the distinct slots keep (N,), zeros elsewhere; backward a gather."""
+    return x.new_zeros(rows, *x.shape[1:]).index_copy(0, keep, x)
+
+
+def gather_rows(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """(rows, ...) -> (N, ...): the rows at the distinct slots keep (N,); backward a scatter, no atomics."""
+    return _GatherRows.apply(x, keep)
 
 
 class KVCache:
@@ -151,19 +164,19 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
                 cu_seqlens: torch.Tensor | None = None, unpadded: tuple[torch.Tensor, int, int] | None = None):
-        B, T, C = x.shape
-        one_row = cu_seqlens is not None or unpadded is not None
-        if self.rope_kernel and x.is_cuda and kv_cache is None and not one_row:  # training: one kernel a way
-            q, k, v = (t.transpose(1, 2) for t in rope_qkv(self.qkv(x), cos, sin, self.n_head))  # (B, nh, T, hs)
+        qkv = self.qkv(x)  # (B, T, 3C)
+        if unpadded is not None:  # x: the real tokens (1, N, C) of a padded batch; attention runs in its layout
+            keep, rows, length = unpadded
+            qkv = scatter_rows(qkv[0], keep, rows * length).view(rows, length, -1)  # (B, T, 3C), zeros in padding
+        B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        if self.rope_kernel and x.is_cuda and kv_cache is None and cu_seqlens is None:  # training: one kernel a way
+            q, k, v = (t.transpose(1, 2) for t in rope_qkv(qkv, cos, sin, self.n_head))  # (B, nh, T, hs)
         else:
-            q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-            if one_row:  # packed pairs or unpadded tokens (B = 1): cos, sin (T, 1, hs/2) at each token's position
+            q, k, v = qkv.split(C, dim=2)  # (B, T, C) each
+            if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
                 q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
                 q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-                if cu_seqlens is not None:
-                    y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
-                else:
-                    y = unpadded_causal_attention(q, k, v, *unpadded)  # (T, nh, hs)
+                y = packed_causal_attention(q, k, v, cu_seqlens, self.max_len)  # (T, nh, hs)
                 return self.proj(y.reshape(B, T, C))
             q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -191,6 +204,8 @@ class Attention(nn.Module):
                 mask = torch.ones(T, start_pos + T, dtype=torch.bool, device=x.device).tril(diagonal=start_pos)
                 y = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        if unpadded is not None:  # padding tokens' outputs are never computed further
+            y = gather_rows(y.view(B * T, C), unpadded[0])[None]  # (1, N, C)
         return self.proj(y)
 
 
@@ -260,18 +275,15 @@ class MinimalLLM(nn.Module):
         Packed training input (`data.collate_packed`): idx (1, N) of segments starting at cu_seqlens (n + 1,),
         positions (1, N) each token's position within its segment; a segment attends only to itself.
         Unpadded training input (`data.collate(unpad=True)`): a padded batch idx, targets (B, T) and keep (N,) the
-        flat slots of its real tokens: only those are computed (`unpadded_causal_attention`), logits (1, N, V)."""
+        flat slots of its real tokens: only those are computed, but in attention, which runs in the padded layout
+        (scattered in, gathered out); logits (1, N, V)."""
         B, T = idx.shape
         unpadded = None
         if keep is not None:
             if kv_cache is not None or cu_seqlens is not None:
                 raise ValueError("unpadded input (keep) is a training batch: no KV cache, not packed")
             unpadded = (keep, B, T)
-            pos = keep % T  # (N,): each real token's position in its row
-            cos, sin = self.rope_cos[pos][:, None], self.rope_sin[pos][:, None]  # (N, 1, hs/2)
-            idx = idx.view(-1).index_select(0, keep)[None]  # (1, N)
-            targets = None if targets is None else targets.reshape(-1).index_select(0, keep)[None]
-        elif cu_seqlens is not None:
+        if cu_seqlens is not None:
             if B != 1 or positions is None or kv_cache is not None:
                 raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")
             cos = self.rope_cos[positions[0]][:, None]  # (N, 1, hs/2)
@@ -284,6 +296,9 @@ class MinimalLLM(nn.Module):
                 raise ValueError(f"sequence of {start_pos + T} tokens exceeds the context of {self.config.context}")
             cos = self.rope_cos[start_pos:start_pos + T]  # (T, hs/2)
             sin = self.rope_sin[start_pos:start_pos + T]
+        if unpadded is not None:  # the real tokens only: (B, T) -> (1, N)
+            idx = idx.reshape(-1).index_select(0, keep)[None]
+            targets = None if targets is None else targets.reshape(-1).index_select(0, keep)[None]
         x = self.tok_emb(idx)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, i, kv_cache, start_pos, cu_seqlens, unpadded)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import torch
 from p2t_model.config import ModelConfig, preset
-from p2t_model.model import KVCache, MinimalLLM, apply_rope, flops_per_token, mfu, rope_tables
+from p2t_model.model import (
+    KVCache,
+    MinimalLLM,
+    apply_rope,
+    flops_per_token,
+    gather_rows,
+    mfu,
+    rope_tables,
+    scatter_rows,
+)
 
 
 def tiny_model(seed=0):
@@ -141,3 +150,20 @@ def test_compiled_decoding_step_writes_the_same_tokens():
     eager = model.generate(prompt, 16)[0]
     assert len(set(eager)) > 2
     assert model.generate(prompt, 16, compile_step=True)[0] == eager
+
+
+def test_row_scatter_and_gather_are_each_others_gradient():
+    torch.manual_seed(0)
+    keep = torch.tensor([0, 1, 2, 5, 6, 9])
+    x = torch.randn(len(keep), 3, 4, requires_grad=True)
+    padded = scatter_rows(x, keep, 10)  # (10, 3, 4): x's rows at keep, zeros elsewhere
+    assert padded[keep].equal(x) and not padded[[3, 4, 7, 8]].any()
+    y = torch.randn(10, 3, 4, requires_grad=True)
+    grad = torch.randn(len(keep), 3, 4)
+    gathered = gather_rows(y, keep)
+    assert gathered.equal(y.index_select(0, keep))
+    (dy,) = torch.autograd.grad(gathered, y, grad)
+    (want,) = torch.autograd.grad(y.index_select(0, keep), y, grad)
+    assert dy.equal(want)
+    (dx,) = torch.autograd.grad(padded, x, torch.ones_like(padded))
+    assert dx.equal(torch.ones_like(x))
