@@ -19,6 +19,8 @@
 # (docs/evals: the shipped weights' verdicts on the same rows) by scripts/compare_evals.py, also without the rows
 # DIR/targets_SPLIT_LIMIT.json finds ill-posed where that file exists. EVAL_ARGS go to every
 # `p2t eval` as they are, e.g. "--seed 1 --check-targets" (another sample, its rows' own targets verified too).
+# PACK=1 packs every eval_* file into $OUT/evals.tar.gz at the end: a device call returns at most 8 files, and one
+# that trained first already holds logs.tar.gz and 6 weights files (the 12 loose files of such a call lost its weights).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/p2t_eval_out}
@@ -60,3 +62,6 @@ for split_limit in ${SPLITS:-valid_random:128}; do
         fi
     done
 done
+if [ -n "${PACK:-}" ]; then
+    (cd "$OUT" && tar -czf evals.tar.gz eval_* && rm -f eval_*)
+fi

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -58,3 +59,11 @@ def test_a_candidate_is_compared_with_the_shipped_verdicts_and_skips_what_the_de
     assert "new valid_random 2: exit 0" in r.stdout and "2 rows: new " in r.stdout and "shipped 2/2" in r.stdout
     r = _run(tmp_path, WEIGHTS=f"new={tiny_weights}", SPLITS="valid_random:2", DEADLINE=str(int(time.time()) + 15))
     assert "new valid_random 2: skipped, the deadline is near" in r.stdout
+
+
+def test_pack_leaves_one_tarball_of_the_results(tiny_weights, tmp_path):
+    r = _run(tmp_path, WEIGHTS=f"a={tiny_weights}", SPLITS="valid_random:1", PACK="1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["evals.tar.gz"]
+    with tarfile.open(tmp_path / "out" / "evals.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["eval_a_valid_random.json", "eval_a_valid_random.log"]
