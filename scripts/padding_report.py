@@ -11,7 +11,9 @@ shapes, and the seconds to plan it.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from p2t_model.config import ModelConfig, TrainConfig
 from p2t_model.data import BatchLoader, load_split, padded_length
@@ -27,11 +29,14 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=TrainConfig.seed)
     ap.add_argument("--row-multiples", default="1,8", help="least-padding cuts to report, by their row multiple")
     ap.add_argument("--epochs", type=int, default=1, help="epochs planned; shapes count over all of them")
+    ap.add_argument("--lengths-json", help="also write each cut's micro-batches as lists of pair lengths, "
+                    '{"even": [...], "least8": [...]} (the input of scripts/varlen_probe.py)')
     args = ap.parse_args(argv)
     tokenizer = P2TTokenizer.load(args.tokenizer)
     context, multiple = ModelConfig.context, TrainConfig.pad_multiple
     ds = load_split(args.data, "train", tokenizer, context)
     cuts = [(False, 1)] + [(True, int(m)) for m in args.row_multiples.split(",")]
+    plans = {}
     for least_padding, row_multiple in cuts:
         start = time.perf_counter()
         loader = BatchLoader(ds, args.micro_batch, tokenizer.pad_id, context, seed=args.seed, group=args.accum,
@@ -39,6 +44,7 @@ def main(argv=None) -> None:
         plan = [batch for epoch in range(args.epochs) for batch in loader.epoch_plan(epoch)]
         seconds = time.perf_counter() - start
         lengths = [[ds.lengths[i] for i in batch] for batch in plan]
+        plans[f"least{row_multiple}" if least_padding else "even"] = lengths
         padded = [padded_length(max(ls), multiple, context) for ls in lengths]
         real = sum(map(sum, lengths))
         positions = sum(t * len(ls) for t, ls in zip(padded, lengths, strict=True))
@@ -49,6 +55,8 @@ def main(argv=None) -> None:
         print(f"{name:>24}: {positions / real:.3f} positions per real token, attention {attention / own:.3f} of the "
               f"pairs' own, {len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
               f"{len(plan)} batches planned in {seconds:.2f} s")
+    if args.lengths_json:
+        Path(args.lengths_json).write_text(json.dumps(plans))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python scripts/varlen_probe.py --lengths STEP_LENGTHS.json [--steps 8] [--json OUT.json]
 
 STEP_LENGTHS.json: {"even": [[len, ...] per micro-batch], "least8": [...]}, the token lengths of the pairs of each
-micro-batch of an epoch plan (`BatchLoader.epoch_plan`, 24 x 4). For the first --steps steps it times attention's
+micro-batch of an epoch plan (`BatchLoader.epoch_plan`, 24 x 4), as `scripts/padding_report.py DATA --row-multiples 8
+--lengths-json STEP_LENGTHS.json` writes them. For the first --steps steps it times attention's
 forward + backward (`triton.testing.do_bench`, median) of the same pairs laid out three ways: padded rows (B, nh, T,
 hs) through SDPA's cuDNN kernel (what training runs now), and packed end to end (N, nh, hs) through cuDNN's ragged
 kernel (`aten._cudnn_attention_forward` with cumulative lengths; torch's `varlen_attn` does not use it yet) and

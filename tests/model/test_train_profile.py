@@ -35,7 +35,7 @@ def test_padding_report_counts_both_cuts_of_an_epoch(tmp_path, data_dir, tok):
     tok.save(tmp_path / "tokenizer.json")
     proc = subprocess.run([sys.executable, str(SCRIPT.parent / "padding_report.py"), str(data_dir), "--tokenizer",
                            str(tmp_path / "tokenizer.json"), "--micro-batch", "3", "--accum", "2",
-                           "--row-multiples", "1,2"],
+                           "--row-multiples", "1,2", "--lengths-json", str(tmp_path / "lengths.json")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     even, least, least2 = proc.stdout.splitlines()
@@ -44,3 +44,7 @@ def test_padding_report_counts_both_cuts_of_an_epoch(tmp_path, data_dir, tok):
     ratio = [float(line.split(": ")[1].split()[0]) for line in (even, least, least2)]
     assert 1.0 <= ratio[1] <= ratio[2]  # more freedom, never more padding
     assert ratio[1] <= ratio[0]  # never more padding than the even cut
+    plans = json.loads((tmp_path / "lengths.json").read_text())
+    assert sorted(plans) == ["even", "least1", "least2"]
+    assert len({sum(map(len, plan)) for plan in plans.values()}) == 1  # every cut holds the epoch's pairs
+    assert len({sum(map(sum, plan)) for plan in plans.values()}) == 1 and sum(map(sum, plans["even"])) > 0
