@@ -48,7 +48,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
                          group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed",
                          least_padding=least, row_multiple=int(cut.removeprefix("least") or 1) if least else 1,
-                         unpad=mode.startswith("unpad-"))
+                         unpad=cut != mode)
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
     flops, norms = [], []

@@ -57,7 +57,10 @@ def test_accumulating_4_micro_batches_equals_one_big_batch(data_dir, tok):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_packed_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
+@pytest.mark.parametrize("layout", ["packed", "unpadded"])
+def test_packed_or_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(layout, data_dir, tok):
+    """Pairs end to end (train.pack), or only the real tokens computed outside attention (train.unpad): the padded
+    batch's loss and gradients."""
     m, _ = preset("tiny")
     ds = load_split(data_dir, "train", tok, m.context)
     torch.manual_seed(0)
@@ -70,29 +73,11 @@ def test_packed_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
         return loss, [p.grad.clone() for p in model.parameters()]
 
     padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
-    packed_loss, packed = grads(collate_packed(ds, index, tok.pad_id, 8))
-    assert abs(padded_loss - packed_loss) < 1e-5
-    for a, b in zip(padded, packed, strict=True):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-def test_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(data_dir, tok):
-    """Computing only the real tokens outside attention (train.unpad) changes no loss and no gradient."""
-    m, _ = preset("tiny")
-    ds = load_split(data_dir, "train", tok, m.context)
-    torch.manual_seed(0)
-    model = MinimalLLM(m)
-    index = [0, 3, 5, 7, 9]
-
-    def grads(batch):
-        model.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(model, [batch], torch.device("cpu"))
-        return loss, [p.grad.clone() for p in model.parameters()]
-
-    padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
-    unpadded_loss, unpadded = grads(collate(ds, index, tok.pad_id, 8, m.context, unpad=True))
-    assert abs(padded_loss - unpadded_loss) < 1e-5
-    for a, b in zip(padded, unpadded, strict=True):
+    other = (collate_packed(ds, index, tok.pad_id, 8) if layout == "packed"
+             else collate(ds, index, tok.pad_id, 8, m.context, unpad=True))
+    other_loss, others = grads(other)
+    assert abs(padded_loss - other_loss) < 1e-5
+    for a, b in zip(padded, others, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
