@@ -125,14 +125,15 @@ class TrainConfig:
     # trained at 38.2% MFU against 36-37% before, but its weights are not judged.
     row_multiple: int = 1
     # True: micro-batches stay padded for attention (cuDNN's causal kernels), but everything else (embedding,
-    # projections, SwiGLU, norms, the head and loss) computes only the real tokens: the qkv projection's rows are
-    # scattered into the padded layout for RoPE and attention and the outputs gathered back (model.Attention). On the
+    # projections, SwiGLU, norms, the head and loss) computes only the real tokens: on CUDA the RoPE kernel reads the
+    # qkv projection's rows straight into the padded layout (rope_kernel.rope_qkv_unpadded; elsewhere they are
+    # scattered first) and attention's outputs are gathered back (model.Attention). On the
     # format-9 corpus 1.20 computed positions per real token (least padding, rows x8) become 1.0 outside attention.
     # Packing does that everywhere but needs FlashAttention-2's varlen kernel, 1.34x the time of cuDNN's padded one
     # for the same pairs on an H100 (cuDNN's ragged kernel gives wrong gradients in torch 2.11; docs/BENCHMARKS.md).
     # A first version (RoPE on the unpadded tokens) ran 121.4 against 124.9 ms a step in one H100 process, its matmuls
-    # 15% faster but its RoPE kernel 2.5x slower; this one (RoPE kernel in the padded layout, no atomics in the
-    # gather's backward) is not yet timed, so it is opt-in.
+    # 15% faster but its RoPE kernel 2.5x slower; this one (the RoPE kernel reading and writing the real tokens' rows,
+    # no atomics in the gather's backward) is not yet timed, so it is opt-in.
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/

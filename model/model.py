@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .rope_kernel import rope_qkv, supports
+from .rope_kernel import rope_qkv, rope_qkv_unpadded, supports
 
 IGNORE_INDEX = -100  # targets with this value (prompt and padding) carry no loss
 
@@ -163,15 +163,20 @@ class Attention(nn.Module):
         self.rope_kernel = supports(cfg.n_head, cfg.head_dim)
 
     def forward(self, x, cos, sin, layer: int, kv_cache: KVCache | None, start_pos: int | torch.Tensor,
-                cu_seqlens: torch.Tensor | None = None, unpadded: tuple[torch.Tensor, int, int] | None = None):
-        qkv = self.qkv(x)  # (B, T, 3C)
-        if unpadded is not None:  # x: the real tokens (1, N, C) of a padded batch; attention runs in its layout
-            keep, rows, length = unpadded
-            qkv = scatter_rows(qkv[0], keep, rows * length).view(rows, length, -1)  # (B, T, 3C), zeros in padding
-        B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+                cu_seqlens: torch.Tensor | None = None,
+                unpadded: tuple[torch.Tensor, torch.Tensor, int, int] | None = None):
+        qkv = self.qkv(x)  # (B, T, 3C), or (1, N, 3C) unpadded
+        B, T = unpadded[2:] if unpadded is not None else qkv.shape[:2]
+        C = qkv.shape[2] // 3
         if self.rope_kernel and x.is_cuda and kv_cache is None and cu_seqlens is None:  # training: one kernel a way
-            q, k, v = (t.transpose(1, 2) for t in rope_qkv(qkv, cos, sin, self.n_head))  # (B, nh, T, hs)
+            if unpadded is not None:  # x: the real tokens of a padded batch; attention runs in the padded layout
+                q, k, v = rope_qkv_unpadded(qkv[0], unpadded[0], unpadded[1], cos, sin, self.n_head, T)
+            else:
+                q, k, v = rope_qkv(qkv, cos, sin, self.n_head)
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         else:
+            if unpadded is not None:
+                qkv = scatter_rows(qkv[0], unpadded[0], B * T).view(B, T, -1)  # (B, T, 3C), zeros in padding
             q, k, v = qkv.split(C, dim=2)  # (B, T, C) each
             if cu_seqlens is not None:  # packed pairs (B = 1): cos, sin (T, 1, hs/2) at each token's own position
                 q, k, v = (t.view(T, self.n_head, self.head_dim) for t in (q, k, v))  # (T, nh, hs)
@@ -282,7 +287,9 @@ class MinimalLLM(nn.Module):
         if keep is not None:
             if kv_cache is not None or cu_seqlens is not None:
                 raise ValueError("unpadded input (keep) is a training batch: no KV cache, not packed")
-            unpadded = (keep, B, T)
+            sources = torch.full((B * T,), -1, dtype=torch.int32, device=idx.device)  # (B * T,) slot -> token
+            unpadded = (keep, sources.index_copy(0, keep, torch.arange(keep.shape[0], dtype=torch.int32,
+                                                                         device=idx.device)), B, T)
         if cu_seqlens is not None:
             if B != 1 or positions is None or kv_cache is not None:
                 raise ValueError("packed input is one row (1, N) with its positions, and has no KV cache")

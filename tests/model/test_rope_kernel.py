@@ -55,6 +55,53 @@ def test_rope_kernel_matches_apply_rope_in_value_and_gradient(B, T, nh, hs, star
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
 
 
+UNPADDED_CHECK = textwrap.dedent("""
+    import sys
+    import torch
+    from p2t_model.model import apply_rope, rope_tables, scatter_rows
+    from p2t_model.rope_kernel import rope_qkv_unpadded
+
+    nh, hs, T = (int(a) for a in sys.argv[1:4])
+    lengths = [int(a) for a in sys.argv[4].split(",")]
+    B, C = len(lengths), nh * hs
+    torch.manual_seed(0)
+    cos, sin = rope_tables(hs, T, 10000.0)
+    keep = torch.cat([torch.arange(b * T, b * T + n) for b, n in enumerate(lengths)])  # (N,) slots of real tokens
+    sources = torch.full((B * T,), -1, dtype=torch.int32).index_copy(0, keep, torch.arange(len(keep),
+                                                                                            dtype=torch.int32))
+    qkv = torch.randn(len(keep), 3 * C, requires_grad=True)  # the real tokens' projection
+    weights = [torch.randn(B, nh, T, hs) for _ in range(3)]
+
+    def loss(q, k, v):
+        return sum((t * w).sum() for t, w in zip((q, k, v), weights))
+
+    q, k, v = (t.transpose(1, 2) for t in rope_qkv_unpadded(qkv, keep, sources, cos, sin, nh, T))
+    loss(q, k, v).backward()
+    ref_in = qkv.detach().clone().requires_grad_()
+    padded = scatter_rows(ref_in, keep, B * T).view(B, T, 3 * C)
+    rq, rk, rv = (t.view(B, T, nh, hs).transpose(1, 2) for t in padded.split(C, dim=2))
+    rq, rk = apply_rope(rq, cos, sin), apply_rope(rk, cos, sin)
+    loss(rq, rk, rv).backward()
+    for got, want in ((q, rq), (k, rk), (v, rv), (qkv.grad, ref_in.grad)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert q.abs().sum() > 0 and (q.transpose(1, 2).reshape(B * T, C)[sources < 0] == 0).all()  # zeros in padding
+    print("ok")
+""")
+
+
+@pytest.mark.parametrize("nh,hs,T,lengths", [
+    (8, 64, 21, "21,5,13"),   # the 50m model's heads; one full row, 3 slots of 8 part-filled
+    (4, 16, 9, "1,9,0,4"),    # a row with no real token at all
+])
+def test_unpadded_rope_kernel_matches_scatter_then_apply_rope(nh, hs, T, lengths):
+    """rope_qkv_unpadded reads each padded slot's token itself: the same q, k, v and d(qkv) as scattering the real
+    tokens' qkv into zeros and rotating that."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    run = subprocess.run([sys.executable, "-c", UNPADDED_CHECK, str(nh), str(hs), str(T), lengths], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
 def test_the_kernel_takes_power_of_two_heads_and_half_heads_only():
     from p2t_model.rope_kernel import supports
 
