@@ -131,9 +131,9 @@ class TrainConfig:
     # format-9 corpus 1.20 computed positions per real token (least padding, rows x8) become 1.0 outside attention.
     # Packing does that everywhere but needs FlashAttention-2's varlen kernel, 1.34x the time of cuDNN's padded one
     # for the same pairs on an H100 (cuDNN's ragged kernel gives wrong gradients in torch 2.11; docs/BENCHMARKS.md).
-    # A first version (RoPE on the unpadded tokens) ran 121.4 against 124.9 ms a step in one H100 process, its matmuls
-    # 15% faster but its RoPE kernel 2.5x slower; this one (the RoPE kernel reading and writing the real tokens' rows,
-    # no atomics in the gather's backward) is not yet timed, so it is opt-in.
+    # In one H100 process (docs/BENCHMARKS.md, twenty-seventh session) it ran the same 30 steps at 102.8 against
+    # 113.0 ms a step with least padding x8 alone: 791k against 720k tokens/s, 41.2% against 37.5% MFU. Opt-in until a
+    # full training run has used it (scripts/train_unpad.json).
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
