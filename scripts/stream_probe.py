@@ -8,7 +8,7 @@ the copy bandwidth: the tall-skinny product (65536x1024 @ 1024x64 fp16) and the 
 Tall-skinny: A streamed through TMA (host tensor descriptors, `triton.tools.tensor_descriptor`), one row tile per
 program or persistent programs (one per SM slot, looping over row tiles); against the pointer-based kernel of the
 same tile (what the compiler's template does) and cuBLAS (`torch.mm`).
-Column sum: wide programs (a run of BLOCK_I columns, 4-16 KB of each row, read by one program over a chunk of
+Column sum: wide programs (a run of BLOCK_I columns, 2-16 KB of each row, read by one program over a chunk of
 rows; per-chunk partial sums, then a second kernel adds the chunks), against `torch.sum(x, 0)` and torch.compile.
 The compiler's own kernels are timed by `p2t bench --only col_sum,tall_skinny` in the same call
 (scripts/gpu_bench.sh). Every variant is checked against torch; do_bench medians on torch.randn inputs; the copy
