@@ -90,6 +90,7 @@ def _launch(srcs, dsts, out_row_stride: int, cos, sin, n_head: int, sign: int, n
     assert max(n_in, n_rows) * max(q_stride, k_stride, v_stride, out_row_stride) < 2**31, "int32 offsets"
     block_rows = 8  # 8 tokens x 8 heads x 32 = 2k elements a half: a program's loads stay in registers
     grid = (triton.cdiv(n_rows, block_rows),)
+    # SOURCE_ptr is read only when MAPPED: any pointer stands in for it otherwise
     _rope_qkv_kernel[grid](q, k, v, q_stride, k_stride, v_stride, *dsts, out_row_stride, cos.contiguous(),
                            sin.contiguous(), q if sources is None else sources, T, n_rows, SIGN=sign, N_HEAD=n_head,
                            HALF=head_dim // 2, BLOCK_ROWS=block_rows, MAPPED=sources is not None,
