@@ -95,7 +95,7 @@ class _GatherRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return grad.new_zeros(ctx.rows, *grad.shape[1:]).index_copy(0, keep, grad), None
+        return scatter_rows(grad, keep, ctx.rows), None
 
 
 def scatter_rows(x: torch.Tensor, keep: torch.Tensor, rows: int) -> torch.Tensor:

@@ -131,15 +131,19 @@ def _(dq, dk, dv, cos, sin):
     return dq.new_empty(B, T, 3 * nh * hs)
 
 
+def _output_grads(ctx, dq, dk, dv) -> list[torch.Tensor]:
+    """The gradients of q, k, v, zeros for an output the loss did not use (None)."""
+    return [torch.zeros(ctx.out_shape, dtype=ctx.out_dtype, device=ctx.cos.device) if g is None else g
+            for g in (dq, dk, dv)]
+
+
 def _setup_context(ctx, inputs, output):
     _, ctx.cos, ctx.sin, _ = inputs
     ctx.out_shape, ctx.out_dtype = output[0].shape, output[0].dtype
 
 
 def _backward(ctx, dq, dk, dv):
-    grads = [torch.zeros(ctx.out_shape, dtype=ctx.out_dtype, device=ctx.cos.device) if g is None else g
-             for g in (dq, dk, dv)]  # an output the loss did not use
-    return rope_qkv_backward(*grads, ctx.cos, ctx.sin), None, None, None
+    return rope_qkv_backward(*_output_grads(ctx, dq, dk, dv), ctx.cos, ctx.sin), None, None, None
 
 
 rope_qkv.register_autograd(_backward, setup_context=_setup_context)
@@ -187,9 +191,8 @@ def _setup_unpadded_context(ctx, inputs, output):
 
 
 def _unpadded_backward(ctx, dq, dk, dv):
-    grads = [torch.zeros(ctx.out_shape, dtype=ctx.out_dtype, device=ctx.cos.device) if g is None else g
-             for g in (dq, dk, dv)]
-    return rope_qkv_unpadded_backward(*grads, ctx.keep, ctx.cos, ctx.sin), None, None, None, None, None, None
+    dqkv = rope_qkv_unpadded_backward(*_output_grads(ctx, dq, dk, dv), ctx.keep, ctx.cos, ctx.sin)
+    return dqkv, None, None, None, None, None, None
 
 
 rope_qkv_unpadded.register_autograd(_unpadded_backward, setup_context=_setup_unpadded_context)

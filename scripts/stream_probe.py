@@ -11,8 +11,9 @@ same tile (what the compiler's template does) and cuBLAS (`torch.mm`).
 Column sum: wide programs (a run of BLOCK_I columns, 2-16 KB of each row, read by one program over a chunk of
 rows; per-chunk partial sums, then a second kernel adds the chunks), against `torch.sum(x, 0)` and torch.compile.
 The compiler's own kernels are timed by `p2t bench --only col_sum,tall_skinny` in the same call
-(scripts/gpu_bench.sh). Every variant is checked against torch; do_bench medians on torch.randn inputs; the copy
-ceilings (2 GiB, and a copy as large as the unit reads and writes) in the same process.
+(scripts/gpu_bench.sh). Every variant is checked against torch; timed as `p2t bench` times (its harness's `time_fn`:
+do_bench medians; torch.randn inputs), beside its copy ceilings (`time_copy`: 2 GiB, and a copy moving as many bytes as
+the unit reads and writes) in the same process.
 Writes DIR/stream_probe.json and prints a table.
 """
 
@@ -27,6 +28,8 @@ from pathlib import Path
 import torch
 import triton
 import triton.language as tl
+
+from p2t_core.bench.harness import time_copy, time_fn
 
 
 @triton.jit
@@ -141,38 +144,26 @@ def _sms(device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def bench(fn, tiny: bool) -> float:
-    if tiny:
-        fn()
-        return float("nan")
-    return triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
-
-
-def copy_ms(n_bytes: int, device, tiny: bool) -> float:
-    src = torch.randn(max(n_bytes // 4, 1), device=device)
-    dst = torch.empty_like(src)
-    return bench(lambda: dst.copy_(src), tiny)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--tiny", action="store_true", help="small shapes on the CPU interpreter (no timings)")
+    parser.add_argument("--tiny", action="store_true", help="small shapes, CPU interpreter: code paths only")
     args = parser.parse_args()
     device = torch.device("cpu" if args.tiny else "cuda")
     torch.manual_seed(0)
     rows: list[dict] = []
+    big_bytes = 2 * 2**30 if not args.tiny else 2**20
+    ceiling = big_bytes / time_copy(big_bytes, device.type, args.tiny) / 1e6  # GB/s of a copy moving 2 GiB in all
+    print(f"copy 2 GiB moved: {ceiling:.0f} GB/s", flush=True)
 
-    def record(unit, variant, ms, n_bytes, ok, ceiling_ms):
-        gbs = n_bytes / ms / 1e6 if ms == ms else float("nan")
-        rows.append({"unit": unit, "variant": variant, "ms": ms, "GB/s": gbs, "of_copy": ceiling_ms / ms * n_bytes
-                     / big_bytes if ms == ms else float("nan"), "ok": ok})
-        print(f"{unit:12s} {variant:44s} {ms:8.4f} ms {gbs:7.0f} GB/s  of 2GiB copy {rows[-1]['of_copy']:.3f}"
+    def record(unit, variant, ms, n_bytes, ok):
+        gbs = n_bytes / ms / 1e6
+        rows.append({"unit": unit, "variant": variant, "ms": ms, "GB/s": gbs, "of_copy": gbs / ceiling, "ok": ok})
+        print(f"{unit:12s} {variant:44s} {ms:8.4f} ms {gbs:7.0f} GB/s  of 2GiB copy {gbs / ceiling:.3f}"
               f"  {'ok' if ok else 'WRONG'}", flush=True)
 
-    big_bytes = 2 * 2**30 if not args.tiny else 2**20
-    big_ms = copy_ms(big_bytes // 2, device, args.tiny)  # a copy reads and writes: bytes moved = 2x its size
-    print(f"copy 2 GiB moved: {big_ms:.4f} ms, {big_bytes / big_ms / 1e6:.0f} GB/s", flush=True)
+    def timed(fn):
+        return time_fn(fn, device.type, args.tiny)
 
     # Tall-skinny product.
     m, k, n = (65536, 1024, 64) if not args.tiny else (256, 64, 16)
@@ -181,15 +172,14 @@ def main() -> None:
     b = torch.randn(k, n, device=device, dtype=dt)
     ref = (a.float() @ b.float())
     moved = (a.numel() + b.numel() + m * n) * a.element_size()
-    record("tall_skinny", f"copy of its own size ({moved / 1e6:.0f} MB)", copy_ms(moved // 2, device, args.tiny),
-           moved, True, big_ms)
+    record("tall_skinny", f"copy of its own size ({moved / 1e6:.0f} MB)", time_copy(moved, device.type, args.tiny),
+           moved, True)
     c = torch.empty(m, n, device=device, dtype=dt)
 
     def check(out, ref, tol):
         return bool(torch.allclose(out.float(), ref, atol=tol, rtol=tol))
 
-    record("tall_skinny", "cuBLAS (torch.mm)", bench(lambda: torch.mm(a, b, out=c), args.tiny), moved,
-           check(c, ref, 0.05), big_ms)
+    record("tall_skinny", "cuBLAS (torch.mm)", timed(lambda: torch.mm(a, b, out=c)), moved, check(c, ref, 0.05))
     tiles = [(128, 64, 4, 4), (128, 128, 3, 4), (64, 128, 4, 4), (256, 64, 3, 8), (128, 64, 6, 4), (64, 64, 8, 4)]
     if args.tiny:
         tiles = [(32, 32, 1, 4)]
@@ -205,11 +195,11 @@ def main() -> None:
             try:
                 fn()
                 ok = check(c, ref, 0.05)
-                ms = bench(fn, args.tiny)
+                ms = timed(fn)
             except Exception as exc:  # a tile that does not fit shared memory, say: reported, not fatal
                 print(f"tall_skinny  {name} {tag}: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
                 continue
-            record("tall_skinny", f"{name} {tag}", ms, moved, ok, big_ms)
+            record("tall_skinny", f"{name} {tag}", ms, moved, ok)
 
     # Column sum.
     side = 8192 if not args.tiny else 96
@@ -217,14 +207,12 @@ def main() -> None:
     y = torch.empty(side, device=device)
     ref = x.double().sum(0).float()
     moved = x.numel() * 4 + side * 4
-    record("col_sum", f"copy of its own size ({moved / 1e6:.0f} MB)", copy_ms(moved // 2, device, args.tiny),
-           moved, True, big_ms)
-    record("col_sum", "torch.sum(x, 0)", bench(lambda: torch.sum(x, 0, out=y), args.tiny), moved,
-           check(y, ref, 1e-3), big_ms)
+    record("col_sum", f"copy of its own size ({moved / 1e6:.0f} MB)", time_copy(moved, device.type, args.tiny),
+           moved, True)
+    record("col_sum", "torch.sum(x, 0)", timed(lambda: torch.sum(x, 0, out=y)), moved, check(y, ref, 1e-3))
     if not args.tiny:
         compiled = torch.compile(lambda t: t.sum(0))
-        record("col_sum", "torch.compile", bench(lambda: compiled(x), args.tiny), moved,
-               check(compiled(x), ref, 1e-3), big_ms)
+        record("col_sum", "torch.compile", timed(lambda: compiled(x)), moved, check(compiled(x), ref, 1e-3))
     shapes = [(1024, 4, 66, 8), (1024, 8, 66, 8), (2048, 2, 66, 8), (2048, 4, 33, 8), (4096, 2, 33, 16),
               (1024, 4, 132, 8), (512, 8, 132, 4), (2048, 4, 66, 16)]
     if args.tiny:
@@ -233,13 +221,13 @@ def main() -> None:
         fn = partial(col_sum_wide, x, y, block_i, block_r, chunks, warps)
         y.zero_()
         fn()
-        record("col_sum", f"wide {block_i} cols x {block_r} rows, {chunks} chunks, w{warps}", bench(fn, args.tiny),
-               moved, check(y, ref, 1e-3), big_ms)
+        record("col_sum", f"wide {block_i} cols x {block_r} rows, {chunks} chunks, w{warps}", timed(fn), moved,
+               check(y, ref, 1e-3))
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "stream_probe.json").write_text(json.dumps(
         {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (interpreter)",
-         "copy_2GiB_ms": big_ms, "interpret": os.environ.get("TRITON_INTERPRET") == "1", "rows": rows}, indent=1))
+         "copy_2GiB_GBps": ceiling, "interpret": os.environ.get("TRITON_INTERPRET") == "1", "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
