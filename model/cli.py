@@ -84,7 +84,7 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
                               tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)
     except (P2TError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
-        shutdown()
+        shutdown(failed=True)
         sys.exit(getattr(e, "exit_code", 2))
     shutdown()
     if ctx.is_main:

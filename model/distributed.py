@@ -11,6 +11,7 @@ no launcher. Every helper here is a no-op without a process group.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import os
 from dataclasses import dataclass
@@ -80,8 +81,17 @@ def init_from_env(device: str | None = None) -> DistContext:
     return DistContext(rank, world, local, dev)
 
 
-def shutdown() -> None:
+def shutdown(failed: bool = False) -> None:
+    """Leave the process group. After a normal run the ranks leave together: a rank that tears down its
+    gloo sockets while a peer is still in a collective, or that destroys the group while a DDP reducer
+    (kept alive by a reference cycle) still holds its work, can abort the peer at exit ("terminate called
+    without an active exception", seen once in CI). So the dead DDP wrapper is freed first, and the ranks
+    meet at a barrier. After an error on this rank (failed) its peers may be inside another collective,
+    which a barrier would pair with: it leaves at once."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        if not failed:
+            barrier()
         dist.destroy_process_group()
 
 
