@@ -66,6 +66,7 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
     from .tokenizer import P2TTokenizer
     from .train import train as run_training
 
+    finished = False
     try:
         ctx = init_from_env(device)
         model_cfg, train_cfg = preset(preset_name)
@@ -82,11 +83,12 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
                               progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
                               rank=ctx.rank, world_size=ctx.world_size,
                               tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)
+        finished = True
     except (P2TError, ValueError, FileNotFoundError) as e:
         click.echo(f"error: {e}", err=True)
-        shutdown(failed=True)
         sys.exit(getattr(e, "exit_code", 2))
-    shutdown()
+    finally:  # any exit, a traceback's too, leaves the group (see distributed.shutdown)
+        shutdown(failed=not finished)
     if ctx.is_main:
         click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
 
