@@ -62,33 +62,30 @@ def train(data_dir, out_dir, preset_name, config_file, resume, max_steps, stop_a
     """
     from p2t_core.errors import P2TError
 
-    from .distributed import init_from_env, shutdown
+    from .distributed import init_from_env, leaving_group
     from .tokenizer import P2TTokenizer
     from .train import train as run_training
 
-    finished = False
-    try:
-        ctx = init_from_env(device)
-        model_cfg, train_cfg = preset(preset_name)
-        if config_file:
-            model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
-        eval_fn = None
-        if verify_units:
-            from p2t_core.llm.evaluate import training_eval_fn
+    with leaving_group():
+        try:
+            ctx = init_from_env(device)
+            model_cfg, train_cfg = preset(preset_name)
+            if config_file:
+                model_cfg, train_cfg = merge(model_cfg, train_cfg, load_config_file(config_file))
+            eval_fn = None
+            if verify_units:
+                from p2t_core.llm.evaluate import training_eval_fn
 
-            eval_fn = training_eval_fn(data_dir, verify_units, backend=verify_backend, jobs=verify_jobs)
-        result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
-                              device=ctx.device, stop_after=stop_after, use_compile=compile_, eval_fn=eval_fn,
-                              init_weights=init_weights,
-                              progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
-                              rank=ctx.rank, world_size=ctx.world_size,
-                              tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)
-        finished = True
-    except (P2TError, ValueError, FileNotFoundError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(getattr(e, "exit_code", 2))
-    finally:  # any exit, a traceback's too, leaves the group (see distributed.shutdown)
-        shutdown(failed=not finished)
+                eval_fn = training_eval_fn(data_dir, verify_units, backend=verify_backend, jobs=verify_jobs)
+            result = run_training(model_cfg, train_cfg, data_dir, out_dir, resume=resume, max_steps=max_steps,
+                                  device=ctx.device, stop_after=stop_after, use_compile=compile_, eval_fn=eval_fn,
+                                  init_weights=init_weights,
+                                  progress=not quiet and ctx.is_main, log=lambda m: click.echo(m, err=True),
+                                  rank=ctx.rank, world_size=ctx.world_size,
+                                  tokenizer=P2TTokenizer.load(tokenizer_file) if tokenizer_file else None)
+        except (P2TError, ValueError, FileNotFoundError) as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(getattr(e, "exit_code", 2))
     if ctx.is_main:
         click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
 

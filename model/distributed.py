@@ -14,6 +14,7 @@ import datetime
 import gc
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -93,6 +94,18 @@ def shutdown(failed: bool = False) -> None:
         if not failed:
             barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def leaving_group():
+    """Run a block, then leave the process group (`shutdown`) however the block ends: together after a normal
+    end, at once after an exception or sys.exit, so the group never outlives the block into interpreter teardown."""
+    try:
+        yield
+    except BaseException:
+        shutdown(failed=True)
+        raise
+    shutdown()
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from p2t_model.checkpoint import load_checkpoint
 from p2t_model.config import preset
-from p2t_model.distributed import shutdown
+from p2t_model.distributed import leaving_group
 from p2t_model.train import train
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
@@ -48,8 +48,8 @@ def _worker(rank: int, world: int, init_file: str, root: str, jobs: list):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     root = Path(root)
-    out, finished = {}, False
-    try:
+    out = {}
+    with leaving_group():  # as `p2t train` leaves the group
         for name, job in jobs:
             if job.get("copy_from"):
                 if rank == 0:
@@ -61,9 +61,6 @@ def _worker(rank: int, world: int, init_file: str, root: str, jobs: list):
                       progress=False, log=messages.append, rank=rank, world_size=world,
                       stop_after=job.get("stop_after"))
             out[name] = {"step": r.step, "history": r.history, "messages": messages}
-        finished = True
-    finally:
-        shutdown(failed=not finished)  # as `p2t train` leaves the group
     (root / f"result.{rank}.json").write_text(json.dumps(out))
 
 
