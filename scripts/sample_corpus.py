@@ -10,6 +10,10 @@ manifest is copied with the sample's counts and a note of what it was sampled fr
 weights were judged on, so new weights are judged on the same units) and drops every training row whose hash is in
 them. Build such a corpus with `p2t data build --seed N --heldout-from OTHER/manifest.json`, so no training row holds
 one of the other corpus's held-out op combinations either.
+
+`--add-train DIR` (repeatable) appends all of another corpus's training rows to the sampled ones, less those held
+out (by hash, with `--valid-from`) and those already there: e.g. a corpus of long elementwise chains (`p2t data build
+--families elementwise,multi_output --min-ops 7 --heldout-from ...`) beside a sample of the usual mix.
 """
 
 from __future__ import annotations
@@ -37,6 +41,21 @@ def sample_split(src: Path, dst: Path, n: int | None, rng: random.Random, exclud
     return len(rows), dropped
 
 
+def add_train(dst: Path, src: Path, held: frozenset) -> tuple[int, int]:
+    """Append `src`'s rows to `dst` but those whose hash is held out or already in `dst`: (appended, dropped)."""
+    have = {json.loads(row)["hash"] for row in dst.read_text().splitlines()}
+    rows = src.read_text().splitlines(keepends=True)
+    kept = []
+    for row in rows:
+        h = json.loads(row)["hash"]
+        if h not in held and h not in have:
+            have.add(h)
+            kept.append(row if row.endswith("\n") else row + "\n")
+    with dst.open("a") as f:
+        f.writelines(kept)
+    return len(kept), len(rows) - len(kept)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
@@ -45,6 +64,8 @@ def main() -> None:
     parser.add_argument("--tar", type=Path, help="also pack OUT as this .tar.xz (xz -6 on every core)")
     parser.add_argument("--valid-from", type=Path, help="copy the held-out splits whole from this corpus or sample, "
                         "and drop the training rows they hold")
+    parser.add_argument("--add-train", type=Path, action="append", default=[], metavar="DIR",
+                        help="also append this corpus's training rows (less held-out and repeated hashes)")
     for split in SPLITS:
         parser.add_argument(f"--{split.replace('_', '-')}", type=int, default=None, help=f"rows of {split}")
     args = parser.parse_args()
@@ -61,10 +82,17 @@ def main() -> None:
         counts[split], n_dropped = sample_split(args.data / f"{split}.jsonl", args.out / f"{split}.jsonl",
                                                 getattr(args, split), random.Random(f"{args.seed}:{split}"), held)
         dropped += n_dropped
+    added = [add_train(args.out / "train.jsonl", extra / "train.jsonl", held) for extra in args.add_train]
+    counts["train"] += sum(n for n, _ in added)
     manifest = json.loads((args.data / "manifest.json").read_text())
     manifest["counts"] = counts
     manifest["sampled_from"] = {"data": str(args.data), "seed": args.seed, **(
         {"valid_from": str(args.valid_from), "dropped_as_held_out": dropped} if args.valid_from else {})}
+    if added:  # by_family and the other counts above are the sampled corpus's; these rows come on top
+        manifest["added_train"] = [{"data": str(extra), "rows": n, "dropped": d}
+                                   for extra, (n, d) in zip(args.add_train, added, strict=True)]
+        print("added training rows: " + ", ".join(f"{extra}: {n} ({d} dropped)"
+                                                  for extra, (n, d) in zip(args.add_train, added, strict=True)))
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"sample of {args.data}: {counts}" + (f"; {dropped} rows dropped as held out" if args.valid_from else ""))
     if args.tar:

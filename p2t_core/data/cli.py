@@ -36,17 +36,29 @@ def data():
 @click.option("--heldout-from", "heldout_from", default=None, type=click.Path(exists=True, dir_okay=False),
               help="An earlier build's manifest.json: hold out its op combinations (comparable validation splits "
                    "across corpus sizes) instead of choosing them for this corpus.")
-def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins, heldout_from):
+@click.option("--families", default=None, metavar="F1,F2",
+              help="Keep only units of these families (e.g. elementwise,multi_output) [default: all].")
+@click.option("--min-ops", default=0, show_default=True, type=click.IntRange(0),
+              help="Keep only units with at least this many distinct op kinds: a corpus of the long chains the "
+                   "model fails most, to add to a training set.")
+def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins, heldout_from, families, min_ops):
     """Generate units, render them in six styles, compile and verify each pair, write the splits.
 
     \b
     Example:
       p2t data build --out data/pairs --pairs 5000 --workers 4 --seed 1 --cache ~/.cache/p2t-data
       p2t data build --out data/big --pairs 100000 --heldout-from data/pairs/manifest.json
+      p2t data build --out data/long --pairs 20000 --families elementwise,multi_output --min-ops 6 \\
+          --heldout-from data/pairs/manifest.json
     Interrupting loses nothing already verified: run the same command again to resume.
     """
-    from p2t_core.data.pipeline import build
+    from p2t_core.data.generators import FAMILIES
+    from p2t_core.data.pipeline import UnitFilter, build
 
+    kept = tuple(f.strip() for f in families.split(",") if f.strip()) if families else ()
+    for family in sorted(set(kept) - set(FAMILIES)):  # a plugin's family is fine; a typo would match nothing
+        click.echo(f"warning: --families: {family!r} is not a built-in family ({', '.join(FAMILIES)}); "
+                   "only a plugin's units can match it", err=True)
     heldout = None
     if heldout_from:
         try:
@@ -55,7 +67,7 @@ def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins, hel
             raise click.BadParameter(f"not a build manifest ({e})", param_hint="--heldout-from") from e
     try:
         summary = build(out_dir, pairs=pairs, workers=workers, seed=seed, cache_dir=cache_dir, backend=backend,
-                        use_plugins=not no_plugins, heldout=heldout)
+                        use_plugins=not no_plugins, heldout=heldout, keep=UnitFilter(kept, min_ops))
     except KeyboardInterrupt:
         click.echo("interrupted: verified pairs are cached; rerun the command to resume", err=True)
         sys.exit(130)

@@ -225,8 +225,29 @@ class Candidate:
                 "ranks": tensor_ranks(self.unit, self.style), "dtypes": list(VERIFY_DTYPES)}
 
 
-def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None) -> list[Candidate]:
-    """`pairs` distinct (by canonical hash) renderings, deterministic for `seed`."""
+@dataclass(frozen=True)
+class UnitFilter:
+    """The generated units a build keeps: e.g. only long elementwise chains, the units the model fails most
+    (docs/BENCHMARKS.md). It rejects units after they are generated, so the kept ones follow the generators'
+    own distribution, conditioned on the filter. `min_ops` counts distinct op kinds (`ExampleUnit.ops`)."""
+
+    families: tuple[str, ...] = ()
+    min_ops: int = 0
+
+    def __call__(self, unit: ex.ExampleUnit) -> bool:
+        return (not self.families or unit.family in self.families) and len(unit.ops) >= self.min_ops
+
+    @property
+    def active(self) -> bool:
+        return bool(self.families) or self.min_ops > 0
+
+    def as_dict(self) -> dict:
+        return {"families": list(self.families), "min_ops": self.min_ops}
+
+
+def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None,
+                    keep: UnitFilter = UnitFilter()) -> list[Candidate]:
+    """`pairs` distinct (by canonical hash) renderings of the units `keep` accepts, deterministic for `seed`."""
     stats = stats if stats is not None else Counter()
     out: list[Candidate] = []
     seen: set[str] = set()
@@ -234,6 +255,9 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
         stats["units"] += 1
         if stats["units"] > 50 * pairs + 1000:
             break
+        if not keep(unit):
+            stats["filtered"] += 1
+            continue
         try:
             styles = applicable_styles(unit)
             targets = unit_targets(unit, styles)
@@ -270,11 +294,13 @@ def _unseal(data: bytes, key: str) -> bytes | None:
     return body if head.get("key") == key and hashlib.sha256(body).hexdigest() == head.get("sha256") else None
 
 
-def _candidates_key(seed: int, pairs: int, fps: Fingerprints) -> str:
-    """What a candidate list depends on: the request, the generator/renderer sources and the plugins' sources
-    (their example hooks make the units)."""
+def _candidates_key(seed: int, pairs: int, fps: Fingerprints, keep: UnitFilter = UnitFilter()) -> str:
+    """What a candidate list depends on: the request (with its unit filter), the generator/renderer sources and
+    the plugins' sources (their example hooks make the units)."""
     parts = [GENERATOR_VERSION, str(seed), str(pairs), data_fingerprint(), sys.version.split()[0],
              *(f"{n}={h}" for n, h in sorted(fps.plugins.items()))]
+    if keep.active:  # unfiltered requests keep the keys of caches built before filters existed
+        parts.append(json.dumps(keep.as_dict(), sort_keys=True))
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -726,12 +752,13 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
           compile_fn: Callable | None = None, verify_fn: Callable | None = None,
           fingerprints: Fingerprints | None = None, plugins=None, use_plugins: bool = True,
           backend: str = "interpret", batch_units: int = 4, progress: bool = True,
-          quiet: bool = False, heldout: list | None = None) -> BuildSummary:
+          quiet: bool = False, heldout: list | None = None, keep: UnitFilter = UnitFilter()) -> BuildSummary:
     """Build the pair corpus in `out_dir` (see the module docstring). `cache_dir` defaults to
     `out_dir/cache`. `plugins` (a `p2t_core.plugins.Plugins`) defaults to `default_plugins()`;
     `use_plugins=False` takes units from the built-in generators only. `heldout` fixes the held-out op
     combinations (e.g. an earlier build's, so a larger corpus keeps that build's compositional split out of its
-    training set) instead of choosing them for this corpus. Returns a `BuildSummary`."""
+    training set) instead of choosing them for this corpus. `keep` builds only the units it accepts (a corpus of
+    hard units to add to a training set; its held-out splits then hold such units too). Returns a `BuildSummary`."""
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -746,10 +773,10 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
     # 1-2: units, renderings, canonical forms, dedup
     t0 = time.perf_counter()
     gen_stats: Counter = Counter()
-    ckey = _candidates_key(seed, pairs, fps)
+    ckey = _candidates_key(seed, pairs, fps, keep)
     loaded = load_candidates(cache, ckey)
     if loaded is None:
-        cands = make_candidates(seed, pairs, pm, gen_stats)
+        cands = make_candidates(seed, pairs, pm, gen_stats, keep)
         save_candidates(cache, ckey, cands, gen_stats)
     else:
         cands, gen_stats = loaded
@@ -869,6 +896,8 @@ def build(out_dir, pairs: int = 1000, workers: int = 1, seed: int = 0, cache_dir
         "versions": {"generator": GENERATOR_VERSION, "data_sources": data_fingerprint(),
                      "compiler": fps.compiler, "plugins": fps.plugins},
     }
+    if keep.active:
+        manifest["unit_filter"] = keep.as_dict()
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     summary.duration_s = time.perf_counter() - t_start
     if not quiet:

@@ -29,11 +29,13 @@ def fps(softmax_hash: str = "s1") -> Fingerprints:
 
 
 def run(tmp: Path, name: str = "out", cache: str = "cache", seed: int = 0, pairs: int = PAIRS, workers: int = 1,
-        fingerprints: Fingerprints | None = None, interrupt_after: int | None = None, heldout=None):
+        fingerprints: Fingerprints | None = None, interrupt_after: int | None = None, heldout=None,
+        keep: pipeline.UnitFilter | None = None):
     fakes.reset(interrupt_after)
     return build(tmp / name, pairs=pairs, workers=workers, seed=seed, cache_dir=tmp / cache,
                  compile_fn=fakes.fake_compile, verify_fn=fakes.fake_verify, fingerprints=fingerprints or fps(),
-                 use_plugins=False, progress=False, quiet=True, heldout=heldout)
+                 use_plugins=False, progress=False, quiet=True, heldout=heldout,
+                 keep=keep or pipeline.UnitFilter())
 
 
 def rows(d: Path) -> dict[str, list[dict]]:
@@ -185,6 +187,26 @@ def test_larger_build_keeps_an_earlier_builds_heldout_combinations(tmp_path):
     # so no unit the small build held out for validation is trained on by the larger one
     small_valid = {x["hash"] for x in rows(tmp_path / "small")["valid_compositional"]}
     assert small_valid and small_valid <= {x["hash"] for x in rows(tmp_path / "kept")["valid_compositional"]}
+
+
+def test_a_unit_filter_builds_only_the_long_chains_it_asks_for(tmp_path):
+    run(tmp_path, name="all", pairs=400)
+    everything = rows(tmp_path / "all")
+    long_ew = [x for split in everything.values() for x in split
+               if x["family"] == "elementwise" and len(set(x["ops"])) >= 4]
+    assert long_ew and len(long_ew) < 400  # the filter below has something to keep and something to reject
+    keep = pipeline.UnitFilter(("elementwise",), min_ops=4)
+    s = run(tmp_path, name="long", pairs=120, keep=keep)
+    kept = [x for split in rows(tmp_path / "long").values() for x in split]
+    assert s.candidates == 120 and s.written == len(kept) > 0
+    assert all(x["family"] == "elementwise" and len(set(x["ops"])) >= 4 for x in kept)
+    manifest = json.loads((tmp_path / "long" / "manifest.json").read_text())
+    assert manifest["unit_filter"] == {"families": ["elementwise"], "min_ops": 4}
+    assert "unit_filter" not in json.loads((tmp_path / "all" / "manifest.json").read_text())
+    # the same seed and size without the filter is another request, not the filtered one's cached candidates
+    unfiltered = run(tmp_path, name="unfiltered", pairs=120)
+    assert {x["family"] for split in rows(tmp_path / "unfiltered").values() for x in split} != {"elementwise"}
+    assert unfiltered.candidates == 120
 
 
 def test_worker_pool(tmp_path):
