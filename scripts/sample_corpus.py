@@ -14,6 +14,10 @@ one of the other corpus's held-out op combinations either.
 `--add-train DIR` (repeatable) appends all of another corpus's training rows to the sampled ones, less those held
 out (by hash, with `--valid-from`) and those already there: e.g. a corpus of long elementwise chains (`p2t data build
 --families elementwise,multi_output --min-ops 7 --heldout-from ...`) beside a sample of the usual mix.
+
+`--slim` drops from the training rows the fields training does not read (`source`, the rendering before
+canonicalization, and `reference`, what its target was verified against): 70,835 rows packed into 8.4 MiB of xz instead
+of 10.7, which leaves room beside the weights. The held-out splits keep every field (the evaluation reads them).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import subprocess
 from pathlib import Path
 
 SPLITS = ("train", "valid_random", "valid_compositional")
+UNREAD_BY_TRAINING = ("source", "reference")
 
 
 def sample_split(src: Path, dst: Path, n: int | None, rng: random.Random, exclude: frozenset = frozenset()
@@ -56,6 +61,12 @@ def add_train(dst: Path, src: Path, held: frozenset) -> tuple[int, int]:
     return len(kept), len(rows) - len(kept)
 
 
+def slim_rows(path: Path) -> None:
+    rows = [json.loads(row) for row in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in row.items() if k not in UNREAD_BY_TRAINING}) + "\n"
+                            for row in rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
@@ -64,6 +75,8 @@ def main() -> None:
     parser.add_argument("--tar", type=Path, help="also pack OUT as this .tar.xz (xz -6 on every core)")
     parser.add_argument("--valid-from", type=Path, help="copy the held-out splits whole from this corpus or sample, "
                         "and drop the training rows they hold")
+    parser.add_argument("--slim", action="store_true", help="drop the fields training does not read "
+                        f"({', '.join(UNREAD_BY_TRAINING)}) from the training rows")
     parser.add_argument("--add-train", type=Path, action="append", default=[], metavar="DIR",
                         help="also append this corpus's training rows (less held-out and repeated hashes)")
     for split in SPLITS:
@@ -84,10 +97,14 @@ def main() -> None:
         dropped += n_dropped
     added = [add_train(args.out / "train.jsonl", extra / "train.jsonl", held) for extra in args.add_train]
     counts["train"] += sum(n for n, _ in added)
+    if args.slim:
+        slim_rows(args.out / "train.jsonl")
     manifest = json.loads((args.data / "manifest.json").read_text())
     manifest["counts"] = counts
     manifest["sampled_from"] = {"data": str(args.data), "seed": args.seed, **(
         {"valid_from": str(args.valid_from), "dropped_as_held_out": dropped} if args.valid_from else {})}
+    if args.slim:
+        manifest["slim_train"] = list(UNREAD_BY_TRAINING)
     if added:  # by_family and the other counts above are the sampled corpus's; these rows come on top
         manifest["added_train"] = [{"data": str(extra), "rows": n, "dropped": d}
                                    for extra, (n, d) in zip(args.add_train, added, strict=True)]

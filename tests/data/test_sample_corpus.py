@@ -79,14 +79,18 @@ def test_add_train_appends_another_corpus_less_held_out_and_repeated_rows(tmp_pa
     (other / "valid_compositional.jsonl").write_text("")
     long = tmp_path / "long"
     long.mkdir()
-    rows = [{"i": 300 + i, "hash": f"long{i}"} for i in range(6)] + [{"i": 399, "hash": "train45"}]
+    rows = [{"i": 300 + i, "hash": f"long{i}", "source": "s", "reference": "r"} for i in range(6)]
+    rows.append({"i": 399, "hash": "train45"})
     (long / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     run = subprocess.run([sys.executable, str(SCRIPT), str(data), str(tmp_path / "s"), "--train", "50",
-                          "--valid-from", str(other), "--add-train", str(long)], capture_output=True, text=True,
-                         timeout=60)
+                          "--valid-from", str(other), "--add-train", str(long), "--slim"],
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     # long0 is held out, train45 is already sampled: the other five come after the sample
     assert _ids(tmp_path / "s" / "train.jsonl") == list(range(50)) + [301, 302, 303, 304, 305]
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert manifest["counts"]["train"] == 55
     assert manifest["added_train"] == [{"data": str(long), "rows": 5, "dropped": 2}]
+    # --slim: training rows without the fields training does not read; held-out rows whole
+    trained = (tmp_path / "s" / "train.jsonl").read_text().splitlines()
+    assert all(set(json.loads(r)) <= {"id", "i", "hash"} for r in trained)
