@@ -48,7 +48,7 @@ def build_cmd(out_dir, pairs, workers, seed, cache_dir, backend, no_plugins, hel
     Example:
       p2t data build --out data/pairs --pairs 5000 --workers 4 --seed 1 --cache ~/.cache/p2t-data
       p2t data build --out data/big --pairs 100000 --heldout-from data/pairs/manifest.json
-      p2t data build --out data/long --pairs 20000 --families elementwise,multi_output --min-ops 6 \\
+      p2t data build --out data/long --pairs 20000 --families elementwise,multi_output --min-ops 7 \\
           --heldout-from data/pairs/manifest.json
     Interrupting loses nothing already verified: run the same command again to resume.
     """

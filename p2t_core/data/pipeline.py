@@ -4,7 +4,8 @@
 
 1. **Units** come from the plugins' `p2t_example_units(rng, count)` hook (built-in and third-party plugins
    alike; the built-in plugins implement it by calling the generators in `p2t_core.data.generators`),
-   deduplicated by structure; everything is deterministic for a seed. Only without plugins
+   deduplicated by structure; everything is deterministic for a seed. A `UnitFilter` (`--families`, `--min-ops`)
+   drops the units it does not accept before they are rendered. Only without plugins
    (`use_plugins=False`, or when no plugin implements the hook) are the generators called directly.
 2. **Renderings**: each unit in every style it admits (`render.applicable_styles`), with surface variation
    seeded by (seed, unit, style); each is canonicalized (`canonical.canonicalize`), and renderings are
