@@ -108,8 +108,8 @@ def main() -> None:
     if added:  # by_family and the other counts above are the sampled corpus's; these rows come on top
         manifest["added_train"] = [{"data": str(extra), "rows": n, "dropped": d}
                                    for extra, (n, d) in zip(args.add_train, added, strict=True)]
-        print("added training rows: " + ", ".join(f"{extra}: {n} ({d} dropped)"
-                                                  for extra, (n, d) in zip(args.add_train, added, strict=True)))
+        print("added training rows: " + ", ".join(f"{a['data']}: {a['rows']} ({a['dropped']} dropped)"
+                                                  for a in manifest["added_train"]))
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"sample of {args.data}: {counts}" + (f"; {dropped} rows dropped as held out" if args.valid_from else ""))
     if args.tar:

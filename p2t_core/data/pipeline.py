@@ -257,7 +257,6 @@ def make_candidates(seed: int, pairs: int, pm=None, stats: Counter | None = None
         if stats["units"] > 50 * pairs + 1000:
             break
         if not keep(unit):
-            stats["filtered"] += 1
             continue
         try:
             styles = applicable_styles(unit)
