@@ -10,7 +10,8 @@ Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step 
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
 profiler (tokens/s and MFU, the figures a training run logs) `--passes` times over the same batches (a batch shape's
-first use costs time that later uses do not), then profiles `--steps` steps and writes
+first use costs time that later uses do not; with `--fresh`, over new batches each pass, drawn inside the timing, as a
+training run meets them), then profiles `--steps` steps and writes
 `profile_<mode>.txt`: milliseconds per step, tokens/s, and the CUDA kernels by total time (attention forward/backward,
 matmuls, fused elementwise), plus `profile.json` with every summary.
 Modes may repeat: `--modes graph,padded,graph,padded` shows the drift between runs of one process next to the effect.
@@ -71,11 +72,17 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     for _ in range(args.passes):
         flops.clear()
         tokens, start = 0, time.perf_counter()
-        for batches in steps:
-            tokens += step(batches)
+        if args.fresh:  # new batches, drawn inside the timing: what a training run meets
+            steps = []
+            for _ in range(args.timed):
+                steps.append([loader.next_batch() for _ in range(train_cfg.grad_accum)])
+                tokens += step(steps[-1])
+        else:
+            for batches in steps:
+                tokens += step(batches)
         sync()
         timed_s = time.perf_counter() - start
-        passes.append({"steps": args.timed, "tokens_per_s": tokens / timed_s,
+        passes.append({"steps": args.timed, "tokens": tokens, "tokens_per_s": tokens / timed_s,
                        "ms_per_step": 1000 * timed_s / args.timed, "mfu": sum(flops) / timed_s / train_cfg.peak_flops})
     shapes = {tuple(b.x.shape) for batches in steps for b in batches}
     timed = {**passes[-1], "passes": passes, "batch_shapes": len(shapes)}
@@ -107,6 +114,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=30, help="kernels listed per mode")
     parser.add_argument("--timed", type=int, default=30, help="unprofiled steps timed per mode")
     parser.add_argument("--passes", type=int, default=1, help="times the timed steps run (the last one is reported)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="each pass draws new steps from the loader inside the timing (new batch shapes and "
+                        "real-token counts, the loader's own time) instead of repeating the same steps")
     parser.add_argument("--modes", default="padded,graph",
                         help="which of padded,least,least8,packed,graph,unpad-<cut> to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")

@@ -31,6 +31,20 @@ def test_profile_every_mode_on_the_same_steps_on_cpu(tmp_path, data_dir, tok):
         assert "aten::" in (out / f"profile_{summary['mode']}.txt").read_text()
 
 
+def test_fresh_passes_draw_new_steps_inside_the_timing(tmp_path, data_dir, tok):
+    tok.save(tmp_path / "tokenizer.json")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--data", str(data_dir), "--tokenizer",
+                           str(tmp_path / "tokenizer.json"), "--out", str(out), "--steps", "1", "--warmup", "1",
+                           "--rows", "5", "--timed", "2", "--passes", "2", "--fresh", "--modes", "unpad-least4"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (summary,) = json.loads((out / "profile.json").read_text())
+    passes = summary["unprofiled"]["passes"]
+    assert len(passes) == 2 and all(p["tokens"] > 0 and p["tokens_per_s"] > 0 for p in passes)
+    assert summary["unprofiled"]["batch_shapes"] >= 1  # counted over the last pass's steps
+
+
 def test_padding_report_counts_both_cuts_of_an_epoch(tmp_path, data_dir, tok):
     tok.save(tmp_path / "tokenizer.json")
     proc = subprocess.run([sys.executable, str(SCRIPT.parent / "padding_report.py"), str(data_dir), "--tokenizer",

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Why does a full training run with `train.unpad` train slower than its 30-step profile? One GPU call that runs the
+# real `p2t train` loop on the same carried data once per config, one after another, then the fresh-step profile.
+#
+#   OUT=$OUT DATA_TAR=.gpudata/mixlong.tar.xz bash scripts/gpu_unpad_ab.sh
+#
+# Environment (optional): CONFIGS (space-separated config files, default scripts/train_unpad.json and its twin without
+# unpad, scripts/train_least8.json), STEPS per run (200), RUN_BUDGET seconds per run (190), PROFILE_MODES for
+# scripts/train_profile.py --fresh afterwards (e.g. "unpad-least8,least8"; default none), PROFILE_BUDGET (150).
+# CONFIGS="" PROFILE_MODES=... runs the profile alone (on a warm machine: the data of the last call).
+# Every run starts from the shipped weights with the same seed, so each sees the same steps of the same data.
+# Per run, in $OUT/ab.tar.gz: the train log (TORCH_LOGS=recompiles,graph_breaks: every recompilation and why),
+# train_log.jsonl, and the GPU's utilization sampled every 100 ms (nvidia-smi), which tells a GPU-bound step from a
+# host-bound one. The summary (median tokens/s and MFU over logged steps >= 60, median GPU utilization) is printed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${P2T_NO_GPU_ENV:-}" ]; then
+    # shellcheck source=/dev/null
+    source scripts/gpu_env.sh
+fi
+OUT=${OUT:-/tmp/p2t_ab_out}
+WORK=${WORK:-/tmp/p2t_ab_work}
+STEPS=${STEPS:-200}
+CONFIGS=${CONFIGS-scripts/train_unpad.json scripts/train_least8.json}
+INIT_WEIGHTS=${INIT_WEIGHTS-model/weights}  # empty: from scratch
+PRESET=${PRESET:-50m}  # tiny: a CPU smoke test of this script (with P2T_NO_GPU_ENV=1)
+mkdir -p "$OUT" "$WORK/data" "$WORK/logs"
+if [ ! -s "$WORK/data/train.jsonl" ]; then  # a warm machine keeps the data and its token cache from the last call
+    tar -C "$WORK/data" -xJf "$DATA_TAR"
+fi
+# Tokenized once into the data's token cache before the runs (~100 s for 70k pairs), so no run pays it alone
+first=${CONFIGS%% *}
+python3 - "$WORK/data" "${first:-scripts/train_least8.json}" "$PRESET" <<'PY'
+import sys, time
+from p2t_model.config import load_config_file, merge, preset
+from p2t_model.data import SPLITS, load_split
+from p2t_model.tokenizer import P2TTokenizer
+model_cfg, _ = merge(*preset(sys.argv[3]), load_config_file(sys.argv[2]))
+tokenizer, start = P2TTokenizer.load("model/weights/tokenizer.json"), time.perf_counter()
+for split in SPLITS:
+    load_split(sys.argv[1], split, tokenizer, model_cfg.context, model_cfg.pair_format)
+print(f"tokenized in {time.perf_counter() - start:.0f} s")
+PY
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader || true
+for config in $CONFIGS; do
+    name=$(basename "$config" .json)
+    echo "# $name: $(date -Is)"
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader,nounits -lms 100 \
+        > "$WORK/logs/$name.gpu.csv" &
+    smi=$!
+    TORCH_LOGS=recompiles,graph_breaks timeout -s INT "${RUN_BUDGET:-190}" python3 -m p2t_model.cli \
+        --data "$WORK/data" --out "$WORK/run_$name" --preset "$PRESET" --config "$config" --max-steps "$STEPS" \
+        --tokenizer model/weights/tokenizer.json ${INIT_WEIGHTS:+--init-weights "$INIT_WEIGHTS"} --quiet > "$WORK/logs/$name.log" 2>&1
+    echo "exit code $?"
+    kill "$smi" 2>/dev/null
+    cp "$WORK/run_$name/train_log.jsonl" "$WORK/logs/$name.jsonl" 2>/dev/null
+    grep -c "Recompiling" "$WORK/logs/$name.log" | sed "s/^/recompilations: /"
+done
+if [ -n "${PROFILE_MODES:-}" ]; then
+    timeout -s INT "${PROFILE_BUDGET:-150}" python3 scripts/train_profile.py --data "$WORK/data" --out "$WORK/logs" \
+        --tokenizer model/weights/tokenizer.json --modes "$PROFILE_MODES" --fresh \
+        --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 > "$WORK/logs/profile.log" 2>&1
+    echo "profile exit code $?"; tail -4 "$WORK/logs/profile.log"
+fi
+python3 - "$WORK/logs" $CONFIGS <<'PY'
+import csv, json, statistics, sys
+from datetime import datetime
+from pathlib import Path
+logs = Path(sys.argv[1])
+for config in sys.argv[2:]:
+    name = Path(config).stem
+    path = logs / f"{name}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if "tokens_per_s" in line] if path.exists() else []
+    late = [r for r in rows if r["step"] >= 60]
+    if not late:
+        print(f"{name}: no logged step >= 60")
+        continue
+    start, end = late[0]["time"], late[-1]["time"]  # utilization while those steps ran (time.time(), local clock)
+    with open(logs / f"{name}.gpu.csv") as f:
+        util = [float(r[1]) for r in csv.reader(f) if len(r) > 1 and r[1].strip().isdigit()
+                and start <= datetime.strptime(r[0].strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp() <= end]
+    print(f"{name}: {len(late)} logged steps >= 60 (last step {rows[-1]['step']}): median "
+          f"{statistics.median(r['tokens_per_s'] for r in late):,.0f} tokens/s, "
+          f"MFU {statistics.median(r['mfu'] for r in late):.1%}; GPU utilization over those steps: median "
+          f"{statistics.median(util) if util else float('nan'):.0f}%, mean {statistics.fmean(util) if util else 0:.0f}% "
+          f"({len(util)} samples)")
+PY
+tar -C "$WORK" -czf "$OUT/ab.tar.gz" logs
+ls -l "$OUT"
