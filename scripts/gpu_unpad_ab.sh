@@ -60,7 +60,7 @@ if [ -n "${PROFILE_MODES:-}" ]; then
     timeout -s INT "${PROFILE_BUDGET:-150}" python3 scripts/train_profile.py --data "$WORK/data" --out "$WORK/logs" \
         --tokenizer model/weights/tokenizer.json --modes "$PROFILE_MODES" --fresh \
         --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 > "$WORK/logs/profile.log" 2>&1
-    echo "profile exit code $?"; tail -4 "$WORK/logs/profile.log"
+    echo "profile exit code $?"; grep -E "ms/step|failed" "$WORK/logs/profile.log"
 fi
 python3 - "$WORK/logs" $CONFIGS <<'PY'
 import csv, json, statistics, sys

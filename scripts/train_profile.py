@@ -6,7 +6,9 @@ eager against replayed from one CUDA graph (model/step.py), in one GPU call on t
 Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step cut where its micro-batches pad least,
 `train.least_padding`, instead of into equal counts; `least8`: with rows in multiples of 8, `train.row_multiple`),
 `graph` (padded, the optimizer step as a CUDA graph), and `unpad-` before a padded cut (`unpad-padded`,
-`unpad-least8`): that cut with only the real tokens computed outside attention (`train.unpad`). For each
+`unpad-least8`): that cut with only the real tokens computed outside attention (`train.unpad`); `x2-` before those:
+the step's pairs in half as many micro-batches of twice the rows (less host work per token); `cg-` before any of them:
+compiled with mode="reduce-overhead" (the forward and backward replayed from CUDA graphs, one per batch shape). For each
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
 profiler (tokens/s and MFU, the figures a training run logs) `--passes` times over the same batches (a batch shape's
@@ -43,19 +45,29 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     model = MinimalLLM(model_cfg).to(device)
     optimizers = build_optimizers(model, train_cfg)
     stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda")
-    run = torch.compile(model, dynamic=True) if device.type == "cuda" else model
-    cut = mode.removeprefix("unpad-")
+    cut = mode.removeprefix("cg-")
+    graphs = cut != mode  # the compiled forward and backward replayed from CUDA graphs, one per batch shape
+    if device.type == "cuda":
+        run = torch.compile(model, dynamic=True, mode="reduce-overhead" if graphs else None)
+    else:
+        run = model
+    wide = cut.startswith("x2-")  # the step's pairs in half as many micro-batches of twice the rows
+    cut = cut.removeprefix("x2-")
+    micro_batch, accum = (2 * train_cfg.micro_batch, train_cfg.grad_accum // 2) if wide else (
+        train_cfg.micro_batch, train_cfg.grad_accum)
+    unpad = cut.startswith("unpad-")
+    cut = cut.removeprefix("unpad-")
     least = cut.startswith("least")
-    loader = BatchLoader(ds, train_cfg.micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
-                         group=train_cfg.grad_accum, pad_multiple=train_cfg.pad_multiple, packed=mode == "packed",
+    loader = BatchLoader(ds, micro_batch, tokenizer.pad_id, model_cfg.context, seed=train_cfg.seed,
+                         group=accum, pad_multiple=train_cfg.pad_multiple, packed=cut == "packed",
                          least_padding=least, row_multiple=int(cut.removeprefix("least") or 1) if least else 1,
-                         unpad=cut != mode)
+                         unpad=unpad)
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
     flops, norms = [], []
 
     def step(batches=None) -> int:
-        batches = batches or [loader.next_batch() for _ in range(train_cfg.grad_accum)]
+        batches = batches or [loader.next_batch() for _ in range(accum)]
         accumulate_gradients(run, batches, device, dtype)
         norms.append(stepper.step())
         n = sum(b.n_tokens for b in batches)
@@ -67,7 +79,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
         step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
-    steps = [[loader.next_batch() for _ in range(train_cfg.grad_accum)] for _ in range(args.timed)]
+    steps = [[loader.next_batch() for _ in range(accum)] for _ in range(args.timed)]
     passes = []
     for _ in range(args.passes):
         flops.clear()
@@ -75,7 +87,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
         if args.fresh:  # new batches, drawn inside the timing: what a training run meets
             steps = []
             for _ in range(args.timed):
-                steps.append([loader.next_batch() for _ in range(train_cfg.grad_accum)])
+                steps.append([loader.next_batch() for _ in range(accum)])
                 tokens += step(steps[-1])
         else:
             for batches in steps:
@@ -141,14 +153,21 @@ def main() -> None:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        results.append(profile_mode(mode, args, model_cfg, train_cfg, ds, tokenizer, device))
-    (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
-    for r in results:
+        try:
+            r = profile_mode(mode, args, model_cfg, train_cfg, ds, tokenizer, device)
+        except (RuntimeError, torch.OutOfMemoryError) as e:  # a mode that cannot run (out of memory) ends only itself
+            r = {"mode": mode, "error": f"{type(e).__name__}: {e}"[:2000]}
+        results.append(r)
+        # written after every mode, so a time limit that cuts the last one keeps the others
+        (Path(args.out) / "profile.json").write_text(json.dumps(results, indent=2))
+        if "error" in r:
+            print(f"{mode}: failed: {r['error'][:300]}", flush=True)
+            continue
         t = r["unprofiled"]
         each = " / ".join(f"{p['ms_per_step']:.1f}" for p in t["passes"])
-        print(f"{r['mode']}: {t['ms_per_step']:.1f} ms/step, {t['tokens_per_s']:,.0f} tokens/s, MFU {t['mfu']:.1%} "
+        print(f"{mode}: {t['ms_per_step']:.1f} ms/step, {t['tokens_per_s']:,.0f} tokens/s, MFU {t['mfu']:.1%} "
               f"({t['steps']} steps, {t['batch_shapes']} batch shapes; passes {each} ms/step); "
-              f"profiled {r['ms_per_step']:.1f} ms/step")
+              f"profiled {r['ms_per_step']:.1f} ms/step", flush=True)
 
 
 if __name__ == "__main__":
