@@ -6,7 +6,8 @@
 #
 # Environment (optional): CONFIGS (space-separated config files, default scripts/train_unpad.json and its twin without
 # unpad, scripts/train_least8.json), STEPS per run (200), RUN_BUDGET seconds per run (190), PROFILE_MODES for
-# scripts/train_profile.py --fresh afterwards (e.g. "unpad-least8,least8"; default none), PROFILE_BUDGET (150).
+# scripts/train_profile.py --fresh afterwards (e.g. "unpad-least8,least8"; default none), PROFILE_BUDGET (150),
+# PROFILE_ARGS added to its arguments (e.g. "--warmup 15 --timed 30").
 # CONFIGS="" PROFILE_MODES=... runs the profile alone (on a warm machine: the data of the last call).
 # Every run starts from the shipped weights with the same seed, so each sees the same steps of the same data.
 # Per run, in $OUT/ab.tar.gz: the train log (TORCH_LOGS=recompiles,graph_breaks: every recompilation and why),
@@ -59,7 +60,7 @@ done
 if [ -n "${PROFILE_MODES:-}" ]; then
     timeout -s INT "${PROFILE_BUDGET:-150}" python3 scripts/train_profile.py --data "$WORK/data" --out "$WORK/logs" \
         --tokenizer model/weights/tokenizer.json --modes "$PROFILE_MODES" --fresh \
-        --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 > "$WORK/logs/profile.log" 2>&1
+        --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 ${PROFILE_ARGS:-} > "$WORK/logs/profile.log" 2>&1
     echo "profile exit code $?"; grep -E "ms/step|failed" "$WORK/logs/profile.log"
 fi
 python3 - "$WORK/logs" $CONFIGS <<'PY'
