@@ -57,7 +57,7 @@ def test_accumulating_4_micro_batches_equals_one_big_batch(data_dir, tok):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("layout", ["packed", "unpadded"])
+@pytest.mark.parametrize("layout", ["packed", "unpadded", "unpadded, rounded"])
 def test_packed_or_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(layout, data_dir, tok):
     """Pairs end to end (train.pack), or only the real tokens computed outside attention (train.unpad): the padded
     batch's loss and gradients."""
@@ -74,7 +74,10 @@ def test_packed_or_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(lay
 
     padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
     other = (collate_packed(ds, index, tok.pad_id, 8) if layout == "packed"
-             else collate(ds, index, tok.pad_id, 8, m.context, unpad=True))
+             else collate(ds, index, tok.pad_id, 8, m.context, unpad=True, unpad_multiple=1 if layout == "unpadded"
+                          else 24))  # real tokens, then padding slots up to a multiple of 24
+    if layout == "unpadded, rounded":
+        assert other.n_tokens < len(other.keep) < other.x.numel()  # some padding slots computed, not all
     other_loss, others = grads(other)
     assert abs(padded_loss - other_loss) < 1e-5
     for a, b in zip(padded, others, strict=True):
