@@ -134,8 +134,9 @@ class TrainConfig:
     # In one H100 process (docs/BENCHMARKS.md, twenty-seventh session) it ran the same 30 steps at 102.8 against
     # 113.0 ms a step with least padding x8 alone: 791k against 720k tokens/s, 41.2% against 37.5% MFU. But the first
     # full run with it (scripts/train_unpad.json, 1,500 steps, twenty-ninth session) trained at a median 478k tokens/s,
-    # 24.5% MFU, far under the padded runs' 36-38% (other runs, another data mix; the cause is not measured), so it
-    # stays opt-in.
+    # 24.5% MFU. On new steps in one H100 process (thirtieth session) it ran 143.5 against least x8's 117.3 ms a step:
+    # host time per matmul grew with a new token count N in every micro-batch, so N is now rounded up to a multiple of
+    # 256 (data.UNPAD_MULTIPLE), not yet timed. It stays opt-in.
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/

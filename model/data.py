@@ -211,10 +211,11 @@ def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
     return n if context is None else min(n, context)
 
 
-# An unpadded batch computes its real tokens plus padding slots up to a multiple of this many (or all B * T slots):
-# with the exact count N, every micro-batch met new matmul shapes (cuBLAS chose kernels for each anew: 52.6 against
-# 36.6 us of host time per aten::mm in a profile on new steps, twenty-ninth session), which made a 1,500-step run
-# host-bound; rounded, ~100 distinct N cover a corpus. 256 slots cost 0.6% of a 20k-token micro-batch.
+# An unpadded batch computes its real tokens plus padding slots up to a multiple of this many (or all B * T slots).
+# With the exact count N nearly every micro-batch is a new shape for the matmuls (2,652 distinct N in the 2,945
+# micro-batches of an epoch of the 70k long-chain mix; 119 rounded), and on new steps an H100 profile spent 52.6 us of
+# host time per aten::mm unpadded against 36.6 us padded (thirtieth session, docs/BENCHMARKS.md): the suspect for
+# the slow full run. Rounded, the shapes repeat; it costs 0.7% more computed tokens on that mix. Not yet timed.
 UNPAD_MULTIPLE = 256
 
 
