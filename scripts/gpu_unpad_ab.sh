@@ -8,7 +8,8 @@
 # unpad, scripts/train_least8.json), STEPS per run (200), RUN_BUDGET seconds per run (190), PROFILE_MODES for
 # scripts/train_profile.py --fresh afterwards (e.g. "unpad-least8,least8"; default none), PROFILE_BUDGET (150),
 # PROFILE_ARGS added to its arguments (e.g. "--warmup 15 --timed 30").
-# CONFIGS="" PROFILE_MODES=... runs the profile alone (on a warm machine: the data of the last call).
+# CONFIGS="" PROFILE_MODES=... runs the profile alone (on a warm machine: the data of the last call). FROM_STEP (60):
+# the first step of the summary's medians (the ones before hold the compile and the warm-up).
 # Every run starts from the shipped weights with the same seed, so each sees the same steps of the same data.
 # Per run, in $OUT/ab.tar.gz: the train log (TORCH_LOGS=recompiles,graph_breaks: every recompilation and why),
 # train_log.jsonl, and the GPU's utilization sampled every 100 ms (nvidia-smi), which tells a GPU-bound step from a
@@ -63,24 +64,24 @@ if [ -n "${PROFILE_MODES:-}" ]; then
         --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 ${PROFILE_ARGS:-} > "$WORK/logs/profile.log" 2>&1
     echo "profile exit code $?"; grep -E "ms/step|failed" "$WORK/logs/profile.log"
 fi
-python3 - "$WORK/logs" $CONFIGS <<'PY'
+python3 - "$WORK/logs" "${FROM_STEP:-60}" $CONFIGS <<'PY'
 import csv, json, statistics, sys
 from datetime import datetime
 from pathlib import Path
-logs = Path(sys.argv[1])
-for config in sys.argv[2:]:
+logs, first = Path(sys.argv[1]), int(sys.argv[2])
+for config in sys.argv[3:]:
     name = Path(config).stem
     path = logs / f"{name}.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if "tokens_per_s" in line] if path.exists() else []
-    late = [r for r in rows if r["step"] >= 60]
+    late = [r for r in rows if r["step"] >= first]
     if not late:
-        print(f"{name}: no logged step >= 60")
+        print(f"{name}: no logged step >= {first}")
         continue
     start, end = late[0]["time"], late[-1]["time"]  # utilization while those steps ran (time.time(), local clock)
     with open(logs / f"{name}.gpu.csv") as f:
         util = [float(r[1]) for r in csv.reader(f) if len(r) > 1 and r[1].strip().isdigit()
                 and start <= datetime.strptime(r[0].strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp() <= end]
-    print(f"{name}: {len(late)} logged steps >= 60 (last step {rows[-1]['step']}): median "
+    print(f"{name}: {len(late)} logged steps >= {first} (last step {rows[-1]['step']}): median "
           f"{statistics.median(r['tokens_per_s'] for r in late):,.0f} tokens/s, "
           f"MFU {statistics.median(r['mfu'] for r in late):.1%}; GPU utilization over those steps: median "
           f"{statistics.median(util) if util else float('nan'):.0f}%, mean {statistics.fmean(util) if util else 0:.0f}% "
