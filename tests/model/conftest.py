@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 
 import pytest
 import torch
@@ -93,6 +94,17 @@ def data_dir(tmp_path):
     write_split(d / "valid_random.jsonl", rows[:3])
     write_split(d / "valid_compositional.jsonl", rows[-3:])
     return d
+
+
+@pytest.fixture
+def data_tarball(tmp_path, data_dir):
+    """data_dir packed as the .tar.xz a GPU call is given (DATA_TAR of the scripts/gpu_*.sh scripts)."""
+    path = tmp_path / "data.tar.xz"
+    with tarfile.open(path, "w:xz") as tar:
+        for f in sorted(data_dir.iterdir()):
+            if f.is_file():
+                tar.add(f, arcname=f.name)
+    return path
 
 
 @pytest.fixture

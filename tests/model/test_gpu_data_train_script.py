@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_data_train.sh"
@@ -21,20 +20,16 @@ def run_script(tmp_path: Path, out: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=400)
 
 
-def carry(tmp_path: Path, data_dir, tok, train: dict) -> dict[str, str]:
+def carry(tmp_path: Path, data_tarball: Path, tok, train: dict) -> dict[str, str]:
     """The corpus as a carried tarball, the tokenizer and a config: the files a GPU call is given."""
-    with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
-        for f in sorted(Path(data_dir).iterdir()):
-            if f.is_file():
-                tar.add(f, arcname=f.name)
     tok.save(tmp_path / "tokenizer.json")
     (tmp_path / "cfg.json").write_text(json.dumps({"model": {"context": 4096}, "train": train}))
-    return {"DATA_TAR": str(tmp_path / "data.tar.xz"), "TOKENIZER": str(tmp_path / "tokenizer.json"),
+    return {"DATA_TAR": str(data_tarball), "TOKENIZER": str(tmp_path / "tokenizer.json"),
             "CONFIG": str(tmp_path / "cfg.json"), "WORK": str(tmp_path / "work")}
 
 
-def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
-    common = {**carry(tmp_path, data_dir, tok, {"micro_batch": 2, "grad_accum": 2, "ckpt_interval": 2,
+def test_stop_after_then_resume_continues_the_run(tmp_path, data_tarball, tok):
+    common = {**carry(tmp_path, data_tarball, tok, {"micro_batch": 2, "grad_accum": 2, "ckpt_interval": 2,
                                                 "eval_interval": 2, "eval_batches": 1, "warmup_steps": 1,
                                                 "log_interval": 1}), "STEPS": "4"}
 
@@ -55,9 +50,9 @@ def test_stop_after_then_resume_continues_the_run(tmp_path, data_dir, tok):
     assert fresh.returncode == 3 and "has no checkpoint" in fresh.stdout
 
 
-def test_a_corpus_left_by_one_call_is_trained_on_by_the_next(tmp_path, data_dir, tok):
+def test_a_corpus_left_by_one_call_is_trained_on_by_the_next(tmp_path, data_tarball, tok):
     """STEPS=0 leaves the corpus in $WORK/data (a build-only call); REUSE_DATA=1 starts a fresh run on it."""
-    common = carry(tmp_path, data_dir, tok, {"micro_batch": 2, "grad_accum": 1, "warmup_steps": 1})
+    common = carry(tmp_path, data_tarball, tok, {"micro_batch": 2, "grad_accum": 1, "warmup_steps": 1})
     tarball = common.pop("DATA_TAR")
 
     data_only = run_script(tmp_path, "out1", DATA_TAR=tarball, STEPS="0", **common)

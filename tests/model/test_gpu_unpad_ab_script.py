@@ -13,11 +13,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_unpad_ab.sh"
 
 
-def test_each_config_trains_on_the_same_data_then_the_profile_runs(tmp_path, data_dir):
-    with tarfile.open(tmp_path / "data.tar.xz", "w:xz") as tar:
-        for f in sorted(Path(data_dir).iterdir()):
-            if f.is_file():
-                tar.add(f, arcname=f.name)
+def test_each_config_trains_on_the_same_data_then_the_profile_runs(tmp_path, data_tarball):
     train = {"micro_batch": 2, "grad_accum": 2, "warmup_steps": 1, "log_interval": 1, "eval_batches": 1,
              "least_padding": True, "row_multiple": 2}
     configs = []
@@ -27,7 +23,7 @@ def test_each_config_trains_on_the_same_data_then_the_profile_runs(tmp_path, dat
                                            "train": {**train, "unpad": unpad}}))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "P2T_NO_GPU_ENV": "1", "PRESET": "tiny", "INIT_WEIGHTS": "", "STEPS": "3", "FROM_STEP": "2",
-           "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "DATA_TAR": str(tmp_path / "data.tar.xz"),
+           "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"), "DATA_TAR": str(data_tarball),
            "CONFIGS": " ".join(map(str, configs)), "PROFILE_MODES": "least2,unpad-least2",
            "PROFILE_ARGS": "--tiny --warmup 1 --timed 1 --passes 1 --steps 1 --rows 3"}
     proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=400)
