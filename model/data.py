@@ -219,6 +219,11 @@ def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
 UNPAD_MULTIPLE = 256
 
 
+def unpadded_count(n: int, slots: int, multiple: int = UNPAD_MULTIPLE) -> int:
+    """Tokens an unpadded batch of n real tokens in `slots` padded slots computes: n rounded up to `multiple`."""
+    return padded_length(n, multiple, slots)
+
+
 def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int,
             unpad: bool = False, unpad_multiple: int = UNPAD_MULTIPLE) -> Batch:
     """The pairs padded at the end to one length T (B, T); with `unpad`, also `keep`, the slots row * T + i of
@@ -233,15 +238,13 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
         x[row, :n] = ids[:-1]
         y[row, :n] = ids[1:]
         y[row, :ds.target_start[i] - 1] = IGNORE_INDEX  # targets before the first target token: the prompt
+    n = sum(ds.lengths[i] for i in index)
     keep = None
-    if unpad:
-        real = [torch.arange(row * T, row * T + ds.lengths[i]) for row, i in enumerate(index)]
-        n = sum(len(r) for r in real)
-        extra = min(-(-n // unpad_multiple) * unpad_multiple, len(index) * T) - n
-        padding = torch.cat([torch.arange(row * T + ds.lengths[i], (row + 1) * T) for row, i in enumerate(index)])
-        keep = torch.cat([*real, padding[:extra]])
-    return Batch(x, y, n_tokens=sum(ds.lengths[i] for i in index), n_targets=int((y != IGNORE_INDEX).sum()),
-                 attn_span=float(T), keep=keep)
+    if unpad:  # the real slots in row order, then the first padding slots up to the rounded count
+        real = (torch.arange(T) < torch.tensor([ds.lengths[i] for i in index])[:, None]).view(-1)  # (B * T,)
+        extra = unpadded_count(n, x.numel(), unpad_multiple) - n
+        keep = torch.cat([real.nonzero()[:, 0], (~real).nonzero()[:extra, 0]])
+    return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=float(T), keep=keep)
 
 
 def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int) -> Batch:

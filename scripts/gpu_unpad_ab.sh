@@ -52,7 +52,8 @@ for config in $CONFIGS; do
     smi=$!
     TORCH_LOGS=recompiles,graph_breaks timeout -s INT "${RUN_BUDGET:-190}" python3 -m p2t_model.cli \
         --data "$WORK/data" --out "$WORK/run_$name" --preset "$PRESET" --config "$config" --max-steps "$STEPS" \
-        --tokenizer model/weights/tokenizer.json ${INIT_WEIGHTS:+--init-weights "$INIT_WEIGHTS"} --quiet > "$WORK/logs/$name.log" 2>&1
+        --tokenizer model/weights/tokenizer.json ${INIT_WEIGHTS:+--init-weights "$INIT_WEIGHTS"} --quiet \
+        > "$WORK/logs/$name.log" 2>&1
     echo "exit code $?"
     kill "$smi" 2>/dev/null
     cp "$WORK/run_$name/train_log.jsonl" "$WORK/logs/$name.jsonl" 2>/dev/null

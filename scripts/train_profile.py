@@ -86,12 +86,10 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
         tokens, start = 0, time.perf_counter()
         if args.fresh:  # new batches, drawn inside the timing: what a training run meets
             steps = []
-            for _ in range(args.timed):
+        for i in range(args.timed):
+            if args.fresh:
                 steps.append([loader.next_batch() for _ in range(accum)])
-                tokens += step(steps[-1])
-        else:
-            for batches in steps:
-                tokens += step(batches)
+            tokens += step(steps[i])
         sync()
         timed_s = time.perf_counter() - start
         passes.append({"steps": args.timed, "tokens": tokens, "tokens_per_s": tokens / timed_s,

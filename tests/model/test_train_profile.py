@@ -43,6 +43,7 @@ def test_fresh_passes_draw_new_steps_inside_the_timing(tmp_path, data_dir, tok):
     (summary,) = json.loads((out / "profile.json").read_text())
     passes = summary["unprofiled"]["passes"]
     assert len(passes) == 2 and all(p["tokens"] > 0 and p["tokens_per_s"] > 0 for p in passes)
+    assert passes[0]["tokens"] != passes[1]["tokens"]  # other pairs each pass (repeated passes hold the same ones)
     assert summary["unprofiled"]["batch_shapes"] >= 1  # counted over the last pass's steps
 
 
@@ -54,6 +55,9 @@ def test_padding_report_counts_both_cuts_of_an_epoch(tmp_path, data_dir, tok):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     even, least, least2 = proc.stdout.splitlines()
+    for line in (even, least, least2):  # the unpadded micro-batches' token counts, exact and rounded
+        exact, rounded = (int(line.split("; unpadded: ")[1].split()[i]) for i in (0, 4))
+        assert 1 <= rounded <= exact
     assert even.strip().startswith("even cut: ") and least.strip().startswith("least padding, rows x1: ")
     assert least2.strip().startswith("least padding, rows x2: ")
     ratio = [float(line.split(": ")[1].split()[0]) for line in (even, least, least2)]
