@@ -143,6 +143,11 @@ class TrainConfig:
     # graph/eager 120.7/127.6/126.1/143.8: the step is GPU-bound, docs/BENCHMARKS.md), so it is opt-in. No effect on
     # CPU, under DDP or a grad scaler.
     graph_step: bool = False
+    # With compile on one GPU: torch.compile(mode="reduce-overhead"), the forward and backward of each batch shape
+    # replayed from CUDA graphs. In fresh-step profiles the compiled loop is host-bound (the step's ~730 matmuls and
+    # the dynamic-shape graphs' Python wrappers: 144 ms a step for 86 ms of kernels on an H200, thirty-first session,
+    # docs/BENCHMARKS.md); a replay launches a micro-batch's kernels at once. Each new batch shape is recorded once.
+    cuda_graphs: bool = False
     # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
     # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.
     peak_flops: float = 720e12

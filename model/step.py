@@ -27,7 +27,8 @@ class OptimizerStep:
     run eagerly on a side stream and the next one captures the step into a CUDA graph that every later step replays."""
 
     def __init__(self, model: nn.Module, optimizers: list[torch.optim.Optimizer], grad_clip: float, *,
-                 graph: bool = False, warmup: int = 3, scaler: torch.amp.GradScaler | None = None):
+                 graph: bool = False, warmup: int = 3, scaler: torch.amp.GradScaler | None = None,
+                 grads_in_place: bool = False):
         if graph and scaler is not None:  # the scaler skips a step on a host check of found_inf
             raise ValueError("a CUDA graph of the optimizer step cannot take a grad scaler")
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -35,6 +36,14 @@ class OptimizerStep:
         self.grad_clip = grad_clip
         self.scaler = scaler
         self.graph_enabled = graph
+        # Gradients at fixed addresses, zeroed in place: what a graph of this step reads, and what a backward replayed
+        # from CUDA graphs needs (`train.cuda_graphs`): a first micro-batch's gradient would otherwise become .grad
+        # itself, a buffer of the graphs' memory pool that the next micro-batch's replay overwrites.
+        self.grads_in_place = graph or grads_in_place
+        if self.grads_in_place:
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
         self.warmup = warmup
         self.eager_steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -72,8 +81,8 @@ class OptimizerStep:
                 opt.step()
         if self.scaler is not None:
             self.scaler.update()
-        for opt in self.optimizers:  # in place under a graph: backward accumulates into the captured buffers
-            opt.zero_grad(set_to_none=not self.graph_enabled)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=not self.grads_in_place)
         return norm
 
     def step(self) -> torch.Tensor:

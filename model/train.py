@@ -96,17 +96,21 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None,
                          scaler: torch.amp.GradScaler | None = None, *, total_targets: int | None = None,
-                         grad_scale: float = 1.0, no_sync: Callable | None = None) -> torch.Tensor:
+                         grad_scale: float = 1.0, no_sync: Callable | None = None,
+                         cuda_graphs: bool = False) -> torch.Tensor:
     """Backward over micro-batches, each normalized by `total_targets` (default: the target tokens of
     these micro-batches); returns this process's share of the mean loss (the mean loss in one process).
     Under DDP: total_targets is the count over all ranks, grad_scale the world size (DDP averages over
     ranks) and no_sync the DDP module's, entered for all micro-batches but the last. The loss stays a 0-dim
-    tensor on the device (reading it is a host sync)."""
+    tensor on the device (reading it is a host sync). cuda_graphs: `model` is compiled with mode="reduce-overhead";
+    each micro-batch then starts a new generation of its CUDA graphs (the last one's outputs are dead by then)."""
     total = max(1, sum(b.n_targets for b in batches) if total_targets is None else total_targets)
     loss_sum = torch.zeros((), device=device)
     for i, b in enumerate(batches):
         b = b.to(device)
         sync = no_sync is None or i == len(batches) - 1
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with contextlib.nullcontext() if sync else no_sync():
             with autocast(device, dtype):
                 loss = model(b.x, targets=b.y, reduction="sum", **b.model_inputs()) / total
@@ -331,11 +335,14 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     # One CUDA graph for the optimizer step (model/step.py): not under a grad scaler, whose step skips on a host
     # check of found_inf, nor under DDP, whose reducer writes the gradients
     graph = cfg.graph_step and dev.type == "cuda" and scaler is None and world_size == 1
-    stepper = OptimizerStep(model, optimizers, cfg.grad_clip, graph=graph, scaler=scaler)
+    # The compiled forward and backward replayed from CUDA graphs: not under DDP, whose reducer hooks run eagerly
+    cuda_graphs = cfg.cuda_graphs and cfg.compile and dev.type == "cuda" and world_size == 1
+    stepper = OptimizerStep(model, optimizers, cfg.grad_clip, graph=graph, scaler=scaler, grads_in_place=cuda_graphs)
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
-        run = torch.compile(run, dynamic=True)  # batches come in many lengths: one graph for all
+        # batches come in many lengths: one graph for all (and with cuda_graphs one recording per batch shape)
+        run = torch.compile(run, dynamic=True, mode="reduce-overhead" if cuda_graphs else None)
     no_sync = ddp.no_sync if ddp is not None else None
 
     # --- the loop ---
@@ -388,7 +395,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
                 if world_size > 1:
                     counts = all_reduce_sum(torch.tensor(counts, dtype=torch.int64, device=dev)).tolist()
                 loss = accumulate_gradients(run, batches, dev, dtype, scaler, total_targets=counts[0],
-                                            grad_scale=float(world_size), no_sync=no_sync)
+                                            grad_scale=float(world_size), no_sync=no_sync, cuda_graphs=cuda_graphs)
                 if world_size > 1:
                     loss = all_reduce_sum(loss.float())  # float32, as one process sums its micro-batches' losses
                 gnorm = stepper.step()

@@ -44,9 +44,10 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     torch.manual_seed(0)
     model = MinimalLLM(model_cfg).to(device)
     optimizers = build_optimizers(model, train_cfg)
-    stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda")
     cut = mode.removeprefix("cg-")
-    graphs = cut != mode  # the compiled forward and backward replayed from CUDA graphs, one per batch shape
+    graphs = cut != mode and device.type == "cuda"  # the compiled forward and backward replayed from CUDA graphs
+    stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda",
+                            grads_in_place=graphs)
     if device.type == "cuda":
         run = torch.compile(model, dynamic=True, mode="reduce-overhead" if graphs else None)
     else:
@@ -68,7 +69,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
 
     def step(batches=None) -> int:
         batches = batches or [loader.next_batch() for _ in range(accum)]
-        accumulate_gradients(run, batches, device, dtype)
+        accumulate_gradients(run, batches, device, dtype, cuda_graphs=graphs)
         norms.append(stepper.step())
         n = sum(b.n_tokens for b in batches)
         span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, n)

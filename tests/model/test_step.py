@@ -66,6 +66,28 @@ def test_the_step_clips_steps_and_zeroes_like_the_loop_it_replaced():
         torch.testing.assert_close(q, p)
 
 
+def test_gradients_in_place_stay_at_one_address_and_train_as_gradients_set_to_none():
+    """`grads_in_place` (what a backward replayed from CUDA graphs needs): every gradient exists before the first
+    backward, keeps its storage through every step, is zeroed after each, and the parameters end as the eager
+    step's, which sets gradients to None."""
+    runs = []
+    for in_place in (False, True):
+        model, optimizers, cfg = _setup("cpu")
+        stepper = OptimizerStep(model, optimizers, cfg.grad_clip, grads_in_place=in_place)
+        addresses = [p.grad.data_ptr() for p in model.parameters()] if in_place else None
+        norms = _train(model, stepper, 4, "cpu")
+        if in_place:
+            assert [p.grad.data_ptr() for p in model.parameters()] == addresses
+            assert all(not p.grad.any() for p in model.parameters())
+        else:
+            assert all(p.grad is None for p in model.parameters())
+        runs.append((model, norms))
+    (eager, eager_norms), (in_place, in_place_norms) = runs
+    assert in_place_norms == pytest.approx(eager_norms, rel=1e-6)
+    for (name, p), q in zip(eager.named_parameters(), in_place.parameters(), strict=True):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5, msg=name)
+
+
 def test_a_graph_needs_a_gpu():
     model, optimizers, cfg = _setup("cpu")
     with pytest.raises(ValueError, match="GPU"):
