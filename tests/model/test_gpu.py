@@ -100,3 +100,35 @@ def test_compiled_unpadded_step_matches_the_padded_one():
     assert unpadded_loss == pytest.approx(padded_loss, rel=1e-2)
     for a, b in zip(padded, unpadded, strict=True):
         assert (a - b).norm() <= 0.05 * a.norm() + 1e-6
+
+
+def test_cuda_graph_replays_accumulate_the_eager_gradients():
+    """train.cuda_graphs: the compiled model replayed from CUDA graphs (mode="reduce-overhead"), micro-batches of two
+    shapes accumulated into gradients that OptimizerStep(grads_in_place) keeps at one address. Three steps, so the
+    later ones are replays; each step's gradients match the eager model's on the same batches (fp32)."""
+    from p2t_model.data import Batch
+    from p2t_model.model import MinimalLLM
+    from p2t_model.muon import build_optimizers
+    from p2t_model.step import OptimizerStep
+    from p2t_model.train import accumulate_gradients
+
+    model_cfg, train_cfg = preset("tiny")
+    gen = torch.Generator().manual_seed(0)
+    steps = [[Batch(x, x.clone(), n_tokens=x.numel(), n_targets=x.numel(), attn_span=float(x.shape[1]))
+              for x in (torch.randint(0, model_cfg.vocab_size, shape, generator=gen) for shape in ((4, 48), (2, 96)))]
+             for _ in range(3)]
+    grads = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        model = MinimalLLM(model_cfg).cuda()
+        stepper = OptimizerStep(model, build_optimizers(model, train_cfg), train_cfg.grad_clip, grads_in_place=graphs)
+        run = torch.compile(model, dynamic=True, mode="reduce-overhead") if graphs else model
+        per_step = []
+        for batches in steps:
+            accumulate_gradients(run, batches, torch.device("cuda"), cuda_graphs=graphs)
+            per_step.append([p.grad.clone() for p in model.parameters()])
+            stepper.step()
+        grads.append(per_step)
+    for eager_step, graph_step in zip(*grads, strict=True):
+        for a, b in zip(eager_step, graph_step, strict=True):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-3)
