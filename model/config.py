@@ -136,7 +136,8 @@ class TrainConfig:
     # full run with it (scripts/train_unpad.json, 1,500 steps, twenty-ninth session) trained at a median 478k tokens/s,
     # 24.5% MFU. On new steps in one H100 process (thirtieth session) it ran 143.5 against least x8's 117.3 ms a step:
     # host time per matmul grew with a new token count N in every micro-batch, so N is now rounded up to a multiple of
-    # 256 (data.UNPAD_MULTIPLE), not yet timed. It stays opt-in.
+    # 256 (data.UNPAD_MULTIPLE); in the real loop on an H200 (thirty-first session) that still trained 21% slower than
+    # least x8 alone (468k against 592k tokens/s over steps 200-900, the GPU idle half the time). It stays opt-in.
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/

@@ -215,7 +215,8 @@ def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
 # With the exact count N nearly every micro-batch is a new shape for the matmuls (2,652 distinct N in the 2,945
 # micro-batches of an epoch of the 70k long-chain mix; 119 rounded), and on new steps an H100 profile spent 52.6 us of
 # host time per aten::mm unpadded against 36.6 us padded (thirtieth session, docs/BENCHMARKS.md): the suspect for
-# the slow full run. Rounded, the shapes repeat; it costs 0.7% more computed tokens on that mix. Not yet timed.
+# the slow full run. Rounded, the shapes repeat; it costs 0.7% more computed tokens on that mix. Timed in the real
+# loop (H200, thirty-first session): still 21% slower than the padded cut, so new shapes were not the whole cost.
 UNPAD_MULTIPLE = 256
 
 
