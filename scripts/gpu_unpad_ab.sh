@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Why does a full training run with `train.unpad` train slower than its 30-step profile? One GPU call that runs the
 # real `p2t train` loop on the same carried data once per config, one after another, then the fresh-step profile.
+# (Written for unpad; it compares any configs, e.g. CONFIGS="scripts/train_cg.json scripts/train_least8.json".)
 #
 #   OUT=$OUT DATA_TAR=.gpudata/mixlong.tar.xz bash scripts/gpu_unpad_ab.sh
 #
+# GPU_TESTS (optional): pytest node ids run first (e.g. the CUDA-graph gradient test before a cuda_graphs run), their
+# summary printed; a failure is reported and the runs go on.
 # Environment (optional): CONFIGS (space-separated config files, default scripts/train_unpad.json and its twin without
 # unpad, scripts/train_least8.json), STEPS per run (200), RUN_BUDGET seconds per run (190), PROFILE_MODES for
 # scripts/train_profile.py --fresh afterwards (e.g. "unpad-least8,least8"; default none), PROFILE_BUDGET (150),
@@ -27,6 +30,11 @@ CONFIGS=${CONFIGS-scripts/train_unpad.json scripts/train_least8.json}
 INIT_WEIGHTS=${INIT_WEIGHTS-model/weights}  # empty: from scratch
 PRESET=${PRESET:-50m}  # tiny: a CPU smoke test of this script (with P2T_NO_GPU_ENV=1)
 mkdir -p "$OUT" "$WORK/data" "$WORK/logs"
+if [ -n "${GPU_TESTS:-}" ]; then
+    # shellcheck disable=SC2086
+    python3 -m pytest -q -p no:cacheprovider $GPU_TESTS > "$WORK/logs/gpu_tests.log" 2>&1
+    echo "GPU tests exit code $?"; tail -3 "$WORK/logs/gpu_tests.log"
+fi
 if [ ! -s "$WORK/data/train.jsonl" ]; then  # a warm machine keeps the data and its token cache from the last call
     tar -C "$WORK/data" -xJf "$DATA_TAR"
 fi

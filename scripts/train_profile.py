@@ -65,11 +65,11 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
                          unpad=unpad)
     dtype = amp_dtype(device, train_cfg.dtype)
     n_params = model.num_params()
-    flops, norms = [], []
+    flops, norms, losses = [], [], []
 
     def step(batches=None) -> int:
         batches = batches or [loader.next_batch() for _ in range(accum)]
-        accumulate_gradients(run, batches, device, dtype, cuda_graphs=graphs)
+        losses.append(accumulate_gradients(run, batches, device, dtype, cuda_graphs=graphs))
         norms.append(stepper.step())
         n = sum(b.n_tokens for b in batches)
         span = sum(b.attn_span * b.n_tokens for b in batches) / max(1, n)
@@ -108,7 +108,8 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     seconds = time.perf_counter() - start
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=args.rows, max_name_column_width=90)
-    summary = {"mode": mode, "unprofiled": timed, "grad_norm_last": float(norms[-1]), "steps": args.steps,
+    summary = {"mode": mode, "unprofiled": timed, "grad_norm_last": float(norms[-1]),
+               "loss_last": float(losses[-1]), "steps": args.steps,
                "tokens": tokens, "ms_per_step": 1000 * seconds / args.steps, "tokens_per_s": tokens / seconds,
                "note": "profiled: the profiler adds overhead; compare modes"}
     (Path(args.out) / f"profile_{mode}.txt").write_text(json.dumps(summary) + "\n\n" + table)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_profile.py"
 
 
@@ -26,6 +28,9 @@ def test_profile_every_mode_on_the_same_steps_on_cpu(tmp_path, data_dir, tok):
     assert unpadded["tokens"] == least4["tokens"] == graphed["tokens"]  # the same cut, only its padding not computed
     assert wide["tokens"] > 0  # the same pairs a step in half as many micro-batches: other cuts, other steps
     assert least["tokens"] > 0  # 12 pairs in steps of 8: past the first epoch's short step the cuts take other pairs
+    # the last step's loss, a check that a mode computes what the others do: on the CPU graph and cg- run eagerly
+    assert graph["loss_last"] == padded["loss_last"] and graphed["loss_last"] == unpadded["loss_last"]
+    assert unpadded["loss_last"] == pytest.approx(least4["loss_last"], rel=1e-4)
     for summary in (padded, packed, graph, least, least4, unpadded, wide, graphed):
         assert summary["unprofiled"]["tokens_per_s"] > 0 and 0 < summary["unprofiled"]["mfu"] < 1
         assert len(summary["unprofiled"]["passes"]) == 2 and summary["unprofiled"]["batch_shapes"] >= 1
