@@ -105,7 +105,8 @@ def test_compiled_unpadded_step_matches_the_padded_one():
 def test_cuda_graph_replays_accumulate_the_eager_gradients():
     """train.cuda_graphs: the compiled model replayed from CUDA graphs (mode="reduce-overhead"), micro-batches of two
     shapes accumulated into gradients that OptimizerStep(grads_in_place) keeps at one address. Three steps, so the
-    later ones are replays; each step's gradients match the eager model's on the same batches (fp32)."""
+    later ones are replays; each step's gradients match the eager model's on the same batches (fp32). The rate is 0,
+    so both models keep equal weights and a rounding difference in one step's gradients does not grow in the next."""
     from p2t_model.data import Batch
     from p2t_model.model import MinimalLLM
     from p2t_model.muon import build_optimizers
@@ -124,6 +125,7 @@ def test_cuda_graph_replays_accumulate_the_eager_gradients():
         stepper = OptimizerStep(model, build_optimizers(model, train_cfg), train_cfg.grad_clip, grads_in_place=graphs)
         run = torch.compile(model, dynamic=True, mode="reduce-overhead") if graphs else model
         per_step = []
+        stepper.set_lr(0.0)
         for batches in steps:
             accumulate_gradients(run, batches, torch.device("cuda"), cuda_graphs=graphs)
             per_step.append([p.grad.clone() for p in model.parameters()])
