@@ -24,7 +24,8 @@ import torch.nn as nn
 class OptimizerStep:
     """`step()` clips, steps every optimizer (through `scaler` under fp16) and zeroes the gradients, and returns the
     gradient norm before clipping (a 0-dim tensor on the device). With `graph` (CUDA only) the first `warmup` steps
-    run eagerly on a side stream and the next one captures the step into a CUDA graph that every later step replays."""
+    run eagerly on a side stream and the next one captures the step into a CUDA graph that every later step replays.
+    With `grads_in_place` (implied by `graph`) every gradient exists from the start and is zeroed in place."""
 
     def __init__(self, model: nn.Module, optimizers: list[torch.optim.Optimizer], grad_clip: float, *,
                  graph: bool = False, warmup: int = 3, scaler: torch.amp.GradScaler | None = None,
