@@ -94,6 +94,13 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def compile_for_training(module: torch.nn.Module, cuda_graphs: bool = False) -> torch.nn.Module:
+    """torch.compile as training runs it: dynamic shapes (batches come in many lengths: one graph for all); with
+    cuda_graphs, mode="reduce-overhead": each batch shape's forward and backward recorded once, then replayed (give
+    the step `OptimizerStep(grads_in_place=True)` and `accumulate_gradients(cuda_graphs=True)`)."""
+    return torch.compile(module, dynamic=True, mode="reduce-overhead" if cuda_graphs else None)
+
+
 def accumulate_gradients(model, batches: list[Batch], device: torch.device, dtype: torch.dtype | None = None,
                          scaler: torch.amp.GradScaler | None = None, *, total_targets: int | None = None,
                          grad_scale: float = 1.0, no_sync: Callable | None = None,
@@ -341,8 +348,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data_dir: str | Path, 
     ddp = wrap_ddp(model, dev) if world_size > 1 else None
     run = ddp if ddp is not None else model
     if cfg.compile and dev.type == "cuda":  # compile the DDP module: dynamo splits graphs at its buckets
-        # batches come in many lengths: one graph for all (and with cuda_graphs one recording per batch shape)
-        run = torch.compile(run, dynamic=True, mode="reduce-overhead" if cuda_graphs else None)
+        run = compile_for_training(run, cuda_graphs)
     no_sync = ddp.no_sync if ddp is not None else None
 
     # --- the loop ---

@@ -35,7 +35,7 @@ from p2t_model.model import MinimalLLM, flops_per_token
 from p2t_model.muon import build_optimizers
 from p2t_model.step import OptimizerStep
 from p2t_model.tokenizer import P2TTokenizer
-from p2t_model.train import accumulate_gradients, amp_dtype
+from p2t_model.train import accumulate_gradients, amp_dtype, compile_for_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,10 +48,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     graphs = cut != mode and device.type == "cuda"  # the compiled forward and backward replayed from CUDA graphs
     stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda",
                             grads_in_place=graphs)
-    if device.type == "cuda":
-        run = torch.compile(model, dynamic=True, mode="reduce-overhead" if graphs else None)
-    else:
-        run = model
+    run = compile_for_training(model, graphs) if device.type == "cuda" else model
     wide = cut.startswith("x2-")  # the step's pairs in half as many micro-batches of twice the rows
     cut = cut.removeprefix("x2-")
     micro_batch, accum = (2 * train_cfg.micro_batch, train_cfg.grad_accum // 2) if wide else (

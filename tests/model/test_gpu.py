@@ -9,7 +9,7 @@ import torch
 from p2t_model.bench import write_synthetic
 from p2t_model.checkpoint import load_model
 from p2t_model.config import preset
-from p2t_model.train import train
+from p2t_model.train import compile_for_training, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -81,7 +81,7 @@ def test_compiled_unpadded_step_matches_the_padded_one():
 
     torch.manual_seed(0)
     model = MinimalLLM(preset("tiny")[0]).cuda()
-    run = torch.compile(model, dynamic=True)
+    run = compile_for_training(model)
     lengths = [45, 17, 64, 3]
     T = 64
     idx = torch.randint(0, model.config.vocab_size, (len(lengths), T), device="cuda")
@@ -123,7 +123,7 @@ def test_cuda_graph_replays_accumulate_the_eager_gradients():
         torch.manual_seed(0)
         model = MinimalLLM(model_cfg).cuda()
         stepper = OptimizerStep(model, build_optimizers(model, train_cfg), train_cfg.grad_clip, grads_in_place=graphs)
-        run = torch.compile(model, dynamic=True, mode="reduce-overhead") if graphs else model
+        run = compile_for_training(model, cuda_graphs=True) if graphs else model
         per_step = []
         stepper.set_lr(0.0)
         for batches in steps:
