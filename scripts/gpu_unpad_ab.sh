@@ -66,12 +66,14 @@ for config in $CONFIGS; do
     kill "$smi" 2>/dev/null
     cp "$WORK/run_$name/train_log.jsonl" "$WORK/logs/$name.jsonl" 2>/dev/null
     grep -c "Recompiling" "$WORK/logs/$name.log" | sed "s/^/recompilations: /"
+    tar -C "$WORK" -czf "$OUT/ab.tar.gz" logs  # after each run, so a call cut off by its limit keeps the runs it did
 done
 if [ -n "${PROFILE_MODES:-}" ]; then
     timeout -s INT "${PROFILE_BUDGET:-150}" python3 scripts/train_profile.py --data "$WORK/data" --out "$WORK/logs" \
         --tokenizer model/weights/tokenizer.json --modes "$PROFILE_MODES" --fresh \
         --warmup 25 --timed 40 --passes 2 --steps 2 --rows 25 ${PROFILE_ARGS:-} > "$WORK/logs/profile.log" 2>&1
     echo "profile exit code $?"; grep -E "ms/step|failed" "$WORK/logs/profile.log"
+    tar -C "$WORK" -czf "$OUT/ab.tar.gz" logs
 fi
 python3 - "$WORK/logs" "${FROM_STEP:-60}" $CONFIGS <<'PY'
 import csv, json, statistics, sys
