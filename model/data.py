@@ -211,25 +211,28 @@ def padded_length(n: int, pad_multiple: int, context: int | None = None) -> int:
     return n if context is None else min(n, context)
 
 
-# An unpadded batch computes its real tokens plus padding slots up to a multiple of this many (or all B * T slots).
-# With the exact count N nearly every micro-batch is a new shape for the matmuls (2,652 distinct N in the 2,945
-# micro-batches of an epoch of the 70k long-chain mix; 119 rounded), and on new steps an H100 profile spent 52.6 us of
-# host time per aten::mm unpadded against 36.6 us padded (thirtieth session, docs/BENCHMARKS.md): the suspect for
-# the slow full run. Rounded, the shapes repeat; it costs 0.7% more computed tokens on that mix. Timed in the real
-# loop (H200, thirty-first session): still 21% slower than the padded cut, so new shapes were not the whole cost.
-UNPAD_MULTIPLE = 256
+# An unpadded batch computes its real tokens plus padding slots up to the next of this many equal steps of its B * T
+# slots. With the exact count N nearly every micro-batch is a new shape for the matmuls (2,652 distinct N in the
+# 2,945 micro-batches of an epoch of the 70k long-chain mix), and on new steps an H100 profile spent 52.6 us of host
+# time per aten::mm unpadded against 36.6 us padded (thirtieth session, docs/BENCHMARKS.md). A multiple of 256
+# repeated shapes but still gave 119 an epoch, each a new CUDA-graph recording under train.cuda_graphs; steps of a
+# sixteenth of the slots bound the shapes per batch shape (128 over two epochs of that mix with rows x16, against 47
+# padded) for 3.9% more computed tokens than the real ones (scripts/padding_report.py).
+UNPAD_STEPS = 16
 
 
-def unpadded_count(n: int, slots: int, multiple: int = UNPAD_MULTIPLE) -> int:
-    """Tokens an unpadded batch of n real tokens in `slots` padded slots computes: n rounded up to `multiple`."""
-    return padded_length(n, multiple, slots)
+def unpadded_count(n: int, slots: int, steps: int = UNPAD_STEPS) -> int:
+    """Tokens an unpadded batch of n real tokens in `slots` padded slots computes: n rounded up to a multiple of
+    slots / steps (rounded up), at most `slots`."""
+    return padded_length(n, -(-slots // steps), slots)
 
 
 def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int,
-            unpad: bool = False, unpad_multiple: int = UNPAD_MULTIPLE) -> Batch:
+            unpad: bool = False, unpad_steps: int = UNPAD_STEPS) -> Batch:
     """The pairs padded at the end to one length T (B, T); with `unpad`, also `keep`, the slots row * T + i of
     their real tokens, so the model computes only those (and attention in this padded layout), then padding slots
-    up to a multiple of unpad_multiple (their targets are ignored; causal attention keeps them out of real tokens)."""
+    up to the next of unpad_steps equal steps of the B * T slots (their targets are ignored; causal attention keeps
+    them out of real tokens; unpad_steps >= B * T: the real tokens alone)."""
     T = padded_length(max(ds.lengths[i] for i in index), pad_multiple, context)
     x = torch.full((len(index), T), pad_id, dtype=torch.long)
     y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
@@ -243,7 +246,7 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
     keep = None
     if unpad:  # the real slots in row order, then the first padding slots up to the rounded count
         real = (torch.arange(T) < torch.tensor([ds.lengths[i] for i in index])[:, None]).view(-1)  # (B * T,)
-        extra = unpadded_count(n, x.numel(), unpad_multiple) - n
+        extra = unpadded_count(n, x.numel(), unpad_steps) - n
         keep = torch.cat([real.nonzero()[:, 0], (~real).nonzero()[:extra, 0]])
     return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=float(T), keep=keep)
 

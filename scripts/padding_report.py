@@ -6,9 +6,9 @@ For the even cut and least-padding cuts (`train.least_padding`, rows in multiple
 of DATA's training split, as `p2t train` plans it (`BatchLoader`, the 50m model's context, pad multiple 64):
 computed positions per real token, attention's T^2 work against the pairs' own, the distinct (rows, length) batch
 shapes, the seconds to plan it, and under `train.unpad` the distinct real-token counts of its micro-batches (each a
-new matmul shape), exact and rounded up as `collate` rounds them (`data.UNPAD_MULTIPLE`), with the tokens computed
-outside attention per real token, and the host time `collate` takes per micro-batch, padded and unpadded (over the
-first 200 of the plan).
+new matmul shape and, under `train.cuda_graphs`, a new recording), exact and rounded up as `collate` rounds them
+(`data.UNPAD_STEPS`), with the tokens computed outside attention per real token, and the host time `collate` takes
+per micro-batch, padded and unpadded (over the first 200 of the plan).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from p2t_model.config import ModelConfig, TrainConfig
-from p2t_model.data import UNPAD_MULTIPLE, BatchLoader, collate, load_split, padded_length, unpadded_count
+from p2t_model.data import UNPAD_STEPS, BatchLoader, collate, load_split, padded_length, unpadded_count
 from p2t_model.tokenizer import P2TTokenizer
 
 
@@ -56,6 +56,7 @@ def main(argv=None) -> None:
         shapes = {(len(ls), t) for t, ls in zip(padded, lengths, strict=True)}
         counts = [sum(ls) for ls in lengths]
         rounded = [unpadded_count(n, t * len(ls)) for n, t, ls in zip(counts, padded, lengths, strict=True)]
+        unpadded_shapes = {(len(ls), t, n) for t, ls, n in zip(padded, lengths, rounded, strict=True)}
         collate_ms = []
         for unpad in (False, True):
             start = time.perf_counter()
@@ -66,8 +67,9 @@ def main(argv=None) -> None:
         print(f"{name:>24}: {positions / real:.3f} positions per real token, attention {attention / own:.3f} of the "
               f"pairs' own, {len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
               f"{len(plan)} batches planned in {seconds:.2f} s; unpadded: {len(set(counts))} distinct real-token "
-              f"counts, {len(set(rounded))} rounded to {UNPAD_MULTIPLE}, {sum(rounded) / real:.4f} computed per real "
-              f"token; collate {collate_ms[0]:.2f} ms padded, {collate_ms[1]:.2f} ms unpadded")
+              f"counts, {len(set(rounded))} rounded up to a 1/{UNPAD_STEPS} step of the slots ({len(unpadded_shapes)} "
+              f"(rows, length, count) shapes), {sum(rounded) / real:.4f} computed per real token; collate "
+              f"{collate_ms[0]:.2f} ms padded, {collate_ms[1]:.2f} ms unpadded")
     if args.lengths_json:
         Path(args.lengths_json).write_text(json.dumps(plans))
 

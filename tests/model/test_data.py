@@ -111,19 +111,19 @@ def test_packed_loader_takes_the_same_pairs(data_dir, tok):
 
 def test_unpadded_batch_keeps_the_slots_of_real_tokens(data_dir, tok):
     ds = load_split(data_dir, "train", tok, 10_000)
-    b = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_multiple=1)
+    b = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_steps=1 << 20)
     T = b.x.shape[1]
     real = [row * T + i for row in range(3) for i in range(ds.lengths[row])]
     assert b.keep.tolist() == real and b.n_tokens == len(real)
     kept = torch.zeros(b.x.numel(), dtype=torch.bool)
     kept[b.keep] = True
     assert (b.x.view(-1)[~kept] == tok.pad_id).all() and (b.y.view(-1)[~kept] == IGNORE_INDEX).all()
-    rounded = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_multiple=16)
-    n = len(rounded.keep)  # the real tokens, then padding slots up to a multiple of 16 (or every slot)
-    assert (n % 16 == 0 or n == rounded.x.numel()) and n - len(real) < 16 and rounded.n_tokens == len(real)
+    rounded = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_steps=5)
+    n, step = len(rounded.keep), -(-rounded.x.numel() // 5)  # the real tokens, then padding up to a fifth of the slots
+    assert (n % step == 0 or n == rounded.x.numel()) and n - len(real) < step and rounded.n_tokens == len(real)
     assert rounded.keep[:len(real)].tolist() == real and len(set(rounded.keep.tolist())) == n
     assert (rounded.y.view(-1)[rounded.keep[len(real):]] == IGNORE_INDEX).all()
-    whole = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_multiple=1 << 20)
+    whole = collate(ds, [0, 1, 2], tok.pad_id, pad_multiple=16, context=10_000, unpad=True, unpad_steps=1)
     assert sorted(whole.keep.tolist()) == list(range(whole.x.numel()))  # never past the batch's slots
     assert b.model_inputs()["keep"] is b.keep and collate(ds, [0], tok.pad_id, 16, 10_000).keep is None
     with pytest.raises(ValueError, match="packed or padded"):

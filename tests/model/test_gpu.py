@@ -102,21 +102,31 @@ def test_compiled_unpadded_step_matches_the_padded_one():
         assert (a - b).norm() <= 0.05 * a.norm() + 1e-6
 
 
-def test_cuda_graph_replays_accumulate_the_eager_gradients():
+@pytest.mark.parametrize("unpad", [False, True])
+def test_cuda_graph_replays_accumulate_the_eager_gradients(unpad):
     """train.cuda_graphs: the compiled model replayed from CUDA graphs (mode="reduce-overhead"), micro-batches of two
     shapes accumulated into gradients that OptimizerStep(grads_in_place) keeps at one address. Three steps, so the
     later ones are replays; each step's gradients match the eager model's on the same batches (fp32). The rate is 0,
-    so both models keep equal weights and a rounding difference in one step's gradients does not grow in the next."""
-    from p2t_model.data import Batch
+    so both models keep equal weights and a rounding difference in one step's gradients does not grow in the next.
+    unpad: rows of three lengths, only their real slots computed outside attention (train.unpad, Batch.keep)."""
+    from p2t_model.data import IGNORE_INDEX, Batch
     from p2t_model.model import MinimalLLM
     from p2t_model.muon import build_optimizers
     from p2t_model.step import OptimizerStep
     from p2t_model.train import accumulate_gradients
 
+    def batch(x):
+        B, T = x.shape
+        if not unpad:
+            return Batch(x, x.clone(), n_tokens=x.numel(), n_targets=x.numel(), attn_span=float(T))
+        real = torch.arange(T) < (T - 8 * (torch.arange(B) % 3))[:, None]  # (B, T): rows 0, 8 or 16 slots short
+        y = torch.where(real, x, IGNORE_INDEX)
+        keep = real.view(-1).nonzero()[:, 0]
+        return Batch(x, y, n_tokens=len(keep), n_targets=len(keep), attn_span=float(T), keep=keep)
+
     model_cfg, train_cfg = preset("tiny")
     gen = torch.Generator().manual_seed(0)
-    steps = [[Batch(x, x.clone(), n_tokens=x.numel(), n_targets=x.numel(), attn_span=float(x.shape[1]))
-              for x in (torch.randint(0, model_cfg.vocab_size, shape, generator=gen) for shape in ((4, 48), (2, 96)))]
+    steps = [[batch(torch.randint(0, model_cfg.vocab_size, shape, generator=gen)) for shape in ((4, 48), (2, 96))]
              for _ in range(3)]
     grads = []
     for graphs in (False, True):

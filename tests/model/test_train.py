@@ -74,8 +74,8 @@ def test_packed_or_unpadded_batch_gives_the_padded_batchs_loss_and_gradients(lay
 
     padded_loss, padded = grads(collate(ds, index, tok.pad_id, 8, m.context))
     other = (collate_packed(ds, index, tok.pad_id, 8) if layout == "packed"
-             else collate(ds, index, tok.pad_id, 8, m.context, unpad=True, unpad_multiple=1 if layout == "unpadded"
-                          else 24))  # real tokens, then padding slots up to a multiple of 24
+             else collate(ds, index, tok.pad_id, 8, m.context, unpad=True, unpad_steps=1 << 20 if layout == "unpadded"
+                          else 64))  # real tokens, then padding slots up to the next 64th of the slots
     if layout == "unpadded, rounded":
         assert other.n_tokens < len(other.keep) < other.x.numel()  # some padding slots computed, not all
     other_loss, others = grads(other)
