@@ -135,9 +135,13 @@ class TrainConfig:
     # 113.0 ms a step with least padding x8 alone: 791k against 720k tokens/s, 41.2% against 37.5% MFU. But the first
     # full run with it (scripts/train_unpad.json, 1,500 steps, twenty-ninth session) trained at a median 478k tokens/s,
     # 24.5% MFU. On new steps in one H100 process (thirtieth session) it ran 143.5 against least x8's 117.3 ms a step:
-    # host time per matmul grew with a new token count N in every micro-batch, so N is now rounded up to a multiple of
-    # 256 (data.UNPAD_MULTIPLE); in the real loop on an H200 (thirty-first session) that still trained 21% slower than
-    # least x8 alone (468k against 592k tokens/s over steps 200-900, the GPU idle half the time). It stays opt-in.
+    # host time per matmul grew with a new token count N in every micro-batch. N rounded up to a multiple of 256
+    # still trained 21% slower than least x8 alone in the real loop (H200, thirty-first session: the GPU idle half the
+    # time). With train.cuda_graphs the host cost is gone: N is rounded up to a sixteenth of the slots
+    # (data.UNPAD_STEPS, a few shapes to record per batch shape), and a full 1,500-step run with rows x16
+    # (scripts/train_cg_unpad.json, H100, thirty-second session) trained at a median 784,870 tokens/s, the fastest
+    # yet; over 900 steps in one call it tied graphs with least x8 alone (63.5 s for steps 200-800 each), its shapes
+    # still being recorded. Opt-in: not yet judged against a same-call full run without it.
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/
@@ -148,6 +152,8 @@ class TrainConfig:
     # replayed from CUDA graphs. In fresh-step profiles the compiled loop is host-bound (the step's ~730 matmuls and
     # the dynamic-shape graphs' Python wrappers: 144 ms a step for 86 ms of kernels on an H200, thirty-first session,
     # docs/BENCHMARKS.md); a replay launches a micro-batch's kernels at once. Each new batch shape is recorded once.
+    # In the real loop on one H100 (thirty-second session) it trained at a median 745k against 701k tokens/s with
+    # least x8 (steps 200-900), 3.3% less wall time over steps 200-780: on that host the loop was mostly GPU-bound.
     cuda_graphs: bool = False
     # Peak bf16 FLOP/s that MFU is reported against: 720e12 is this project's reference for an H100
     # (below the 989e12 datasheet dense figure, which the card does not sustain); set it per GPU.

@@ -182,8 +182,8 @@ class Batch:
     y: torch.Tensor  # (B, T) next-token targets, IGNORE_INDEX on prompt tokens and padding
     n_tokens: int  # real (non-pad) input tokens
     n_targets: int  # positions that carry loss
-    attn_span: float  # keys an input token's query is scored against, averaged over tokens: T padded, else
-    # sum(len^2) / sum(len) over the pairs (the attention term of the FLOPs per token)
+    attn_span: float  # the attention term of the FLOPs per token (MFU): sum(len^2) / sum(len) over the pairs, padded
+    # or packed alike, so attention over padding is not counted as model work
     positions: torch.Tensor | None = None  # packed: (1, N) each token's position within its pair
     cu_seqlens: torch.Tensor | None = None  # packed: (n + 1,) int32 offsets where each segment starts
     keep: torch.Tensor | None = None  # unpadded: (N,) the flat slots of x's real tokens, the only ones computed
@@ -248,7 +248,8 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
         real = (torch.arange(T) < torch.tensor([ds.lengths[i] for i in index])[:, None]).view(-1)  # (B * T,)
         extra = unpadded_count(n, x.numel(), unpad_steps) - n
         keep = torch.cat([real.nonzero()[:, 0], (~real).nonzero()[:extra, 0]])
-    return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=float(T), keep=keep)
+    span = sum(ds.lengths[i] ** 2 for i in index) / max(1, n)
+    return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=span, keep=keep)
 
 
 def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int) -> Batch:

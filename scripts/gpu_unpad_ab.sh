@@ -58,6 +58,7 @@ for config in $CONFIGS; do
     nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader,nounits -lms 100 \
         > "$WORK/logs/$name.gpu.csv" &
     smi=$!
+    rm -rf "$WORK/run_$name"  # a warm machine keeps the last call's run, whose log this run would append to
     TORCH_LOGS=recompiles,graph_breaks timeout -s INT "${RUN_BUDGET:-190}" python3 -m p2t_model.cli \
         --data "$WORK/data" --out "$WORK/run_$name" --preset "$PRESET" --config "$config" --max-steps "$STEPS" \
         --tokenizer model/weights/tokenizer.json ${INIT_WEIGHTS:+--init-weights "$INIT_WEIGHTS"} --quiet \
