@@ -7,7 +7,8 @@ Modes: `padded` and `packed` (eager optimizer step), `least` (padded, each step 
 `train.least_padding`, instead of into equal counts; `least8`: with rows in multiples of 8, `train.row_multiple`),
 `graph` (padded, the optimizer step as a CUDA graph), and `unpad-` before a padded cut (`unpad-padded`,
 `unpad-least8`): that cut with only the real tokens computed outside attention (`train.unpad`); `x2-` before those:
-the step's pairs in half as many micro-batches of twice the rows (less host work per token); `cg-` before any of them:
+the step's pairs in half as many micro-batches of twice the rows (less host work per token), `h2-`: in twice as many
+of half the rows (tighter length buckets: less padding, more launches); `cg-` before any of them:
 compiled with mode="reduce-overhead" (the forward and backward replayed from CUDA graphs, one per batch shape). For each
 mode it builds the 50m model (the config of scripts/train_gpu.json), compiles it as `p2t train` does, runs warm-up
 steps of 24 x 4 micro-batches of the real corpus (the same steps in every mode), times `--timed` steps without the
@@ -49,10 +50,13 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
     stepper = OptimizerStep(model, optimizers, train_cfg.grad_clip, graph=mode == "graph" and device.type == "cuda",
                             grads_in_place=graphs)
     run = compile_for_training(model, graphs) if device.type == "cuda" else model
-    wide = cut.startswith("x2-")  # the step's pairs in half as many micro-batches of twice the rows
-    cut = cut.removeprefix("x2-")
-    micro_batch, accum = (2 * train_cfg.micro_batch, train_cfg.grad_accum // 2) if wide else (
-        train_cfg.micro_batch, train_cfg.grad_accum)
+    # x2-: the step's pairs in half as many micro-batches of twice the rows; h2-: twice as many of half the rows
+    micro_batch, accum = train_cfg.micro_batch, train_cfg.grad_accum
+    if cut.startswith("x2-"):
+        micro_batch, accum = 2 * micro_batch, accum // 2
+    elif cut.startswith("h2-"):
+        micro_batch, accum = micro_batch // 2, 2 * accum
+    cut = cut.removeprefix("x2-").removeprefix("h2-")
     unpad = cut.startswith("unpad-")
     cut = cut.removeprefix("unpad-")
     least = cut.startswith("least")
@@ -127,7 +131,7 @@ def main() -> None:
                         help="each pass draws new steps from the loader inside the timing (new batch shapes and "
                         "real-token counts, the loader's own time) instead of repeating the same steps")
     parser.add_argument("--modes", default="padded,graph",
-                        help="which of padded,least,least8,packed,graph,unpad-<cut>,x2-<cut>,cg-<mode> to run")
+                        help="which of padded,least,least8,packed,graph,unpad-<cut>,x2-<cut>,h2-<cut>,cg-<mode> to run")
     parser.add_argument("--tiny", action="store_true", help="tiny preset on the CPU")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -18,20 +18,23 @@ def test_profile_every_mode_on_the_same_steps_on_cpu(tmp_path, data_dir, tok):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--data", str(data_dir), "--tokenizer",
                            str(tmp_path / "tokenizer.json"), "--out", str(out), "--steps", "1", "--warmup", "1",
                            "--rows", "5", "--timed", "1", "--passes", "2",
-                           "--modes", "padded,packed,graph,least,least4,unpad-least4,x2-least4,cg-unpad-least4"],
+                           "--modes",
+                           "padded,packed,graph,least,least4,unpad-least4,x2-least4,cg-unpad-least4,h2-least"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    padded, packed, graph, least, least4, unpadded, wide, graphed = json.loads((out / "profile.json").read_text())
-    assert [s["mode"] for s in (padded, packed, graph, least, least4, unpadded, wide, graphed)] == [
-        "padded", "packed", "graph", "least", "least4", "unpad-least4", "x2-least4", "cg-unpad-least4"]
+    summaries = json.loads((out / "profile.json").read_text())
+    padded, packed, graph, least, least4, unpadded, wide, graphed, narrow = summaries
+    assert [s["mode"] for s in (padded, packed, graph, least, least4, unpadded, wide, graphed, narrow)] == [
+        "padded", "packed", "graph", "least", "least4", "unpad-least4", "x2-least4", "cg-unpad-least4", "h2-least"]
     assert padded["tokens"] == packed["tokens"] == graph["tokens"] > 0  # the very same pairs in these modes
     assert unpadded["tokens"] == least4["tokens"] == graphed["tokens"]  # the same cut, only its padding not computed
     assert wide["tokens"] > 0  # the same pairs a step in half as many micro-batches: other cuts, other steps
+    assert narrow["tokens"] > 0  # twice as many micro-batches a step: past the short step, other steps
     assert least["tokens"] > 0  # 12 pairs in steps of 8: past the first epoch's short step the cuts take other pairs
     # the last step's loss, a check that a mode computes what the others do: on the CPU graph and cg- run eagerly
     assert graph["loss_last"] == padded["loss_last"] and graphed["loss_last"] == unpadded["loss_last"]
     assert unpadded["loss_last"] == pytest.approx(least4["loss_last"], rel=1e-4)
-    for summary in (padded, packed, graph, least, least4, unpadded, wide, graphed):
+    for summary in (padded, packed, graph, least, least4, unpadded, wide, graphed, narrow):
         assert summary["unprofiled"]["tokens_per_s"] > 0 and 0 < summary["unprofiled"]["mfu"] < 1
         assert len(summary["unprofiled"]["passes"]) == 2 and summary["unprofiled"]["batch_shapes"] >= 1
         assert "aten::" in (out / f"profile_{summary['mode']}.txt").read_text()
