@@ -13,6 +13,8 @@
 # PROFILE_ARGS added to its arguments (e.g. "--warmup 15 --timed 30").
 # CONFIGS="" PROFILE_MODES=... runs the profile alone (on a warm machine: the data of the last call). FROM_STEP (60):
 # the first step of the summary's medians (the ones before hold the compile and the warm-up).
+# Keep the call's limit ~60 s above the sum of the budgets plus the tokenizing: the logs are packed after each run and
+# after the profile, and a call stopped before that returns nothing of it (thirty-second session: a profile lost).
 # Every run starts from the shipped weights with the same seed, so each sees the same steps of the same data.
 # Per run, in $OUT/ab.tar.gz: the train log (TORCH_LOGS=recompiles,graph_breaks: every recompilation and why),
 # train_log.jsonl, and the GPU's utilization sampled every 100 ms (nvidia-smi), which tells a GPU-bound step from a
