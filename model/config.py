@@ -140,8 +140,8 @@ class TrainConfig:
     # time). With train.cuda_graphs the host cost is gone: N is rounded up to a sixteenth of the slots
     # (data.UNPAD_STEPS, a few shapes to record per batch shape), and a full 1,500-step run with rows x16
     # (scripts/train_cg_unpad.json, H100, thirty-second session) trained at a median 784,870 tokens/s, the fastest
-    # yet; over 900 steps in one call it tied graphs with least x8 alone (63.5 s for steps 200-800 each), its shapes
-    # still being recorded. Opt-in: not yet judged against a same-call full run without it.
+    # yet; over 900 steps in one call it tied least x8 with graphs and no unpad (63.5 s for steps 200-800 each), its
+    # shapes still being recorded. Opt-in: not yet judged against a same-call full run without it.
     unpad: bool = False
     # Replay the optimizer step (clip, Muon, AdamW, zero) from one CUDA graph on a GPU (model/step.py): it gives the
     # eager step's parameters, but measured within noise of it (H100 117.8 vs 123.3 ms a step, H200 graph/eager/

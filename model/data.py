@@ -227,13 +227,19 @@ def unpadded_count(n: int, slots: int, steps: int = UNPAD_STEPS) -> int:
     return padded_length(n, -(-slots // steps), slots)
 
 
+def attention_span(lengths: list[int]) -> float:
+    """Batch.attn_span of pairs of these lengths: sum(len^2) / sum(len), whether they are padded or packed."""
+    return sum(t * t for t in lengths) / max(1, sum(lengths))
+
+
 def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, context: int,
             unpad: bool = False, unpad_steps: int = UNPAD_STEPS) -> Batch:
     """The pairs padded at the end to one length T (B, T); with `unpad`, also `keep`, the slots row * T + i of
     their real tokens, so the model computes only those (and attention in this padded layout), then padding slots
     up to the next of unpad_steps equal steps of the B * T slots (their targets are ignored; causal attention keeps
     them out of real tokens; unpad_steps >= B * T: the real tokens alone)."""
-    T = padded_length(max(ds.lengths[i] for i in index), pad_multiple, context)
+    lengths = [ds.lengths[i] for i in index]
+    T = padded_length(max(lengths), pad_multiple, context)
     x = torch.full((len(index), T), pad_id, dtype=torch.long)
     y = torch.full((len(index), T), IGNORE_INDEX, dtype=torch.long)
     for row, i in enumerate(index):
@@ -242,14 +248,14 @@ def collate(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int, c
         x[row, :n] = ids[:-1]
         y[row, :n] = ids[1:]
         y[row, :ds.target_start[i] - 1] = IGNORE_INDEX  # targets before the first target token: the prompt
-    n = sum(ds.lengths[i] for i in index)
+    n = sum(lengths)
     keep = None
     if unpad:  # the real slots in row order, then the first padding slots up to the rounded count
-        real = (torch.arange(T) < torch.tensor([ds.lengths[i] for i in index])[:, None]).view(-1)  # (B * T,)
+        real = (torch.arange(T) < torch.tensor(lengths)[:, None]).view(-1)  # (B * T,)
         extra = unpadded_count(n, x.numel(), unpad_steps) - n
         keep = torch.cat([real.nonzero()[:, 0], (~real).nonzero()[:extra, 0]])
-    span = sum(ds.lengths[i] ** 2 for i in index) / max(1, n)
-    return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=span, keep=keep)
+    return Batch(x, y, n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()), attn_span=attention_span(lengths),
+                 keep=keep)
 
 
 def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple: int) -> Batch:
@@ -273,7 +279,7 @@ def collate_packed(ds: PairDataset, index: list[int], pad_id: int, pad_multiple:
         positions[n:] = torch.arange(N - n)
         starts.append(N)
     return Batch(x[None], y[None], n_tokens=n, n_targets=int((y != IGNORE_INDEX).sum()),
-                 attn_span=sum(t * t for t in lengths) / max(1, n), positions=positions[None],
+                 attn_span=attention_span(lengths), positions=positions[None],
                  cu_seqlens=torch.tensor(starts, dtype=torch.int32))
 
 

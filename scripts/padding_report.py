@@ -4,7 +4,8 @@
 
 For the even cut and least-padding cuts (`train.least_padding`, rows in multiples of `train.row_multiple`) of epochs
 of DATA's training split, as `p2t train` plans it (`BatchLoader`, the 50m model's context, pad multiple 64):
-computed positions per real token, attention's T^2 work against the pairs' own, the distinct (rows, length) batch
+computed positions per real token, attention's T^2 work against the pairs' own (and the attention span per token that
+MFU counts, `Batch.attn_span`, beside the padded one it counted before), the distinct (rows, length) batch
 shapes, the seconds to plan it, and under `train.unpad` the distinct real-token counts of its micro-batches (each a
 new matmul shape and, under `train.cuda_graphs`, a new recording), exact and rounded up as `collate` rounds them
 (`data.UNPAD_STEPS`), with the tokens computed outside attention per real token, and the host time `collate` takes
@@ -53,6 +54,7 @@ def main(argv=None) -> None:
         positions = sum(t * len(ls) for t, ls in zip(padded, lengths, strict=True))
         attention = sum(t * t * len(ls) for t, ls in zip(padded, lengths, strict=True))
         own = sum(n * n for ls in lengths for n in ls)
+        padded_span = sum(t * sum(ls) for t, ls in zip(padded, lengths, strict=True))  # MFU's span until 2026-12-07
         shapes = {(len(ls), t) for t, ls in zip(padded, lengths, strict=True)}
         counts = [sum(ls) for ls in lengths]
         rounded = [unpadded_count(n, t * len(ls)) for n, t, ls in zip(counts, padded, lengths, strict=True)]
@@ -65,7 +67,8 @@ def main(argv=None) -> None:
             collate_ms.append(1000 * (time.perf_counter() - start) / len(plan[:200]))
         name = f"least padding, rows x{row_multiple}" if least_padding else "even cut"
         print(f"{name:>24}: {positions / real:.3f} positions per real token, attention {attention / own:.3f} of the "
-              f"pairs' own, {len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
+              f"pairs' own (span per token {own / real:.0f}, {padded_span / real:.0f} over padded rows), "
+              f"{len(shapes)} batch shapes, rows {min(map(len, lengths))}-{max(map(len, lengths))}, "
               f"{len(plan)} batches planned in {seconds:.2f} s; unpadded: {len(set(counts))} distinct real-token "
               f"counts, {len(set(rounded))} rounded up to a 1/{UNPAD_STEPS} step of the slots ({len(unpadded_shapes)} "
               f"(rows, length, count) shapes), {sum(rounded) / real:.4f} computed per real token; collate "

@@ -97,7 +97,7 @@ def profile_mode(mode: str, args, model_cfg, train_cfg, ds, tokenizer, device) -
         passes.append({"steps": args.timed, "tokens": tokens, "tokens_per_s": tokens / timed_s,
                        "ms_per_step": 1000 * timed_s / args.timed, "mfu": sum(flops) / timed_s / train_cfg.peak_flops})
     shapes = {tuple(b.x.shape) for batches in steps for b in batches}
-    timed = {**passes[-1], "passes": passes, "batch_shapes": len(shapes)}
+    timed = {**passes[-1], "passes": passes, "batch_shapes": len(shapes), "micro_batches": accum}
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)

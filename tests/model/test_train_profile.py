@@ -19,17 +19,18 @@ def test_profile_every_mode_on_the_same_steps_on_cpu(tmp_path, data_dir, tok):
                            str(tmp_path / "tokenizer.json"), "--out", str(out), "--steps", "1", "--warmup", "1",
                            "--rows", "5", "--timed", "1", "--passes", "2",
                            "--modes",
-                           "padded,packed,graph,least,least4,unpad-least4,x2-least4,cg-unpad-least4,h2-least"],
+                           "padded,packed,graph,least,least4,unpad-least4,x2-least4,cg-unpad-least4,h2-padded"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summaries = json.loads((out / "profile.json").read_text())
     padded, packed, graph, least, least4, unpadded, wide, graphed, narrow = summaries
     assert [s["mode"] for s in (padded, packed, graph, least, least4, unpadded, wide, graphed, narrow)] == [
-        "padded", "packed", "graph", "least", "least4", "unpad-least4", "x2-least4", "cg-unpad-least4", "h2-least"]
+        "padded", "packed", "graph", "least", "least4", "unpad-least4", "x2-least4", "cg-unpad-least4", "h2-padded"]
     assert padded["tokens"] == packed["tokens"] == graph["tokens"] > 0  # the very same pairs in these modes
     assert unpadded["tokens"] == least4["tokens"] == graphed["tokens"]  # the same cut, only its padding not computed
     assert wide["tokens"] > 0  # the same pairs a step in half as many micro-batches: other cuts, other steps
-    assert narrow["tokens"] > 0  # twice as many micro-batches a step: past the short step, other steps
+    assert narrow["tokens"] == padded["tokens"]  # the same steps' pairs in twice as many micro-batches
+    assert narrow["unprofiled"]["micro_batches"] == 2 * padded["unprofiled"]["micro_batches"]
     assert least["tokens"] > 0  # 12 pairs in steps of 8: past the first epoch's short step the cuts take other pairs
     # the last step's loss, a check that a mode computes what the others do: on the CPU graph and cg- run eagerly
     assert graph["loss_last"] == padded["loss_last"] and graphed["loss_last"] == unpadded["loss_last"]
